@@ -1,0 +1,71 @@
+"""docvlm: document understanding with vision-language models, typed, validated and grounded.
+
+>>> import docvlm as dv
+>>> doc = dv.open(dv.samples.invoice_pdf())
+>>> len(doc), doc[0].units
+(1, 'pt')
+
+Importing docvlm is light: torch, transformers, outlines, cv2 and playwright load only when a function
+that needs them runs.
+"""
+
+from docvlm import samples
+from docvlm._version import __version__
+from docvlm.documents import (
+    Document,
+    DocumentInfo,
+    Page,
+    PageImage,
+    PageInfo,
+    parse_page_range,
+)
+from docvlm.documents import open_document as open
+from docvlm.errors import (
+    ConstraintError,
+    CorruptDocumentError,
+    DocumentError,
+    DocumentNotFoundError,
+    DocumentRepairedWarning,
+    DocVLMError,
+    DocVLMWarning,
+    EmptyDocumentError,
+    EncryptedDocumentError,
+    MissingDependencyError,
+    ModelError,
+    PageIndexError,
+    PageTooLargeError,
+    UnsupportedFormatError,
+    UsageError,
+)
+from docvlm.types import *  # noqa: F403 - the curated list is docvlm.types.__all__
+from docvlm.types import __all__ as _types_all
+
+__all__ = sorted(
+    [
+        "ConstraintError",
+        "CorruptDocumentError",
+        "DocVLMError",
+        "DocVLMWarning",
+        "Document",
+        "DocumentError",
+        "DocumentInfo",
+        "DocumentNotFoundError",
+        "DocumentRepairedWarning",
+        "EmptyDocumentError",
+        "EncryptedDocumentError",
+        "MissingDependencyError",
+        "ModelError",
+        "Page",
+        "PageImage",
+        "PageIndexError",
+        "PageInfo",
+        "PageTooLargeError",
+        "UnsupportedFormatError",
+        "UsageError",
+        "__version__",
+        "open",
+        "parse_page_range",
+        "samples",
+        *_types_all,
+    ]
+)

@@ -1,0 +1,17 @@
+"""Documents: sources (PDF, images) turned into pages with an image and a text layer."""
+
+from docvlm.documents._open import open_document, sniff_format
+from docvlm.documents.base import DEFAULT_MAX_PIXELS, Document, DocumentInfo, Page, PageImage, PageInfo
+from docvlm.documents.pages import parse_page_range
+
+__all__ = [
+    "DEFAULT_MAX_PIXELS",
+    "Document",
+    "DocumentInfo",
+    "Page",
+    "PageImage",
+    "PageInfo",
+    "open_document",
+    "parse_page_range",
+    "sniff_format",
+]

@@ -1,0 +1,368 @@
+"""The document model every source turns into: a lazy sequence of pages, each an image plus a text layer."""
+
+from __future__ import annotations
+
+import abc
+import io
+import math
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, overload
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from docvlm.errors import PageIndexError, PageTooLargeError, UsageError
+from docvlm.types.geometry import Affine, BoundingBox, Frame, Size, Space
+from docvlm.types.text import Word
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+__all__ = [
+    "DEFAULT_MAX_PIXELS",
+    "Document",
+    "DocumentInfo",
+    "Page",
+    "PageImage",
+    "PageInfo",
+]
+
+#: Pixel budget of one rendering (about 6,300 x 6,300 pixels, 120 MB as RGB).
+DEFAULT_MAX_PIXELS = 40_000_000
+
+
+class PageImage:
+    """A rendering of a page (or of a region of it) and the exact transform between page and pixels.
+
+    Attributes:
+        page_index: 0-based index of the page rendered.
+        frame: the :class:`~docvlm.types.Frame` that converts geometry between page and pixel space.
+        dpi: pixels per inch of the rendering.
+    """
+
+    def __init__(self, page_index: int, frame: Frame, dpi: float, image: Image.Image | None = None,
+                 raw: tuple[bytes, int, int] | None = None) -> None:
+        if image is None and raw is None:
+            raise UsageError("a PageImage needs an image")
+        self.page_index = page_index
+        self.frame = frame
+        self.dpi = dpi
+        self._image = image
+        self._raw = raw
+
+    @property
+    def image(self) -> Image.Image:
+        """The rendering as an RGB PIL image (decoded on first access)."""
+        if self._image is None:
+            from PIL import Image
+
+            assert self._raw is not None
+            data, width, height = self._raw
+            self._image = Image.frombytes("RGB", (width, height), data)
+            self._raw = None
+        return self._image
+
+    @property
+    def width(self) -> int:
+        return int(self.frame.image_size.width)
+
+    @property
+    def height(self) -> int:
+        return int(self.frame.image_size.height)
+
+    @property
+    def size(self) -> Size:
+        return self.frame.image_size
+
+    def to_pixels(self, box: BoundingBox) -> BoundingBox:
+        """``box`` (any space) in this image's pixels."""
+        return box.to(Space.PIXEL, self.frame)
+
+    def to_page(self, box: BoundingBox) -> BoundingBox:
+        """``box`` (any space relative to this image) in page space."""
+        return box.to(Space.PAGE, self.frame)
+
+    def to_png(self, path: str | Path | None = None) -> bytes:
+        """PNG bytes of the image; also written to ``path`` if given."""
+        buf = io.BytesIO()
+        self.image.save(buf, format="PNG")
+        data = buf.getvalue()
+        if path is not None:
+            Path(path).write_bytes(data)
+        return data
+
+    def __repr__(self) -> str:
+        return f"PageImage(page={self.page_index}, {self.width}x{self.height}px, dpi={self.dpi:g})"
+
+
+class PageInfo(BaseModel):
+    """What `docvlm info` reports for a page."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    index: int
+    width: float = Field(description="width in page units (unrotated)")
+    height: float = Field(description="height in page units (unrotated)")
+    units: str
+    rotation: int
+    has_text_layer: bool
+
+
+class DocumentInfo(BaseModel):
+    """What `docvlm info` reports for a document."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    source: str
+    format: str
+    page_count: int
+    encrypted: bool
+    repaired: bool = False
+    metadata: dict[str, str] = Field(default_factory=dict)
+    pages: list[PageInfo]
+
+
+class Page(abc.ABC):
+    """One page of a :class:`Document`.
+
+    Page space is the source's own units (``units``): PDF points of the unrotated page with the origin at
+    the top-left of the CropBox for PDFs, pixels for images. ``width`` and ``height`` are in those
+    units, before ``rotation`` (clockwise degrees the viewer turns the page by) is applied; renderings
+    are displayed upright, so a page with rotation 90 renders ``height`` wide.
+    """
+
+    #: the units of page space
+    units: str = "pt"
+    #: resolution used by :meth:`render` when none is given
+    default_dpi: float = 144.0
+
+    def __init__(self, document: Document, index: int) -> None:
+        self.document = document
+        self.index = index
+
+    # geometry -----------------------------------------------------------------------------------
+    @property
+    @abc.abstractmethod
+    def size(self) -> Size:
+        """Size of the unrotated page in page units."""
+
+    @property
+    def width(self) -> float:
+        return self.size.width
+
+    @property
+    def height(self) -> float:
+        return self.size.height
+
+    @property
+    def rotation(self) -> int:
+        return 0
+
+    @property
+    def units_per_inch(self) -> float:
+        """Page units per inch (72 for PDF points)."""
+        return 72.0
+
+    @property
+    def bbox(self) -> BoundingBox:
+        """The whole page as a box in page space."""
+        return BoundingBox(x0=0, y0=0, x1=self.width, y1=self.height)
+
+    def frame(self, dpi: float | None = None, clip: BoundingBox | None = None) -> Frame:
+        """The frame a rendering at ``dpi`` (of region ``clip``) would have, without rendering."""
+        scale = (dpi or self.default_dpi) / self.units_per_inch
+        return Frame.for_page(self.size, scale=scale, rotation=self.rotation, clip=self._check_region(clip))
+
+    # rendering ----------------------------------------------------------------------------------
+    def render(self, dpi: float | None = None, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> PageImage:
+        """Render the page upright.
+
+        Args:
+            dpi: pixels per inch. Without it the page's ``default_dpi`` is used, lowered as needed to fit
+                ``max_pixels``; an explicit ``dpi`` that would exceed ``max_pixels`` raises.
+            max_pixels: the most pixels the image may have.
+
+        Raises:
+            PageTooLargeError: an explicit ``dpi`` needs more than ``max_pixels``.
+        """
+        return self._render_region(None, dpi, max_pixels)
+
+    def crop(self, box: BoundingBox, dpi: float | None = None, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> PageImage:
+        """Render only the region ``box`` (page space), e.g. to zoom in; same ``dpi`` rules as :meth:`render`.
+
+        Raises:
+            UsageError: the region is not in page space or lies outside the page.
+        """
+        region = self._check_region(box)
+        assert region is not None
+        return self._render_region(region, dpi, max_pixels)
+
+    def _check_region(self, box: BoundingBox | None) -> BoundingBox | None:
+        if box is None:
+            return None
+        if box.space is not Space.PAGE:
+            raise UsageError(
+                f"a region must be in page space, got {box.space.value}",
+                source=self.document.source, page=self.index,
+                hint="convert it with box.to('page', page_image.frame)",
+            )
+        clipped = box.clip(self.bbox)
+        if clipped.width <= 0 or clipped.height <= 0:
+            raise UsageError(
+                f"region {tuple(round(v, 2) for v in box.xyxy)} does not overlap the page "
+                f"(0, 0, {self.width:g}, {self.height:g})",
+                source=self.document.source, page=self.index,
+            )
+        return clipped
+
+    def _render_region(self, clip: BoundingBox | None, dpi: float | None, max_pixels: int) -> PageImage:
+        if dpi is not None and not (dpi > 0 and math.isfinite(dpi)):
+            raise UsageError(f"dpi must be a positive number, got {dpi}", source=self.document.source, page=self.index)
+        if max_pixels < 1:
+            raise UsageError(f"max_pixels must be positive, got {max_pixels}")
+        region = clip if clip is not None else self.bbox
+        want = dpi if dpi is not None else self.default_dpi
+        if _pixels_at(region, want / self.units_per_inch) > max_pixels:
+            if dpi is not None:
+                raise PageTooLargeError(
+                    f"rendering at {dpi:g} dpi needs about {_pixels_at(region, dpi / self.units_per_inch) / 1e6:.0f} "
+                    f"megapixels, over the budget of {max_pixels / 1e6:g}",
+                    source=self.document.source, page=self.index,
+                    hint="lower dpi, crop a region, or raise max_pixels",
+                )
+            want = _fit_scale(region, max_pixels) * self.units_per_inch
+        return self._rasterize(clip, want)
+
+    @abc.abstractmethod
+    def _rasterize(self, clip: BoundingBox | None, dpi: float) -> PageImage: ...
+
+    # text ---------------------------------------------------------------------------------------
+    @abc.abstractmethod
+    def words(self) -> list[Word]:
+        """Words of the text layer, boxes in page space; empty for a scan or an image."""
+
+    def text(self) -> str:
+        """The text layer as plain text, lines in reading order."""
+        lines: list[str] = []
+        last: tuple[int, int] | None = None
+        for w in self.words():
+            key = (w.block, w.line)
+            if key != last:
+                lines.append(w.text)
+                last = key
+            else:
+                lines[-1] += " " + w.text
+        return "\n".join(lines)
+
+    @property
+    def has_text_layer(self) -> bool:
+        return bool(self.words())
+
+    def info(self) -> PageInfo:
+        return PageInfo(
+            index=self.index, width=round(self.width, 3), height=round(self.height, 3), units=self.units,
+            rotation=self.rotation, has_text_layer=self.has_text_layer,
+        )
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.index} of {self.document.source}: {self.width:g}x{self.height:g}{self.units}, rotation {self.rotation}>"
+
+
+class Document(Sequence[Page], abc.ABC):
+    """A sequence of pages, loaded lazily: indexing or iterating creates a page on demand.
+
+    Use as a context manager (or call :meth:`close`) to release the underlying file.
+    """
+
+    format: str
+    source: str
+
+    @property
+    @abc.abstractmethod
+    def page_count(self) -> int: ...
+
+    @abc.abstractmethod
+    def _load_page(self, index: int) -> Page: ...
+
+    @property
+    def encrypted(self) -> bool:
+        return False
+
+    @property
+    def repaired(self) -> bool:
+        return False
+
+    @property
+    def metadata(self) -> dict[str, str]:
+        return {}
+
+    def __len__(self) -> int:
+        return self.page_count
+
+    @overload
+    def __getitem__(self, index: int) -> Page: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[Page]: ...
+    def __getitem__(self, index: int | slice) -> Page | list[Page]:
+        if isinstance(index, slice):
+            return [self._load_page(i) for i in range(*index.indices(self.page_count))]
+        if not isinstance(index, int):
+            raise UsageError(f"page indices are integers, got {type(index).__name__}")
+        n = self.page_count
+        i = index + n if index < 0 else index
+        if not 0 <= i < n:
+            raise PageIndexError(
+                f"page index {index} is out of range for a document of {n} page{'s' if n != 1 else ''}",
+                source=self.source, hint=f"use 0..{n - 1} (or negative indices from the end)",
+            )
+        return self._load_page(i)
+
+    def __iter__(self) -> Iterator[Page]:
+        for i in range(self.page_count):
+            yield self._load_page(i)
+
+    def pages(self, indices: Sequence[int] | None = None) -> Iterator[Page]:
+        """Pages by 0-based index (all by default), one at a time."""
+        for i in range(self.page_count) if indices is None else indices:
+            yield self[i]
+
+    def info(self) -> DocumentInfo:
+        return DocumentInfo(
+            source=self.source, format=self.format, page_count=self.page_count, encrypted=self.encrypted,
+            repaired=self.repaired, metadata=self.metadata, pages=[p.info() for p in self],
+        )
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release the underlying file."""
+
+    def __enter__(self) -> Document:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.source!r}: {self.page_count} page(s), {self.format}>"
+
+
+def _pixels_at(region: BoundingBox, scale: float) -> float:
+    """An upper bound of the pixels of ``region`` rendered at ``scale`` (one extra pixel per side for rounding)."""
+    return (region.width * scale + 2) * (region.height * scale + 2)
+
+
+def _fit_scale(region: BoundingBox, max_pixels: int) -> float:
+    """The largest scale whose rendering of ``region`` stays within ``max_pixels`` by :func:`_pixels_at`."""
+    a = region.width * region.height
+    b = 2 * (region.width + region.height)
+    c = 4 - max_pixels
+    return (-b + math.sqrt(b * b - 4 * a * c)) / (2 * a) * 0.999
+
+
+def scale_frame(page_size: Size, clip: BoundingBox | None, image_size: Size, origin: tuple[float, float] = (0, 0),
+                pre: Affine | None = None) -> Frame:
+    """A frame mapping ``clip`` (or the whole page) onto an image of ``image_size`` by scaling."""
+    region = clip if clip is not None else BoundingBox(x0=0, y0=0, x1=page_size.width, y1=page_size.height)
+    m = (pre or Affine()).then(Affine.translation(-region.x0 - origin[0], -region.y0 - origin[1])).then(
+        Affine.scaling(image_size.width / region.width, image_size.height / region.height)
+    )
+    return Frame(page_size=page_size, image_size=image_size, page_to_pixel=m)

@@ -1,0 +1,156 @@
+"""PDF documents through PyMuPDF."""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+from docvlm.documents.base import Document, Page, PageImage
+from docvlm.errors import (
+    CorruptDocumentError,
+    DocumentRepairedWarning,
+    EmptyDocumentError,
+    EncryptedDocumentError,
+)
+from docvlm.types.geometry import Affine, BoundingBox, Frame, Size, Space
+from docvlm.types.text import Word
+
+__all__ = ["PDFDocument", "PDFPage"]
+
+
+def _pymupdf() -> Any:
+    import pymupdf
+
+    # MuPDF reports repairs and syntax problems on stderr; docvlm reports them as typed errors and warnings.
+    pymupdf.TOOLS.mupdf_display_errors(False)
+    pymupdf.TOOLS.mupdf_display_warnings(False)
+    return pymupdf
+
+
+class PDFPage(Page):
+    """A page of a PDF; page space is PDF points of the unrotated page, origin at the CropBox top-left."""
+
+    units = "pt"
+    default_dpi = 144.0
+
+    def __init__(self, document: PDFDocument, index: int) -> None:
+        super().__init__(document, index)
+        self._page = document._doc.load_page(index)
+        crop = self._page.cropbox
+        if not (crop.width > 0 and crop.height > 0):
+            raise CorruptDocumentError(
+                f"the page has an empty CropBox {tuple(crop)}", source=document.source, page=index
+            )
+        self._size = Size(width=crop.width, height=crop.height)
+        self._words: list[Word] | None = None
+
+    @property
+    def size(self) -> Size:
+        return self._size
+
+    @property
+    def rotation(self) -> int:
+        return int(self._page.rotation) % 360
+
+    @property
+    def fitz_page(self) -> Any:
+        """The underlying ``pymupdf.Page``, for what docvlm does not wrap."""
+        return self._page
+
+    def _rasterize(self, clip: BoundingBox | None, dpi: float) -> PageImage:
+        pymupdf = _pymupdf()
+        scale = dpi / 72.0
+        rot = Affine.page_rotation(self._size, self.rotation)
+        display_clip = None
+        if clip is not None:
+            display_clip = pymupdf.Rect(*clip.transformed(rot).xyxy)
+        pix = self._page.get_pixmap(matrix=pymupdf.Matrix(scale, scale), clip=display_clip, alpha=False)
+        if pix.n != 3:
+            pix = pymupdf.Pixmap(pymupdf.csRGB, pix)
+        # pixel = (point * rotation * scale) - pixmap origin: exactly what MuPDF rasterized
+        to_pixel = rot.then(Affine.scaling(scale)).then(Affine.translation(-pix.x, -pix.y))
+        frame = Frame(page_size=self._size, image_size=Size(width=pix.width, height=pix.height), page_to_pixel=to_pixel)
+        return PageImage(self.index, frame, dpi, raw=(pix.samples, pix.width, pix.height))
+
+    def words(self) -> list[Word]:
+        if self._words is None:
+            w, h = self._size.width, self._size.height
+            out: list[Word] = []
+            for x0, y0, x1, y1, text, block, line, wno in self._page.get_text("words"):
+                cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+                if not (0 <= cx <= w and 0 <= cy <= h) or x0 > x1 or y0 > y1:
+                    continue  # outside the visible area (CropBox)
+                box = BoundingBox.model_construct(x0=x0, y0=y0, x1=x1, y1=y1, space=Space.PAGE, image_size=None)
+                out.append(Word.model_construct(text=text, box=box, page=self.index, block=block, line=line, index=wno))
+            self._words = out
+        return list(self._words)
+
+    @property
+    def has_text_layer(self) -> bool:
+        return bool(self._page.get_text("text").strip())
+
+
+class PDFDocument(Document):
+    """A PDF opened with PyMuPDF; pages load on access."""
+
+    format = "pdf"
+
+    def __init__(self, data: bytes | None, path: str | None, source: str, password: str | None = None) -> None:
+        pymupdf = _pymupdf()
+        self.source = source
+        try:
+            if path is not None:
+                doc = pymupdf.open(path, filetype="pdf")
+            else:
+                doc = pymupdf.open(stream=data, filetype="pdf")
+        except Exception as exc:  # MuPDF raises FileDataError, RuntimeError, ... for damaged input
+            raise CorruptDocumentError(
+                f"not a readable PDF ({exc})", source=source, hint="the file is damaged or truncated; re-export it"
+            ) from exc
+        self._doc = doc
+        self._encrypted = bool(doc.is_encrypted or doc.needs_pass)
+        if doc.needs_pass:
+            if password is None:
+                doc.close()
+                raise EncryptedDocumentError(
+                    "the PDF is encrypted and needs a password", source=source, hint="pass password=... (CLI: --password)"
+                )
+            if not doc.authenticate(password):
+                doc.close()
+                raise EncryptedDocumentError("the password is wrong", source=source, hint="check the password")
+        if doc.page_count == 0:
+            doc.close()
+            raise EmptyDocumentError("the PDF has no pages", source=source)
+        if doc.is_repaired:
+            warnings.warn(
+                f"{source}: the PDF is damaged and was repaired on opening; some content may be missing",
+                DocumentRepairedWarning,
+                stacklevel=3,
+            )
+
+    @property
+    def page_count(self) -> int:
+        return int(self._doc.page_count)
+
+    @property
+    def encrypted(self) -> bool:
+        return self._encrypted
+
+    @property
+    def repaired(self) -> bool:
+        return bool(self._doc.is_repaired)
+
+    @property
+    def metadata(self) -> dict[str, str]:
+        return {k: v for k, v in (self._doc.metadata or {}).items() if isinstance(v, str) and v}
+
+    @property
+    def fitz_document(self) -> Any:
+        """The underlying ``pymupdf.Document``."""
+        return self._doc
+
+    def _load_page(self, index: int) -> PDFPage:
+        return PDFPage(self, index)
+
+    def close(self) -> None:
+        self._doc.close()

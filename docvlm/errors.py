@@ -1,0 +1,142 @@
+"""The exceptions docvlm raises.
+
+Every error a caller can act on derives from :class:`DocVLMError` and says what went wrong,
+where (path, page) and what to do about it::
+
+    DocVLMError
+    ├── UsageError              a call with arguments that cannot work (bad page range, region off the page)
+    │   └── PageIndexError      a page index outside the document (also an IndexError)
+    ├── DocumentError           the input document itself is the problem
+    │   ├── DocumentNotFoundError    no file at the path given (also a FileNotFoundError)
+    │   ├── UnsupportedFormatError   not a PDF or a supported image
+    │   ├── CorruptDocumentError     truncated or damaged bytes
+    │   ├── EncryptedDocumentError   a password is needed, or the one given is wrong
+    │   ├── EmptyDocumentError       a document with zero pages
+    │   └── PageTooLargeError        a page or image over the pixel budget (decompression bombs too)
+    ├── ModelError              a model backend failed or answered something unusable
+    │   └── ConstraintError     an output type cannot be compiled or decoding was cut off
+    └── MissingDependencyError  an optional extra is not installed (also an ImportError)
+
+Warnings derive from :class:`DocVLMWarning` (e.g. :class:`DocumentRepairedWarning` when a damaged PDF was
+opened by repairing it, so content may be missing).
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ConstraintError",
+    "CorruptDocumentError",
+    "DocVLMError",
+    "DocVLMWarning",
+    "DocumentError",
+    "DocumentNotFoundError",
+    "DocumentRepairedWarning",
+    "EmptyDocumentError",
+    "EncryptedDocumentError",
+    "MissingDependencyError",
+    "ModelError",
+    "PageIndexError",
+    "PageTooLargeError",
+    "UnsupportedFormatError",
+    "UsageError",
+]
+
+
+class DocVLMError(Exception):
+    """Root of every docvlm error.
+
+    Args:
+        message: what went wrong, one line.
+        source: the document (path or a short description of bytes / file object), if any.
+        page: the 0-based page index concerned, if any.
+        hint: what the caller can do about it.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        source: str | None = None,
+        page: int | None = None,
+        hint: str | None = None,
+    ) -> None:
+        self.message = message
+        self.source = source
+        self.page = page
+        self.hint = hint
+        super().__init__(self._format())
+
+    def _format(self) -> str:
+        where = []
+        if self.source is not None:
+            where.append(self.source)
+        if self.page is not None:
+            where.append(f"page {self.page}")
+        text = f"{': '.join(where)}: {self.message}" if where else self.message
+        if self.hint:
+            text += f" ({self.hint})"
+        return text
+
+
+class UsageError(DocVLMError, ValueError):
+    """A call whose arguments cannot work, e.g. a malformed page range or a region off the page."""
+
+
+class PageIndexError(UsageError, IndexError):
+    """A page index outside the document."""
+
+
+class DocumentError(DocVLMError):
+    """The input document is the problem (format, damage, encryption, size)."""
+
+
+class DocumentNotFoundError(DocumentError, FileNotFoundError):
+    """There is no file at the path given."""
+
+
+class UnsupportedFormatError(DocumentError):
+    """The input is not a PDF or an image format docvlm reads."""
+
+
+class CorruptDocumentError(DocumentError):
+    """The input is truncated or damaged beyond repair."""
+
+
+class EncryptedDocumentError(DocumentError):
+    """The document is encrypted and no password, or a wrong one, was given."""
+
+
+class EmptyDocumentError(DocumentError):
+    """The document has no pages."""
+
+
+class PageTooLargeError(DocumentError):
+    """A page or image would exceed the pixel budget (including image decompression bombs)."""
+
+
+class ModelError(DocVLMError):
+    """A model backend failed or answered something that cannot be used."""
+
+
+class ConstraintError(ModelError):
+    """An output type cannot be compiled to a constraint, or constrained output was cut off."""
+
+
+class MissingDependencyError(DocVLMError, ImportError):
+    """An optional dependency is missing; the message names the extra that installs it."""
+
+    def __init__(self, package: str, extra: str, *, purpose: str) -> None:
+        super().__init__(
+            f"{purpose} needs the package '{package}', which is not installed",
+            hint=f"pip install 'docvlm[{extra}]'",
+        )
+        self.package = package
+        self.extra = extra
+
+
+class DocVLMWarning(UserWarning):
+    """Root of docvlm's warnings."""
+
+
+class DocumentRepairedWarning(DocVLMWarning):
+    """A damaged document was opened by repairing it; some content may be missing."""
