@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from docvlm.errors import PageIndexError, PageTooLargeError, UsageError
 from docvlm.types.geometry import Affine, BoundingBox, Frame, Size, Space
-from docvlm.types.text import Word
+from docvlm.types.text import WordList
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -238,21 +238,12 @@ class Page(abc.ABC):
 
     # text ---------------------------------------------------------------------------------------
     @abc.abstractmethod
-    def words(self) -> list[Word]:
+    def words(self) -> WordList:
         """Words of the text layer, boxes in page space; empty for a scan or an image."""
 
     def text(self) -> str:
-        """The text layer as plain text, lines in reading order."""
-        lines: list[str] = []
-        last: tuple[int, int] | None = None
-        for w in self.words():
-            key = (w.block, w.line)
-            if key != last:
-                lines.append(w.text)
-                last = key
-            else:
-                lines[-1] += " " + w.text
-        return "\n".join(lines)
+        """The text layer as plain text, one line per text line."""
+        return self.words().text()
 
     @property
     def has_text_layer(self) -> bool:

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from docvlm.documents.base import Document, Page, PageImage, scale_frame
 from docvlm.errors import CorruptDocumentError, PageTooLargeError, UnsupportedFormatError
 from docvlm.types.geometry import BoundingBox, Size
-from docvlm.types.text import Word
+from docvlm.types.text import WordList
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -81,9 +81,9 @@ class ImagePage(Page):
         frame = scale_frame(self._size, clip, Size(width=out_w, height=out_h))
         return PageImage(self.index, frame, dpi, image=img)
 
-    def words(self) -> list[Word]:
+    def words(self) -> WordList:
         """An image has no text layer: always empty (OCR arrives through the tasks layer)."""
-        return []
+        return WordList([], self.index)
 
     @property
     def has_text_layer(self) -> bool:

@@ -12,8 +12,8 @@ from docvlm.errors import (
     EmptyDocumentError,
     EncryptedDocumentError,
 )
-from docvlm.types.geometry import Affine, BoundingBox, Frame, Size, Space
-from docvlm.types.text import Word
+from docvlm.types.geometry import Affine, BoundingBox, Frame, Size
+from docvlm.types.text import WordList
 
 __all__ = ["PDFDocument", "PDFPage"]
 
@@ -42,7 +42,8 @@ class PDFPage(Page):
                 f"the page has an empty CropBox {tuple(crop)}", source=document.source, page=index
             )
         self._size = Size(width=crop.width, height=crop.height)
-        self._words: list[Word] | None = None
+        self._words: WordList | None = None
+        self._display_list: Any = None
 
     @property
     def size(self) -> Size:
@@ -64,7 +65,10 @@ class PDFPage(Page):
         display_clip = None
         if clip is not None:
             display_clip = pymupdf.Rect(*clip.transformed(rot).xyxy)
-        pix = self._page.get_pixmap(matrix=pymupdf.Matrix(scale, scale), clip=display_clip, alpha=False)
+        # MuPDF interprets the page once into a display list; later renders and the text layer reuse it
+        if self._display_list is None:
+            self._display_list = self._page.get_displaylist(annots=True)
+        pix = self._display_list.get_pixmap(matrix=pymupdf.Matrix(scale, scale), clip=display_clip, alpha=False)
         if pix.n != 3:
             pix = pymupdf.Pixmap(pymupdf.csRGB, pix)
         # pixel = (point * rotation * scale) - pixmap origin: exactly what MuPDF rasterized
@@ -72,18 +76,29 @@ class PDFPage(Page):
         frame = Frame(page_size=self._size, image_size=Size(width=pix.width, height=pix.height), page_to_pixel=to_pixel)
         return PageImage(self.index, frame, dpi, raw=(pix.samples, pix.width, pix.height))
 
-    def words(self) -> list[Word]:
+    def words(self) -> WordList:
         if self._words is None:
             w, h = self._size.width, self._size.height
-            out: list[Word] = []
-            for x0, y0, x1, y1, text, block, line, wno in self._page.get_text("words"):
-                cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
-                if not (0 <= cx <= w and 0 <= cy <= h) or x0 > x1 or y0 > y1:
-                    continue  # outside the visible area (CropBox)
-                box = BoundingBox.model_construct(x0=x0, y0=y0, x1=x1, y1=y1, space=Space.PAGE, image_size=None)
-                out.append(Word.model_construct(text=text, box=box, page=self.index, block=block, line=line, index=wno))
-            self._words = out
-        return list(self._words)
+            self._words = WordList(
+                [
+                    (x0, y0, x1, y1, text, block, line, wno)
+                    for x0, y0, x1, y1, text, block, line, wno in self._raw_words()
+                    # keep words whose centre is in the visible area (CropBox)
+                    if x0 <= x1 and y0 <= y1 and 0 <= (x0 + x1) / 2 <= w and 0 <= (y0 + y1) / 2 <= h
+                ],
+                self.index,
+            )
+        return self._words
+
+    def _raw_words(self) -> list[tuple[Any, ...]]:
+        if self._display_list is None or self.rotation != 0:
+            return list(self._page.get_text("words"))
+        # The page was rendered: extract text from the same display list instead of interpreting the page
+        # again (identical words, measured ~20% faster render + words). Only for unrotated pages: the display
+        # list holds displayed coordinates, and derotating them would add float noise.
+        pymupdf = _pymupdf()
+        textpage = pymupdf.TextPage(self._display_list.get_textpage(flags=pymupdf.TEXTFLAGS_WORDS))
+        return list(textpage.extractWORDS())
 
     @property
     def has_text_layer(self) -> bool:

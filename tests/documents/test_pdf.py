@@ -176,3 +176,24 @@ def test_info(files: dict[str, Path]) -> None:
 def test_frame_without_rendering_matches_render(files: dict[str, Path]) -> None:
     page = dv.open(files["rotated90.pdf"])[0]
     assert page.frame(dpi=144) == page.render(dpi=144).frame
+
+
+@pytest.mark.parametrize("rotation", [0, 90, 180, 270])
+def test_words_identical_whether_or_not_the_page_was_rendered_first(rotation: int) -> None:
+    data = dv.samples.invoice_pdf(rotation=rotation)
+    plain = dv.open(data)[0].words()
+    page = dv.open(data)[0]
+    page.render(dpi=50)
+    assert page.words().rows == plain.rows
+    assert len(plain) == 59
+
+
+def test_word_list_is_a_lazy_sequence_of_words() -> None:
+    words = dv.open(dv.samples.invoice_pdf())[0].words()
+    assert words[0].text == "Acme" and words[-1].text == "business."
+    assert words.texts[:3] == ["Acme", "Tools", "GmbH"]
+    assert words.xyxy.shape == (59, 4)
+    assert list(words[:2]) == [words[0], words[1]]
+    assert words == list(words)
+    with pytest.raises(IndexError):
+        words[59]

@@ -1,0 +1,3 @@
+from docvlm.cli import main
+
+main()

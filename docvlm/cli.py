@@ -1,0 +1,137 @@
+"""The ``docvlm`` command line: a thin face over the library, JSON on stdout, one-line errors on stderr."""
+
+from __future__ import annotations
+
+import json
+import sys
+import traceback
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from docvlm.documents import Document, open_document, parse_page_range
+from docvlm.documents.base import DEFAULT_MAX_PIXELS
+from docvlm.errors import DocVLMError
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="docvlm",
+    help="Document understanding with vision-language models: typed, validated, grounded.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+_err = Console(stderr=True)
+_state = {"debug": False}
+
+FileArg = Annotated[str, typer.Argument(help="a PDF or image file")]
+PasswordOpt = Annotated[str | None, typer.Option("--password", help="password of an encrypted PDF")]
+PagesOpt = Annotated[str | None, typer.Option("--pages", help="1-based pages, e.g. '1-3,7' (default: all)")]
+
+
+def _fail(exc: BaseException) -> NoReturn:
+    if _state["debug"]:
+        traceback.print_exception(exc)
+    msg = str(exc).replace("\n", " ")
+    print(f"docvlm: error: {msg}", file=sys.stderr)
+    raise typer.Exit(2)
+
+
+def _open(path: str, password: str | None) -> Document:
+    try:
+        return open_document(path, password=password)
+    except DocVLMError as exc:
+        _fail(exc)
+
+
+def _progress(total: int, what: str) -> Progress:
+    return Progress(
+        TextColumn(f"[bold]{what}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+        console=_err, transient=True, disable=total < 2 or not _err.is_terminal,
+    )
+
+
+def _dump(obj: Any) -> None:
+    sys.stdout.write(json.dumps(obj, ensure_ascii=False) + "\n")
+
+
+@app.callback()
+def _root(
+    debug: Annotated[bool, typer.Option("--debug", help="show tracebacks of errors")] = False,
+) -> None:
+    _state["debug"] = debug
+
+
+@app.command()
+def info(file: FileArg, password: PasswordOpt = None) -> None:
+    """Print a document's format, pages, sizes, rotation and text-layer presence as JSON."""
+    with _open(file, password) as doc:
+        try:
+            print(doc.info().model_dump_json(indent=2))
+        except DocVLMError as exc:
+            _fail(exc)
+
+
+@app.command()
+def render(
+    file: FileArg,
+    out: Annotated[Path, typer.Option("-o", "--out", help="folder for page-0001.png, ...")],
+    pages: PagesOpt = None,
+    dpi: Annotated[float | None, typer.Option("--dpi", help="resolution (default 144 for PDF, native for images)")] = None,
+    max_pixels: Annotated[int, typer.Option("--max-pixels", help="pixel budget per page")] = DEFAULT_MAX_PIXELS,
+    password: PasswordOpt = None,
+) -> None:
+    """Render pages to PNG files named page-0001.png (1-based)."""
+    with _open(file, password) as doc:
+        try:
+            indices = parse_page_range(pages, len(doc))
+            out.mkdir(parents=True, exist_ok=True)
+            with _progress(len(indices), "rendering") as bar:
+                task = bar.add_task("render", total=len(indices))
+                for i in indices:
+                    image = doc[i].render(dpi=dpi, max_pixels=max_pixels)
+                    target = out / f"page-{i + 1:04d}.png"
+                    image.to_png(target)
+                    _dump({"page": i, "path": str(target), "width": image.width, "height": image.height, "dpi": round(image.dpi, 3)})
+                    bar.advance(task)
+        except DocVLMError as exc:
+            _fail(exc)
+        except OSError as exc:
+            _fail(exc)
+
+
+@app.command()
+def words(file: FileArg, pages: PagesOpt = None, password: PasswordOpt = None) -> None:
+    """Print the text layer as JSON lines {"page", "text", "box"}; page is 0-based, box in page units."""
+    with _open(file, password) as doc:
+        try:
+            for i in parse_page_range(pages, len(doc)):
+                for w in doc[i].words():
+                    _dump({"page": w.page, "text": w.text, "box": [round(v, 3) for v in w.box.xyxy]})
+        except DocVLMError as exc:
+            _fail(exc)
+
+
+@app.command()
+def demo(
+    out: Annotated[Path, typer.Option("-o", "--out", help="folder for the demo's files")] = Path("docvlm-demo"),
+) -> None:
+    """Open a generated sample invoice and show its pages, words and tables."""
+    from docvlm import demo as demo_module
+
+    try:
+        demo_module.run(out, console=Console())
+    except DocVLMError as exc:
+        _fail(exc)
+
+
+def main() -> None:
+    """Entry point of the ``docvlm`` script."""
+    try:
+        app()
+    except DocVLMError as exc:  # anything a command did not catch itself
+        _fail(exc)

@@ -1,0 +1,109 @@
+"""The CLI through a real subprocess (the installed ``docvlm`` entry point) and typer's runner."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from docvlm.cli import app
+
+runner = CliRunner()
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "docvlm", *args], capture_output=True, text=True, timeout=120, check=False
+    )
+
+
+def test_info_json(files: dict[str, Path]) -> None:
+    res = runner.invoke(app, ["info", str(files["rotated90.pdf"])])
+    assert res.exit_code == 0, res.output
+    info = json.loads(res.stdout)
+    assert info["format"] == "pdf" and info["page_count"] == 1
+    assert info["pages"][0]["rotation"] == 90 and info["pages"][0]["has_text_layer"] is True
+    assert (info["pages"][0]["width"], info["pages"][0]["height"]) == (300.0, 200.0)
+
+
+def test_info_encrypted_with_password(files: dict[str, Path]) -> None:
+    res = runner.invoke(app, ["info", str(files["encrypted.pdf"]), "--password", "s3cret"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["encrypted"] is True
+
+
+def test_render_pages_and_names(files: dict[str, Path], tmp_path: Path) -> None:
+    res = runner.invoke(app, ["render", str(files["multi.pdf"]), "--pages", "1-2,5", "--dpi", "72", "-o", str(tmp_path)])
+    assert res.exit_code == 0, res.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["page-0001.png", "page-0002.png", "page-0005.png"]
+    lines = [json.loads(line) for line in res.stdout.splitlines()]
+    assert [(r["page"], r["width"], r["height"]) for r in lines] == [(0, 300, 200), (1, 300, 200), (4, 300, 200)]
+
+
+def test_render_max_pixels(files: dict[str, Path], tmp_path: Path) -> None:
+    res = runner.invoke(app, ["render", str(files["huge.pdf"]), "--max-pixels", "1000000", "-o", str(tmp_path)])
+    assert res.exit_code == 0, res.output
+    (row,) = [json.loads(line) for line in res.stdout.splitlines()]
+    assert row["width"] * row["height"] <= 1_000_000 and row["width"] > 900
+
+
+def test_words_json_lines(files: dict[str, Path]) -> None:
+    res = runner.invoke(app, ["words", str(files["multi.pdf"]), "--pages", "2-3"])
+    assert res.exit_code == 0, res.output
+    rows = [json.loads(line) for line in res.stdout.splitlines()]
+    assert [(r["page"], r["text"]) for r in rows] == [(1, "Hello1"), (2, "Hello2")]
+    x0, y0, x1, y1 = rows[0]["box"]
+    assert x0 == pytest.approx(50, abs=0.01) and y0 < 60 < y1 and x1 > x0
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["info", "{missing}"], "no such file"),
+        (["info", "{notes.txt}"], "not a PDF or a supported image"),
+        (["info", "{truncated.pdf}"], "not a readable PDF"),
+        (["info", "{encrypted.pdf}"], "needs a password"),
+        (["info", "{encrypted.pdf}", "--password", "bad"], "password is wrong"),
+        (["render", "{multi.pdf}", "--pages", "7", "-o", "{tmp}"], "outside the document's pages 1-5"),
+        (["render", "{multi.pdf}", "--pages", "x-2", "-o", "{tmp}"], "bad page range"),
+        (["render", "{huge.pdf}", "--dpi", "600", "-o", "{tmp}"], "over the budget"),
+        (["words", "{bomb.png}"], "megapixels, over the limit"),
+        (["info", "{zero-pages.pdf}"], "no pages"),
+    ],
+)
+def test_bad_input_exits_2_with_one_line(files: dict[str, Path], tmp_path: Path, args: list[str], message: str) -> None:
+    def fill(a: str) -> str:
+        if a == "{missing}":
+            return str(tmp_path / "missing.pdf")
+        if a == "{tmp}":
+            return str(tmp_path / "out")
+        if a.startswith("{"):
+            return str(files[a[1:-1]])
+        return a
+
+    res = run_cli(*[fill(a) for a in args])
+    assert res.returncode == 2, (res.stdout, res.stderr)
+    err = res.stderr.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("docvlm: error: "), res.stderr
+    assert message in err[0]
+    assert "Traceback" not in res.stderr
+
+
+def test_debug_shows_traceback(files: dict[str, Path]) -> None:
+    res = run_cli("--debug", "info", str(files["truncated.pdf"]))
+    assert res.returncode == 2
+    assert "Traceback" in res.stderr and "CorruptDocumentError" in res.stderr
+
+
+def test_demo(tmp_path: Path) -> None:
+    res = runner.invoke(app, ["demo", "-o", str(tmp_path)])
+    assert res.exit_code == 0, res.output
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["pages"][0]["words"] > 40
+    assert "| Torque wrench | 2 | 18.75 | 37.50 |" in summary["pages"][0]["tables"][0]
+    assert (tmp_path / "page-0001.png").stat().st_size > 10_000
+    assert "Acme" in res.stdout
