@@ -22,8 +22,7 @@ def make_pdf(path: Path, pages: int) -> None:
 
     import docvlm as dv
 
-    words = ("document understanding with vision language models typed validated grounded results "
-             "boxes tables evidence page pixel normalized").split()
+    words = ["document", "understanding", "with", "vision", "language", "models", "typed", "validated", "grounded", "results", "boxes", "tables", "evidence", "page", "pixel", "normalized"]
     src = pymupdf.open(stream=dv.samples.invoice_pdf(), filetype="pdf")
     doc = pymupdf.open()
     for i in range(pages):

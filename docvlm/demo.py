@@ -10,6 +10,7 @@ from rich.table import Table as RichTable
 
 from docvlm import samples
 from docvlm.documents import open_document
+from docvlm.tasks.tables import find_tables
 
 __all__ = ["run"]
 
@@ -40,7 +41,7 @@ def run(out: Path, console: Console | None = None) -> dict[str, object]:
             for w in words[:8]:
                 grid.add_row(w.text, *(f"{v:.1f}" for v in w.box.xyxy))
             console.print(grid)
-            tables = _tables(page)
+            tables = find_tables(page)
             for t in tables:
                 console.print(f"table on page {page.index}, {t.shape[0]} x {t.shape[1]}:")
                 console.print(t.to_markdown())
@@ -48,9 +49,3 @@ def run(out: Path, console: Console | None = None) -> dict[str, object]:
         summary["pages"] = pages
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     return summary
-
-
-def _tables(page: object) -> list[object]:  # replaced by the tasks layer's table extraction
-    from docvlm.tasks.tables import extract_tables
-
-    return extract_tables(None, page)  # type: ignore[arg-type]

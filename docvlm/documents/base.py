@@ -323,7 +323,7 @@ class Document(Sequence[Page], abc.ABC):
             repaired=self.repaired, metadata=self.metadata, pages=[p.info() for p in self],
         )
 
-    def close(self) -> None:  # noqa: B027 - optional hook
+    def close(self) -> None:
         """Release the underlying file."""
 
     def __enter__(self) -> Document:

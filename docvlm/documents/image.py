@@ -94,8 +94,6 @@ class ImageDocument(Document):
     """An image file; every frame (e.g. each page of a multi-page TIFF) is a page."""
 
     def __init__(self, data: bytes, source: str, *, max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> None:
-        from PIL import Image
-
         self.source = source
         self._max_pixels = max_image_pixels
         self._lock = threading.Lock()

@@ -114,10 +114,7 @@ class PDFDocument(Document):
         pymupdf = _pymupdf()
         self.source = source
         try:
-            if path is not None:
-                doc = pymupdf.open(path, filetype="pdf")
-            else:
-                doc = pymupdf.open(stream=data, filetype="pdf")
+            doc = pymupdf.open(path, filetype="pdf") if path is not None else pymupdf.open(stream=data, filetype="pdf")
         except Exception as exc:  # MuPDF raises FileDataError, RuntimeError, ... for damaged input
             raise CorruptDocumentError(
                 f"not a readable PDF ({exc})", source=source, hint="the file is damaged or truncated; re-export it"

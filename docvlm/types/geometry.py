@@ -21,9 +21,8 @@ from collections.abc import Iterable, Sequence
 from enum import Enum
 from typing import Any
 
-from typing_extensions import Self
-
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from typing_extensions import Self
 
 from docvlm.errors import UsageError
 
@@ -241,10 +240,19 @@ class _Spatial(_Frozen):
         if dst is Space.PAGE:
             return None
         if isinstance(frame, Frame):
-            return frame.image_size
-        if isinstance(frame, Size):
-            return frame
-        return self.image_size
+            size = frame.image_size
+        elif isinstance(frame, Size):
+            size = frame
+        else:
+            return self.image_size
+        if dst is Space.PIXEL and self.space is Space.PIXEL and self.image_size not in (None, size):
+            # pixel -> pixel maps nothing, so a new size would only relabel the coordinates
+            raise UsageError(
+                f"geometry in pixels of a {self.image_size.width:g}x{self.image_size.height:g} image cannot be "
+                f"moved to a {size.width:g}x{size.height:g} image",
+                hint="go through normalized space (same view, resized) or page space (with each image's Frame)",
+            )
+        return size
 
     @staticmethod
     def _split(frame: Frame | Size | None) -> tuple[Frame | None, Size | None]:

@@ -56,7 +56,7 @@ class WordList(Sequence[Word]):
     @classmethod
     def from_words(cls, words: Iterable[Word], page: int) -> WordList:
         rows = [(*w.box.xyxy, w.text, w.block, w.line, w.index) for w in words]
-        return cls(rows, page)  # type: ignore[arg-type]
+        return cls(rows, page)
 
     def __len__(self) -> int:
         return len(self._rows)

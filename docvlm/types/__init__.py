@@ -1,0 +1,34 @@
+"""Pure pydantic result types: geometry with explicit spaces, masks, detections, tables and answers.
+
+Nothing here imports a heavy dependency at import time: OpenCV and pandas load only inside the
+methods that need them (:meth:`Mask.to_polygons`, :meth:`Table.to_pandas`, :meth:`Table.from_pandas`).
+"""
+
+from docvlm.types.answer import Answer, Citation, FieldEvidence
+from docvlm.types.detections import Detection, Detections
+from docvlm.types.geometry import Affine, BoundingBox, Frame, Point, Polygon, Quad, Size, Space
+from docvlm.types.mask import Mask
+from docvlm.types.table import Table, TableCell
+from docvlm.types.text import Word, WordList, WordRow
+
+__all__ = [
+    "Affine",
+    "Answer",
+    "BoundingBox",
+    "Citation",
+    "Detection",
+    "Detections",
+    "FieldEvidence",
+    "Frame",
+    "Mask",
+    "Point",
+    "Polygon",
+    "Quad",
+    "Size",
+    "Space",
+    "Table",
+    "TableCell",
+    "Word",
+    "WordList",
+    "WordRow",
+]
