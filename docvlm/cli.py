@@ -129,6 +129,22 @@ def demo(
         _fail(exc)
 
 
+@app.command()
+def serve(
+    model: Annotated[str, typer.Option("--model", help="model spec: default, transformers:<folder>, test, ...")] = "default",
+    host: Annotated[str, typer.Option("--host", help="address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="port (0: any free port)")] = 8000,
+) -> None:
+    """Serve a model as an OpenAI-compatible API whose structured outputs are always valid."""
+    from docvlm.models import load_model
+    from docvlm.serve import serve as run_server
+
+    try:
+        run_server(load_model(model), host, port)
+    except DocVLMError as exc:
+        _fail(exc)
+
+
 def main() -> None:
     """Entry point of the ``docvlm`` script."""
     try:

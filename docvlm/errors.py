@@ -125,10 +125,10 @@ class ConstraintError(ModelError):
 class MissingDependencyError(DocVLMError, ImportError):
     """An optional dependency is missing; the message names the extra that installs it."""
 
-    def __init__(self, package: str, extra: str, *, purpose: str) -> None:
+    def __init__(self, package: str, extra: str, *, purpose: str, hint: str | None = None) -> None:
         super().__init__(
             f"{purpose} needs the package '{package}', which is not installed",
-            hint=f"pip install 'docvlm[{extra}]'",
+            hint=hint or f"pip install 'docvlm[{extra}]'",
         )
         self.package = package
         self.extra = extra

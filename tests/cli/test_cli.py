@@ -107,3 +107,29 @@ def test_demo(tmp_path: Path) -> None:
     assert "| Torque wrench | 2 | 18.75 | 37.50 |" in summary["pages"][0]["tables"][0]
     assert (tmp_path / "page-0001.png").stat().st_size > 10_000
     assert "Acme" in res.stdout
+
+
+def test_serve_runs_an_openai_compatible_server_process() -> None:
+    """`docvlm serve` in its own process, called over real HTTP by OpenAIModel."""
+    with subprocess.Popen([sys.executable, "-m", "docvlm", "serve", "--model", "test:3", "--port", "0"],
+                          stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True) as proc:
+        _talk_to_server(proc)
+
+
+def _talk_to_server(proc: subprocess.Popen[str]) -> None:
+    import re
+    from typing import Literal
+
+    from docvlm.models.openai import OpenAIModel
+
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        match = re.search(r"at (http://\S+)", line)
+        assert match, line
+        with OpenAIModel("test", base_url=match.group(1), api_key="none") as model:
+            assert model.generate("is it?", Literal["yes", "no"]) in ("yes", "no")
+            assert isinstance(model.generate("a number", int), int)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)

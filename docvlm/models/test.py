@@ -1,0 +1,215 @@
+"""Fakes shipped for users' own tests: :class:`TestModel` and :class:`FunctionModel`.
+
+Both go through the same seam as real backends, so code under test runs unchanged::
+
+    model = TestModel(seed=1)
+    boxes = model.generate("find the total", list[Box])   # valid list[Box], seeded
+    model.last_request.messages                           # what the code under test asked
+"""
+
+from __future__ import annotations
+
+import importlib
+import random
+import string
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import TypeAdapter, ValidationError
+
+from docvlm.decoding import CompiledConstraint, OutputKind
+from docvlm.errors import ConstraintError, ModelError
+from docvlm.models.base import GenerationSettings, Model, Request
+from docvlm.models.messages import Message, MessagesInput
+
+__all__ = ["FunctionInfo", "FunctionModel", "TestModel", "sample_regex"]
+
+_ALPHABET = string.ascii_lowercase + string.digits + " "
+
+
+def sample_regex(regex: str, rng: random.Random, *, extra_repeats: int = 2) -> str:
+    """A random string that fully matches ``regex`` (literals, classes, groups, ``|`` and bounded repeats).
+
+    Repeats are drawn between their minimum and ``extra_repeats`` more (capped at their maximum), so
+    outputs stay small. Lookarounds and backreferences are not supported.
+    """
+    sre_parse: Any
+    try:
+        sre_parse = importlib.import_module("re._parser")  # Python >= 3.11
+    except ImportError:  # pragma: no cover - Python 3.10
+        sre_parse = importlib.import_module("sre_parse")
+
+    out: list[str] = []
+
+    def chars_of(items: Any) -> list[str]:
+        negate = False
+        allowed: set[str] = set()
+        for op, arg in items:
+            name = str(op)
+            if name == "NEGATE":
+                negate = True
+            elif name == "LITERAL":
+                allowed.add(chr(arg))
+            elif name == "RANGE":
+                lo, hi = arg
+                allowed.update(chr(c) for c in range(lo, min(hi, lo + 255) + 1))
+            elif name == "CATEGORY":
+                cat = str(arg)
+                allowed.update(string.digits if "DIGIT" in cat else string.ascii_letters if "WORD" in cat else " ")
+            else:
+                raise ConstraintError(f"cannot sample regex class item {name}")
+        if negate:
+            return [c for c in _ALPHABET if c not in allowed]
+        return sorted(allowed)
+
+    def walk(items: Any) -> None:
+        for op, arg in items:
+            name = str(op)
+            if name == "LITERAL":
+                out.append(chr(arg))
+            elif name == "NOT_LITERAL":
+                out.append(rng.choice([c for c in _ALPHABET if c != chr(arg)]))
+            elif name == "IN":
+                out.append(rng.choice(chars_of(arg)))
+            elif name == "ANY":
+                out.append(rng.choice(_ALPHABET))
+            elif name == "BRANCH":
+                options = arg[1]
+                # prefer alternatives that are not escape sequences, so sampled strings read as text
+                plain = [o for o in options if not (o and str(o[0][0]) == "LITERAL" and o[0][1] == 92)]
+                walk(rng.choice(plain or options))
+            elif name == "SUBPATTERN":
+                walk(arg[-1])
+            elif name in ("MAX_REPEAT", "MIN_REPEAT", "POSSESSIVE_REPEAT"):
+                lo, hi, sub = arg
+                hi = lo + extra_repeats if hi == sre_parse.MAXREPEAT else min(hi, lo + extra_repeats)
+                for _ in range(rng.randint(lo, hi)):
+                    walk(sub)
+            elif name == "ATOMIC_GROUP":
+                walk(arg)
+            elif name in ("AT",):
+                continue
+            else:
+                raise ConstraintError(f"cannot sample regex construct {name}")
+
+    walk(sre_parse.parse(regex))
+    return "".join(out)
+
+
+class TestModel(Model):
+    """A model that answers every request with valid data for its output type, without any weights.
+
+    Args:
+        seed: seeds the sampler; the same seed and requests give the same outputs.
+        outputs: fixed answers, consumed in order before sampling starts: raw texts (parsed like a real
+            model's output) or values (validated against the output type).
+        supports_images: whether to accept image parts (default ``True``).
+        extra_repeats: how far above their minimum list lengths and repeats may go (0: minimal data).
+
+    Attributes:
+        requests: every request received, in order.
+        last_request: the most recent request.
+    """
+
+    __test__ = False  # not a pytest test class
+
+    def __init__(self, seed: int = 0, outputs: Sequence[Any] | None = None, *, supports_images: bool = True,
+                 extra_repeats: int = 2) -> None:
+        self.spec = "test"
+        self.supports_images = supports_images
+        self._rng = random.Random(seed)
+        self._outputs = list(outputs or [])
+        self._extra = extra_repeats
+        self.requests: list[Request] = []
+
+    @property
+    def last_request(self) -> Request | None:
+        return self.requests[-1] if self.requests else None
+
+    def _complete(self, requests: Sequence[Request]) -> list[str]:
+        return [self._sample(r.constraint) for r in requests]
+
+    def _sample(self, constraint: CompiledConstraint[Any]) -> str:
+        for _ in range(50):
+            text = sample_regex(constraint.regex, self._rng, extra_repeats=self._extra)
+            try:
+                constraint.parse(text)  # cross-field validators can still reject a sample
+            except ConstraintError:
+                continue
+            return text
+        raise ModelError(
+            f"TestModel found no valid sample for {constraint.output_type!r} in 50 tries",
+            hint="its validators reject most values the constraint allows; give TestModel(outputs=[...])",
+        )
+
+    def generate_batch(self, prompts: Sequence[MessagesInput], output_type: Any = str, *,
+                       settings: GenerationSettings | None = None, **options: Any) -> list[Any]:
+        requests = self.prepare(prompts, output_type, settings=settings, **options)
+        self.requests.extend(requests)
+        results = []
+        for r in requests:
+            if self._outputs:
+                results.append(_accept(self._outputs.pop(0), r.constraint))
+            else:
+                results.append(r.constraint.parse(self._sample(r.constraint)))
+        return results
+
+
+@dataclass
+class FunctionInfo:
+    """What a :class:`FunctionModel`'s function learns about a call besides the messages."""
+
+    output_type: Any
+    constraint: CompiledConstraint[Any]
+    settings: GenerationSettings
+    call_index: int
+
+
+class FunctionModel(Model):
+    """A model whose answers come from a function: script multi-step conversations and tool calls in tests.
+
+    The function gets ``(messages, info)`` and returns either a value of the output type (validated) or
+    raw text (parsed like a real model's output: JSON for structured types).
+
+    Args:
+        function: ``(list[Message], FunctionInfo) -> value or str``.
+        supports_images: whether to accept image parts (default ``True``).
+    """
+
+    def __init__(self, function: Callable[[list[Message], FunctionInfo], Any], *, supports_images: bool = True) -> None:
+        self.spec = f"function:{getattr(function, '__name__', 'fn')}"
+        self.function = function
+        self.supports_images = supports_images
+        self.calls = 0
+        self.requests: list[Request] = []
+
+    def _complete(self, requests: Sequence[Request]) -> list[str]:  # pragma: no cover - generate_batch overrides
+        raise NotImplementedError
+
+    def generate_batch(self, prompts: Sequence[MessagesInput], output_type: Any = str, *,
+                       settings: GenerationSettings | None = None, **options: Any) -> list[Any]:
+        requests = self.prepare(prompts, output_type, settings=settings, **options)
+        self.requests.extend(requests)
+        results = []
+        for r in requests:
+            info = FunctionInfo(output_type, r.constraint, r.settings, self.calls)
+            self.calls += 1
+            results.append(_accept(self.function(r.messages, info), r.constraint))
+        return results
+
+
+def _accept(answer: Any, constraint: CompiledConstraint[Any]) -> Any:
+    """Validate a scripted answer: text goes through the constraint's parser, values through pydantic."""
+    try:
+        if isinstance(answer, str) and constraint.kind is not OutputKind.JSON:
+            return constraint.parse(answer)
+        adapter: TypeAdapter[Any] = TypeAdapter(constraint.output_type)
+        if isinstance(answer, (str, bytes)) and constraint.kind is OutputKind.JSON:
+            return adapter.validate_json(answer)
+        return adapter.validate_python(answer)
+    except ValidationError as exc:
+        raise ModelError(
+            f"scripted answer is not a valid {constraint.output_type!r}: {exc.errors()[0]['msg']}",
+            hint="fix the test's scripted output",
+        ) from exc

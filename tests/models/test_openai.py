@@ -1,0 +1,612 @@
+"""OpenAIModel against a real HTTP server: ``docvlm.serve`` over a scripted model, on 127.0.0.1."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from typing import Annotated, Any, Literal
+
+import httpx
+import pytest
+from PIL import Image
+from pydantic import BaseModel, Field, TypeAdapter, ValidationError, model_validator
+
+from docvlm.decoding import Regex, compile_output_type
+from docvlm.errors import ModelError, UsageError
+from docvlm.models.base import Model, Request
+from docvlm.models.openai import OpenAIModel
+from docvlm.serve import DocVLMServer, make_server, schema_to_type, serve
+
+# ---------------------------------------------------------------------------------------------------
+# the backing model and the server
+# ---------------------------------------------------------------------------------------------------
+
+Script = Callable[[Request, int], str]
+
+
+class ScriptModel(Model):
+    """Answers each request with ``script(request, index)``; records requests and batch sizes."""
+
+    def __init__(self) -> None:
+        self.spec = "script"
+        self.supports_images = True
+        self.reset()
+
+    def reset(self, script: Script | None = None, delay: float = 0.0) -> None:
+        self.script: Script = script or (lambda r, i: "ok")
+        self.delay = delay
+        self.requests: list[Request] = []
+        self.batches: list[int] = []
+
+    def _complete(self, requests: Sequence[Request]) -> list[str]:
+        self.batches.append(len(requests))
+        if self.delay:
+            time.sleep(self.delay)  # one model call, whatever the batch size: like a GPU batch
+        out = []
+        for r in requests:
+            self.requests.append(r)
+            out.append(self.script(r, len(self.requests) - 1))
+        return out
+
+
+class Live:
+    def __init__(self, server: DocVLMServer, url: str, backend: ScriptModel) -> None:
+        self.server, self.url, self.backend = server, url, backend
+        self.bodies: list[dict[str, Any]] = []
+
+
+@pytest.fixture(scope="module")
+def live_server() -> Iterator[Live]:
+    backend = ScriptModel()
+    server, url = make_server(backend, model_name="scripted")
+    live = Live(server, url, backend)
+    answer = server.answer
+
+    def recording(body: Any) -> dict[str, Any]:
+        live.bodies.append(body)
+        return answer(body)
+
+    server.answer = recording  # type: ignore[method-assign]
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield live
+    server.shutdown()
+    server.server_close()
+    thread.join(5)
+
+
+@pytest.fixture
+def live(live_server: Live) -> Live:
+    live_server.backend.reset()
+    live_server.bodies.clear()
+    return live_server
+
+
+@pytest.fixture
+def client(live: Live) -> Iterator[OpenAIModel]:
+    model = OpenAIModel("scripted", base_url=live.url, api_key="")
+    model.retry_backoff = 0.01
+    yield model
+    model.close()
+
+
+class Invoice(BaseModel):
+    number: str = Field(max_length=20)
+    total: float = Field(ge=0)
+
+
+class Span(BaseModel):
+    start: int = Field(ge=0, le=100)
+    end: int = Field(ge=0, le=100)
+
+    @model_validator(mode="after")
+    def ordered(self) -> Span:
+        if self.start > self.end:
+            raise ValueError("start must be <= end")
+        return self
+
+
+# ---------------------------------------------------------------------------------------------------
+# typed outputs over HTTP
+# ---------------------------------------------------------------------------------------------------
+
+
+def test_pydantic_output(live: Live, client: OpenAIModel) -> None:
+    live.backend.reset(lambda r, i: '{"number":"A-17","total":12.5}')
+    assert client.generate("What is on the invoice?", Invoice) == Invoice(number="A-17", total=12.5)
+    (body,) = live.bodies
+    assert body["model"] == "scripted" and body["temperature"] == 0
+    assert body["messages"] == [{"role": "user", "content": "What is on the invoice?"}]
+    fmt = body["response_format"]
+    assert fmt["type"] == "json_schema" and fmt["json_schema"]["name"] == "Invoice"
+    assert fmt["json_schema"]["strict"] is True
+    schema = fmt["json_schema"]["schema"]
+    assert schema["additionalProperties"] is False and schema["required"] == ["number", "total"]
+    assert schema["properties"]["number"]["maxLength"] == 20
+    # the server decoded under a constraint compiled from that schema
+    served = live.backend.requests[0].constraint
+    assert served.matches('{"number":"x","total":1}') and not served.matches('{"number":"x","total":-1}')
+
+
+def test_list_output_and_settings(live: Live, client: OpenAIModel) -> None:
+    live.backend.reset(lambda r, i: '[{"number":"a","total":1},{"number":"b","total":2.25}]')
+    invoices = Annotated[list[Invoice], Field(max_length=4)]
+    out = client.generate("all invoices", invoices, temperature=0.5, seed=7, max_new_tokens=300)
+    assert out == [Invoice(number="a", total=1), Invoice(number="b", total=2.25)]
+    body = live.bodies[0]
+    assert (body["temperature"], body["seed"], body["max_tokens"]) == (0.5, 7, 300)
+    assert body["response_format"]["json_schema"]["schema"]["type"] == "array"
+    settings = live.backend.requests[0].settings
+    assert (settings.temperature, settings.seed, settings.max_new_tokens) == (0.5, 7, 300)
+
+
+def test_server_refuses_what_its_model_cannot_bound(live: Live, client: OpenAIModel) -> None:
+    # the client lifts the token-index budget (the server decodes); a local model behind docvlm serve cannot
+    class Notes(BaseModel):
+        lines: list[str] = Field(max_length=40)
+
+    assert client.compile(Notes).json_schema is not None
+    with pytest.raises(ModelError, match=r"HTTP 400 .*cannot be constrained"):
+        client.generate("notes", Notes)
+    assert live.backend.requests == []
+
+
+def test_choice_output(live: Live, client: OpenAIModel) -> None:
+    live.backend.reset(lambda r, i: '{"choice":"no"}')
+    assert client.generate("Is it paid?", Literal["yes", "no"]) == "no"
+    schema = live.bodies[0]["response_format"]["json_schema"]["schema"]
+    assert schema["properties"]["choice"]["enum"] == ["yes", "no"]
+
+
+@pytest.mark.parametrize("field", ["structured_outputs", "guided_regex", "regex", None])
+def test_regex_output(live: Live, field: Any) -> None:
+    live.backend.reset(lambda r, i: "INV-042")
+    with OpenAIModel("scripted", base_url=live.url, regex_field=field) as model:
+        assert model.generate("number?", Regex(r"INV-[0-9]{3}")) == "INV-042"
+    regex = compile_output_type(Regex(r"INV-[0-9]{3}")).regex
+    sent = {k: v for k, v in live.bodies[0].items() if k in ("structured_outputs", "guided_regex", "regex")}
+    if field is None:
+        assert sent == {}
+        assert live.backend.requests[0].constraint.kind.value == "text"  # the server was not told
+    else:
+        assert sent == ({field: {"regex": regex}} if field == "structured_outputs" else {field: regex})
+        assert live.backend.requests[0].constraint.regex == compile_output_type(Regex(regex)).regex
+    assert "response_format" not in live.bodies[0]
+
+
+def test_text_output(live: Live, client: OpenAIModel) -> None:
+    live.backend.reset(lambda r, i: "free text, anything")
+    assert client.generate("say something") == "free text, anything"
+    assert "response_format" not in live.bodies[0] and "structured_outputs" not in live.bodies[0]
+
+
+def test_json_object_mode_for_llama_cpp(live: Live) -> None:
+    live.backend.reset(lambda r, i: '{"number":"Z","total":0}')
+    with OpenAIModel("scripted", base_url=live.url, response_format="json_object") as model:
+        assert model.generate("x", Invoice) == Invoice(number="Z", total=0)
+    fmt = live.bodies[0]["response_format"]
+    assert fmt["type"] == "json_object" and fmt["schema"]["title"] == "Invoice"
+
+
+def test_images_sent_as_data_urls(live: Live, client: OpenAIModel) -> None:
+    import docvlm as dv
+
+    live.backend.reset(lambda r, i: "seen")
+    image = Image.new("RGB", (123, 45), (10, 200, 30))
+    page = dv.open(dv.samples.invoice_pdf())[0].render(dpi=30)
+    messages: list[dict[str, Any]] = [{"role": "system", "content": "You read documents."},
+                {"role": "user", "content": ["Describe", image, "and", page]}]
+    assert client.generate(messages) == "seen"
+    content = live.bodies[0]["messages"][1]["content"]
+    assert [p["type"] for p in content] == ["text", "image_url", "text", "image_url"]
+    assert content[1]["image_url"]["url"].startswith("data:image/png;base64,")
+    received = live.backend.requests[0]
+    assert [m.role for m in received.messages] == ["system", "user"]
+    assert received.messages[1].text == "Describe\nand"
+    first, second = received.images
+    assert first.size == (123, 45) and first.getpixel((5, 5)) == (10, 200, 30)
+    assert second.size == (page.width, page.height)
+
+
+def test_text_only_model_refuses_images() -> None:
+    model = OpenAIModel("m", base_url="http://127.0.0.1:9/v1", supports_images=False)
+    with pytest.raises(UsageError, match="text-only"):
+        model.generate(["look", Image.new("RGB", (4, 4))])
+
+
+# ---------------------------------------------------------------------------------------------------
+# validation retries
+# ---------------------------------------------------------------------------------------------------
+
+
+def _fixes_when_told(request: Request, index: int) -> str:
+    told = any("start must be <= end" in m.text for m in request.messages)
+    return '{"start":3,"end":7}' if told else '{"start":7,"end":3}'
+
+
+def test_invalid_answer_is_sent_back_with_the_error(live: Live, client: OpenAIModel) -> None:
+    live.backend.reset(_fixes_when_told)
+    assert client.generate("Find the span", Span) == Span(start=3, end=7)
+    first, second = live.bodies
+    assert len(first["messages"]) == 1
+    assert second["messages"][1] == {"role": "assistant", "content": '{"start":7,"end":3}'}
+    assert second["messages"][2]["role"] == "user"
+    assert "start must be <= end" in second["messages"][2]["content"]
+
+
+def test_retries_exhausted_raise_model_error(live: Live) -> None:
+    live.backend.reset(lambda r, i: '{"start":9,"end":1}')
+    with OpenAIModel("scripted", base_url=live.url, max_retries=1) as model, \
+            pytest.raises(ModelError, match=r"2 invalid answers.*start must be <= end"):
+        model.generate("Find the span", Span)
+    assert len(live.bodies) == 2
+
+
+def test_unexpected_server_formatting_is_validated_not_regex_matched(live: Live, client: OpenAIModel) -> None:
+    # a server that ignores response_format: extra whitespace, a code fence, a bare choice
+    assert client.generate_batch([], Invoice) == []
+    from docvlm.models.openai import _validate
+
+    constraint = client.compile(Invoice)
+    assert _validate(constraint, '```json\n{ "number": "A", "total": 1.50 }\n```') == Invoice(number="A", total=1.5)
+    assert _validate(client.compile(Literal["yes", "no"]), " yes\n") == "yes"
+    assert client._complete(client.prepare(["x"], str)) == ["ok"]
+
+
+# ---------------------------------------------------------------------------------------------------
+# HTTP errors
+# ---------------------------------------------------------------------------------------------------
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+    return port
+
+
+def test_connection_refused_names_the_url() -> None:
+    url = f"http://127.0.0.1:{_closed_port()}/v1"
+    with OpenAIModel("m", base_url=url) as model, pytest.raises(ModelError) as info:
+        model.generate("hello")
+    assert info.value.hint == f"is the server running at {url}?"
+    assert "cannot connect" in info.value.message
+
+
+def test_server_error_is_retried_then_raised(live: Live, client: OpenAIModel) -> None:
+    def broken(r: Request, i: int) -> str:
+        raise ModelError("the GPU caught fire")
+
+    live.backend.reset(broken)
+    with pytest.raises(ModelError, match=r"HTTP 500 .*the GPU caught fire"):
+        client.generate("hello")
+    assert len(live.bodies) == 3  # http_retries=2
+
+
+def test_timeout() -> None:
+    with socket.socket() as listener:  # accepts the connection, never answers
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        url = f"http://127.0.0.1:{listener.getsockname()[1]}/v1"
+        with OpenAIModel("m", base_url=url, timeout=0.2) as model, pytest.raises(ModelError, match=r"within 0\.2 s"):
+            model.generate("hello")
+
+
+@pytest.mark.parametrize(("status", "body", "pattern", "hint"), [
+    (401, {"error": {"message": "Incorrect API key"}}, "HTTP 401 .*Incorrect API key", "API key"),
+    (404, {"detail": "model 'x' not found"}, "HTTP 404 .*model 'x' not found", "/models lists"),
+    (429, "slow down", "HTTP 429 .*slow down", "lower concurrency"),
+    (400, {"error": "bad schema"}, "HTTP 400 .*bad schema", "rejected the request"),
+])
+def test_http_error_messages(status: int, body: Any, pattern: str, hint: str) -> None:
+    calls = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(request)
+        if isinstance(body, str):
+            return httpx.Response(status, text=body)
+        return httpx.Response(status, json=body)
+
+    with httpx.Client(transport=httpx.MockTransport(handler)) as http:
+        model = OpenAIModel("x", base_url="http://server/v1", api_key="sk-test", client=http)
+        model.retry_backoff = 0.001
+        with pytest.raises(ModelError, match=pattern) as info:
+            model.generate("hi")
+    assert info.value.hint is not None and hint in info.value.hint
+    assert calls[0].headers["authorization"] == "Bearer sk-test"
+    assert len(calls) == (3 if status == 429 else 1)
+
+
+def test_api_key_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-env")
+    seen = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request.headers.get("authorization"))
+        return httpx.Response(200, json={"choices": [{"message": {"content": "hi"}, "finish_reason": "stop"}]})
+
+    with httpx.Client(transport=httpx.MockTransport(handler)) as http:
+        assert OpenAIModel("x", client=http).generate("hello") == "hi"
+        assert OpenAIModel("x", api_key="", client=http).generate("hello") == "hi"
+    assert seen == ["Bearer sk-env", None]
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"model": ""}, "needs a model name"),
+    ({"response_format": "xml"}, "response_format must be"),
+    ({"regex_field": "pattern"}, "regex_field must be"),
+    ({"max_retries": -1}, "must be >= 0"),
+    ({"concurrency": 0}, "concurrency must be at least 1"),
+    ({"timeout": 0}, "timeout must be positive"),
+])
+def test_constructor_checks(kwargs: dict[str, Any], message: str) -> None:
+    with pytest.raises(UsageError, match=message):
+        OpenAIModel(**{"model": "m", **kwargs})
+
+
+# ---------------------------------------------------------------------------------------------------
+# concurrency
+# ---------------------------------------------------------------------------------------------------
+
+
+def _invoice_number(r: Request, i: int) -> str:
+    return f'{{"number":"{r.messages[0].text}","total":1}}'
+
+
+def test_batch_runs_concurrently(live: Live, client: OpenAIModel) -> None:
+    live.backend.reset(_invoice_number, delay=0.2)
+    start = time.perf_counter()
+    client.generate("single", Invoice)
+    single = time.perf_counter() - start
+    prompts = [f"n{i}" for i in range(8)]
+    start = time.perf_counter()
+    out = client.generate_batch(prompts, Invoice)
+    batch = time.perf_counter() - start
+    assert [o.number for o in out] == prompts
+    assert batch < 4 * single, (batch, single, live.backend.batches)
+    assert max(live.backend.batches[1:]) > 1  # requests arrived together, so the server batched them
+
+
+def test_agenerate_batch_is_native_async(live: Live, client: OpenAIModel) -> None:
+    assert OpenAIModel.agenerate_batch is not Model.agenerate_batch
+    live.backend.reset(_invoice_number, delay=0.2)
+    prompts = [f"a{i}" for i in range(8)]
+
+    async def main() -> tuple[list[Any], Any, float]:
+        start = time.perf_counter()
+        out = await client.agenerate_batch(prompts, Invoice)
+        one = await client.agenerate("solo", Invoice)
+        return out, one, time.perf_counter() - start
+
+    out, one, elapsed = asyncio.run(main())
+    assert [o.number for o in out] == prompts and one.number == "solo"
+    assert elapsed < 8 * 0.2
+    assert max(live.backend.batches) > 1
+
+
+def test_async_errors_are_typed() -> None:
+    model = OpenAIModel("m", base_url=f"http://127.0.0.1:{_closed_port()}/v1")
+    with pytest.raises(ModelError, match="cannot connect"):
+        asyncio.run(model.agenerate_batch(["a", "b"]))
+
+
+# ---------------------------------------------------------------------------------------------------
+# the server, spoken to directly
+# ---------------------------------------------------------------------------------------------------
+
+
+def _post(live: Live, body: dict[str, Any]) -> httpx.Response:
+    return httpx.post(f"{live.url}/chat/completions", json=body, timeout=10)
+
+
+def test_models_endpoint(live: Live) -> None:
+    response = httpx.get(f"{live.url}/models", timeout=10)
+    assert response.status_code == 200
+    assert [m["id"] for m in response.json()["data"]] == ["scripted"]
+
+
+def test_completion_shape_and_usage(live: Live) -> None:
+    live.backend.reset(lambda r, i: "b")
+    response = _post(live, {"model": "m", "messages": [{"role": "user", "content": "12345678"}],
+                            "guided_choice": ["a", "b"]})
+    data = response.json()
+    assert response.status_code == 200 and data["object"] == "chat.completion"
+    assert data["choices"][0]["message"] == {"role": "assistant", "content": "b"}
+    assert data["usage"] == {"prompt_tokens": 2, "completion_tokens": 1, "total_tokens": 3}
+    assert live.backend.requests[0].constraint.choices == ("a", "b")
+
+
+@pytest.mark.parametrize("extra", [
+    {"structured_outputs": {"json": {"type": "integer", "maximum": 9}}},
+    {"guided_json": '{"type": "integer", "maximum": 9}'},
+])
+def test_vllm_json_fields(live: Live, extra: dict[str, Any]) -> None:
+    live.backend.reset(lambda r, i: "7")
+    response = _post(live, {"messages": [{"role": "user", "content": "?"}], **extra})
+    assert response.json()["choices"][0]["message"]["content"] == "7"
+    constraint = live.backend.requests[0].constraint
+    assert constraint.matches("9") and not constraint.matches("10")
+
+
+def test_json_answers_are_json_even_for_scalar_schemas(live: Live) -> None:
+    live.backend.reset(lambda r, i: "yes")
+    schema = {"enum": ["yes", "no"]}
+    data = _post(live, {"messages": [{"role": "user", "content": "?"}],
+                        "response_format": {"type": "json_schema", "json_schema": {"name": "c", "schema": schema}}})
+    assert data.json()["choices"][0]["message"]["content"] == '"yes"'
+
+
+@pytest.mark.parametrize(("body", "status", "message"), [
+    ({"stream": True, "messages": [{"role": "user", "content": "x"}]}, 400, "stream"),
+    ({"messages": []}, 400, "messages must be a non-empty list"),
+    ({"messages": [{"role": "tool", "content": "x"}]}, 400, "role 'tool'"),
+    ({"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "https://x/y.png"}}]}]},
+     400, "only data: URLs"),
+    ({"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": "data:image/png;base64,AAAA"}]}]},
+     400, "not a readable image"),
+    ({"messages": [{"role": "user", "content": "x"}],
+      "response_format": {"type": "json_schema", "json_schema": {"schema": {"type": "string", "format": "date"}}}},
+     400, "unsupported keyword 'format'"),
+    ({"messages": [{"role": "user", "content": "x"}], "response_format": {"type": "json_object"}}, 400, "needs a schema"),
+    ({"messages": [{"role": "user", "content": "x"}], "guided_choice": ["a"], "guided_regex": "a"}, 400, "not several"),
+    ({"messages": [{"role": "user", "content": "x"}], "structured_outputs": {"grammar": "root ::= x"}}, 400,
+     "structured_outputs.grammar is not supported"),
+    ({"messages": [{"role": "user", "content": "x"}], "temperature": -1}, 400, "temperature"),
+    ({"messages": [{"role": "user", "content": "x"}], "tools": [{"type": "function"}]}, 400, "tool calling"),
+    ({"messages": [{"role": "user", "content": "x"}], "guided_regex": "a(?=b)"}, 400, "cannot be constrained"),
+])
+def test_bad_requests(live: Live, body: dict[str, Any], status: int, message: str) -> None:
+    response = _post(live, body)
+    assert response.status_code == status
+    assert message in response.json()["error"]["message"]
+    assert live.backend.requests == []
+
+
+def test_bad_routes_and_bodies(live: Live) -> None:
+    assert httpx.get(f"{live.url}/nothing", timeout=10).status_code == 404
+    assert httpx.post(f"{live.url}/completions", json={}, timeout=10).status_code == 404
+    response = httpx.post(f"{live.url}/chat/completions", content=b"{not json", timeout=10)
+    assert response.status_code == 400 and "not JSON" in response.json()["error"]["message"]
+
+
+def test_closed_server_refuses_new_work() -> None:
+    server, _ = make_server(ScriptModel())
+    server.server_close()
+    server.server_close()  # twice is fine
+    with pytest.raises(Exception, match="shutting down"):
+        server.answer({"messages": [{"role": "user", "content": "x"}]})
+
+
+def test_serve_prints_the_url(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    def interrupted(self: DocVLMServer, poll_interval: float = 0.5) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(DocVLMServer, "serve_forever", interrupted)
+    serve(ScriptModel(), port=0)
+    assert "docvlm: serving script at http://127.0.0.1:" in capsys.readouterr().out
+
+
+# ---------------------------------------------------------------------------------------------------
+# from_spec
+# ---------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("rest", "model", "base_url"), [
+    ("Qwen/Qwen2.5-VL-7B-Instruct@http://localhost:8000/v1", "Qwen/Qwen2.5-VL-7B-Instruct", "http://localhost:8000/v1"),
+    ("qwen2.5vl:7b@localhost:11434/v1", "qwen2.5vl:7b", "http://localhost:11434/v1"),
+    ("org/m@x@https://h.example/v1/", "org/m@x", "https://h.example/v1"),
+    ("gpt-4o", "gpt-4o", "https://api.openai.com/v1"),
+])
+def test_from_spec(rest: str, model: str, base_url: str) -> None:
+    parsed = OpenAIModel.from_spec(rest)
+    assert (parsed.model, parsed.base_url, parsed.spec) == (model, base_url, f"openai:{model}@{base_url}")
+
+
+@pytest.mark.parametrize("rest", ["", "@http://h/v1", "m@"])
+def test_from_spec_rejects(rest: str) -> None:
+    with pytest.raises(UsageError, match="openai:<model>@<base_url>"):
+        OpenAIModel.from_spec(rest)
+
+
+# ---------------------------------------------------------------------------------------------------
+# JSON schema -> type
+# ---------------------------------------------------------------------------------------------------
+
+
+class Word(BaseModel):
+    text: str = Field(min_length=1, max_length=12)
+    conf: float = Field(ge=0, le=1)
+    kind: Literal["word", "number"] = "word"
+
+
+class Region(BaseModel):
+    words: list[Word] = Field(max_length=3)
+    box: tuple[int, int, int, int]
+    note: str | None = Field(default=None, max_length=8, description="free")
+    code: str = Field(alias="Code", pattern=r"^[A-Z]{2}-[0-9]{1,3}$")
+    page: Annotated[int, Field(gt=-1, lt=10)]
+    flag: bool
+    nothing: None
+
+
+@pytest.mark.parametrize("tp", [
+    Word, Region, Annotated[list[Region], Field(max_length=2)], Annotated[list[Word], Field(min_length=1, max_length=2)],
+    Literal["a", 1, None], Annotated[float, Field(ge=0, le=1)], bool, Word | Region | None,
+], ids=repr)
+def test_pydantic_schemas_round_trip_to_the_same_constraint(tp: Any) -> None:
+    schema = TypeAdapter(tp).json_schema(by_alias=True)
+    assert compile_output_type(schema_to_type(schema)).regex == compile_output_type(tp).regex
+
+
+OBJECT = {
+    "type": "object", "title": "Box",
+    "properties": {"x": {"type": "integer", "minimum": 0, "maximum": 10}, "class": {"type": "string", "maxLength": 3},
+                   "tags": {"type": "array", "items": {"enum": ["a", "b"]}, "maxItems": 2}},
+    "required": ["x", "class"], "additionalProperties": False,
+}
+
+
+@pytest.mark.parametrize(("schema", "good", "bad"), [
+    ({"type": "integer", "exclusiveMinimum": 0, "maximum": 5}, [1, 5], [0, 6]),
+    ({"type": "number", "minimum": -1.5}, [-1.5, 3], [-2]),
+    ({"type": "string", "minLength": 2, "maxLength": 3}, ["ab", "abc"], ["a", "abcd"]),
+    ({"type": "string", "pattern": "^[0-9]{2}$"}, ["12"], ["1a"]),
+    ({"type": ["string", "null"]}, ["x", None], [1]),
+    ({"const": "only"}, ["only"], ["other"]),
+    ({"anyOf": [{"type": "integer"}, {"type": "boolean"}]}, [1, True], ["1x"]),
+    ({"type": "array", "prefixItems": [{"type": "integer"}, {"type": "string"}], "items": False}, [[1, "a"]], [["a", 1]]),
+    ({"type": "array", "items": {"type": "integer"}, "minItems": 1, "maxItems": 2}, [[1], [1, 2]], [[], [1, 2, 3]]),
+    ({"type": "string", "nullable": True}, ["a", None], [3]),
+    (OBJECT, [{"x": 0, "class": "abc"}, {"x": 10, "class": "", "tags": ["b"]}],
+     [{"x": 11, "class": "a"}, {"x": 1}, {"x": 1, "class": "a", "tags": ["c"]}]),
+    ({"$defs": {"P": {"type": "object", "properties": {"v": {"$ref": "#/$defs/V"}}, "required": ["v"]},
+                "V": {"type": "integer", "maximum": 3}},
+      "type": "array", "items": {"$ref": "#/$defs/P"}}, [[{"v": 3}]], [[{"v": 4}]]),
+])
+def test_converter_table(schema: dict[str, Any], good: list[Any], bad: list[Any]) -> None:
+    adapter = TypeAdapter(schema_to_type(schema))
+    for value in good:
+        adapter.validate_python(value)
+    for value in bad:
+        with pytest.raises(ValidationError):
+            adapter.validate_python(value)
+    compile_output_type(schema_to_type(schema))  # and docvlm can constrain it
+
+
+def test_converted_objects_keep_names_and_order() -> None:
+    tp = schema_to_type(OBJECT)
+    assert tp.__name__ == "Box"
+    assert list(tp.model_json_schema(by_alias=True)["properties"]) == ["x", "class", "tags"]
+    value = tp.model_validate({"x": 1, "class": "c"})
+    assert TypeAdapter(tp).dump_json(value, by_alias=True) == b'{"x":1,"class":"c","tags":null}'
+    assert compile_output_type(tp).regex.startswith(r'\{"x":')
+    assert schema_to_type(dict(OBJECT)) is tp  # equal schemas give the same type (cache, batching)
+
+
+@pytest.mark.parametrize(("schema", "message"), [
+    ({}, "empty schema"),
+    ({"type": "object"}, "open-ended objects"),
+    ({"type": "object", "properties": {"a": {"type": "integer"}}, "additionalProperties": {"type": "string"}},
+     "additionalProperties with a schema"),
+    ({"type": "object", "properties": {}, "required": ["a"]}, "not among the properties"),
+    ({"type": "string", "format": "date-time"}, "unsupported keyword 'format'"),
+    ({"type": "integer", "multipleOf": 5}, "unsupported keyword 'multipleOf'"),
+    ({"type": "array", "items": {"type": "integer"}, "uniqueItems": True}, "unsupported keyword 'uniqueItems'"),
+    ({"type": "array"}, "needs an items schema"),
+    ({"$ref": "https://example.com/s.json"}, "only local references"),
+    ({"$ref": "#/$defs/Missing"}, "points nowhere"),
+    ({"$defs": {"N": {"type": "object", "properties": {"next": {"$ref": "#/$defs/N"}}}}, "$ref": "#/$defs/N"},
+     "recursive"),
+    ({"allOf": [{"type": "integer"}, {"minimum": 1}]}, "exactly one"),
+    ({"not": {"type": "integer"}}, "missing type"),
+    ({"enum": [1.5]}, "not a string, integer, boolean or null"),
+    ({"type": "integer", "maximum": "9"}, "finite number"),
+    ({"type": "date"}, "unsupported or missing type"),
+])
+def test_converter_refuses(schema: dict[str, Any], message: str) -> None:
+    with pytest.raises(UsageError, match="JSON schema at #") as info:
+        schema_to_type(schema)
+    assert message in info.value.message
