@@ -32,6 +32,20 @@ def _is_vlm_config(config: Any) -> bool:
     return type(config) in MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING
 
 
+def _no_center_crop(processor: Any) -> None:
+    """Squash instead of centre-cropping (CLIP-style processors, e.g. LLaVA's): a crop would cut off the sides of
+    a page, and a squash keeps every normalized coordinate where it was."""
+    improc = getattr(processor, "image_processor", None)
+    if improc is None or not getattr(improc, "do_center_crop", False):
+        return
+    crop = getattr(improc, "crop_size", None) or {}
+    height = crop.get("height") if isinstance(crop, dict) else getattr(crop, "height", None)
+    width = crop.get("width") if isinstance(crop, dict) else getattr(crop, "width", None)
+    if height and width:
+        improc.do_center_crop = False
+        improc.size = {"height": int(height), "width": int(width)}
+
+
 class TransformersModel(Model):
     """A transformers model behind docvlm's model seam.
 
@@ -116,6 +130,7 @@ class TransformersModel(Model):
                 processor = tf.AutoTokenizer.from_pretrained(where, **common)
         except (OSError, ValueError, KeyError) as exc:
             raise ModelError(f"cannot load the model in {where}: {exc}") from exc
+        _no_center_crop(processor)
         loaded: Any = model
         loaded.to(device)
         loaded.eval()
@@ -185,26 +200,45 @@ class TransformersModel(Model):
 
         first = batch[0]
         prompts, images = zip(*(self._prompt(r.messages) for r in batch), strict=True)
-        kwargs: dict[str, Any] = {"text": list(prompts), "return_tensors": "pt", "padding": True}
+        kwargs: dict[str, Any] = {"text": list(prompts), "padding": True}
         if any(images):
             if not all(images):
                 raise UsageError("in one batch, every prompt must have images or none may",
                                  hint="split the batch into prompts with and without images")
             kwargs["images"] = [list(imgs) for imgs in images]
+        family = self._profile.name
         try:
-            inputs = self.processor(**kwargs).to(self.model.device)
+            if family == "paligemma":
+                # its processor's labels code warns under return_tensors="pt"; numpy then torch is equivalent
+                raw = self.processor(**kwargs, return_tensors="np")
+                inputs = {k: torch.from_numpy(v) for k, v in raw.items() if k != "labels"}
+            else:
+                inputs = dict(self.processor(**kwargs, return_tensors="pt"))
         except (ValueError, TypeError) as exc:
             raise ModelError(f"the processor of {self.spec} rejected the prompt: {exc}") from exc
+        inputs = {k: v.to(self.model.device) if hasattr(v, "to") else v for k, v in inputs.items()}
         settings = first.settings
         gen: dict[str, Any] = {
             "max_new_tokens": first.max_new_tokens(),
             "do_sample": not settings.greedy,
             "pad_token_id": self.tokenizer.pad_token_id,
+            # checkpoints ship their own sampling defaults; the request's settings are the only ones that apply
+            "repetition_penalty": 1.0,
+            "top_k": 0 if not settings.greedy else None,
+            "temperature": settings.temperature if not settings.greedy else None,
+            "top_p": settings.top_p if not settings.greedy else None,
         }
-        if not settings.greedy:
-            gen.update(temperature=settings.temperature, top_p=settings.top_p, top_k=0)
-        else:
-            gen.update(temperature=None, top_p=None, top_k=None)
+        start = 0 if self.is_encoder_decoder else inputs["input_ids"].shape[1]
+        if self.is_encoder_decoder:
+            # open the decoder as the checkpoint was trained (</s><s>), and let no built-in processor force
+            # a token: built-in processors run before ours, and a forced token the mask forbids leaves none
+            config = self.model.generation_config
+            opening = [config.decoder_start_token_id, self.tokenizer.bos_token_id]
+            opening = [t for t in opening if t is not None]
+            inputs["decoder_input_ids"] = torch.tensor([opening] * len(batch), device=self.model.device)
+            gen["forced_bos_token_id"] = None
+            gen["forced_eos_token_id"] = None
+            start = len(opening)
         if not first.constraint.free_text:
             gen["logits_processor"] = LogitsProcessorList([logits_processor(first.constraint, self.tokenizer)])
         if settings.seed is not None:
@@ -214,5 +248,4 @@ class TransformersModel(Model):
                 output = self.model.generate(**inputs, **gen)
         except RuntimeError as exc:
             raise ModelError(f"generation failed in {self.spec}: {exc}") from exc
-        new = output if self.is_encoder_decoder else output[:, inputs["input_ids"].shape[1]:]
-        return [str(t) for t in self.tokenizer.batch_decode(new, skip_special_tokens=True)]
+        return [str(t) for t in self.tokenizer.batch_decode(output[:, start:], skip_special_tokens=True)]

@@ -1,0 +1,446 @@
+"""Schema extraction with per-field evidence: ``dv.extract(model, document, Schema)``.
+
+How it works (text-grounded, LMDX-style):
+
+1. The document's words (text layer, or OCR) become segments and visual lines (:mod:`docvlm.tasks.text`).
+2. For every leaf field of the schema, docvlm collects the *candidate values* the page actually contains and
+   that validate as the field's type: segment texts and ``label: value`` tails for strings, printed numbers
+   for numeric fields, printed dates for dates, printed options for ``Literal`` / ``Enum`` fields.
+3. The model reads the page text (and the page image, for a vision model) and fills a JSON object whose every
+   field is constrained to those candidates (or ``null``): it can only copy values that exist.
+4. Each chosen value maps back to the words it was read from, so its evidence box is exact to the glyph.
+
+Lists of sub-models (line items) are read from the document's tables: columns are matched to the item model's
+fields by name, and every cell becomes evidence.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import re
+import typing
+from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any, Generic, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, create_model
+from pydantic.fields import FieldInfo
+
+from docvlm.documents.base import Document, Page
+from docvlm.errors import DocVLMError, ModelError, UsageError
+from docvlm.models.base import Model
+from docvlm.tasks.text import Line, Segment, group_lines, numbers_in, page_words, segments_of, serialize_lines
+from docvlm.types.answer import FieldEvidence
+from docvlm.types.geometry import BoundingBox
+
+__all__ = ["Extraction", "FieldNotFoundError", "extract"]
+
+S = TypeVar("S", bound=BaseModel)
+
+_MAX_CHOICE_CHARS = 120  # longer candidate strings are cut from the choice list (they are rarely field values)
+
+
+class FieldNotFoundError(ModelError):
+    """Required fields of the schema have no value in the document."""
+
+    def __init__(self, fields: Sequence[str], source: str | None = None) -> None:
+        super().__init__(
+            f"required field{'s' if len(fields) > 1 else ''} not found in the document: {', '.join(fields)}",
+            source=source, hint="make the field Optional if it may be absent, or check the document",
+        )
+        self.fields = list(fields)
+
+
+class Extraction(BaseModel, Generic[S]):
+    """An extracted, validated object and the evidence of each leaf field.
+
+    Attributes:
+        value: the filled schema.
+        evidence: for each leaf field path (``"total"``, ``"items[0].amount"``), where its value was read.
+            A field whose value the document does not contain has no entry: docvlm never invents evidence.
+        model: the spec of the model that chose the values.
+    """
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    value: S
+    evidence: dict[str, FieldEvidence] = Field(default_factory=dict)
+    model: str = ""
+
+    def box(self, path: str) -> BoundingBox | None:
+        """The evidence box of a field, if it has one."""
+        ev = self.evidence.get(path)
+        return ev.box if ev else None
+
+
+@dataclass
+class _Candidate:
+    text: str  # as printed, what the model chooses
+    value: Any  # validated for the field
+    page: int
+    box: BoundingBox
+    line_text: str
+
+
+@dataclass
+class _Leaf:
+    path: str
+    name: str
+    annotation: Any
+    required: bool
+    description: str | None
+
+
+def _unwrap_optional(tp: Any) -> tuple[Any, bool]:
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if len(args) == 1 and len(typing.get_args(tp)) == 2:
+            return args[0], True
+    return tp, False
+
+
+def _base_type(tp: Any) -> Any:
+    tp, _ = _unwrap_optional(tp)
+    if typing.get_origin(tp) is typing.Annotated:
+        return typing.get_args(tp)[0]
+    return tp
+
+
+def _leaves(schema: type[BaseModel], prefix: str = "") -> tuple[list[_Leaf], list[tuple[str, FieldInfo]]]:
+    leaves: list[_Leaf] = []
+    tables: list[tuple[str, FieldInfo]] = []
+    for name, info in schema.model_fields.items():
+        path = f"{prefix}{name}"
+        base = _base_type(info.annotation)
+        origin = typing.get_origin(base)
+        if isinstance(base, type) and issubclass(base, BaseModel):
+            sub, subtables = _leaves(base, f"{path}.")
+            leaves += sub
+            tables += subtables
+        elif origin in (list, Sequence) and typing.get_args(base) and isinstance(typing.get_args(base)[0], type) \
+                and issubclass(typing.get_args(base)[0], BaseModel):
+            tables.append((path, info))
+        elif origin in (list, tuple, set, dict, Sequence):
+            raise UsageError(
+                f"field {path!r} is a {base!r}: extraction supports scalar fields, nested models and lists of models",
+                hint="model repeated values as list[SubModel] (read from tables)",
+            )
+        else:
+            leaves.append(_Leaf(path, name, info.annotation, info.is_required(), info.description))
+    return leaves, tables
+
+
+_DATE_PATTERNS = [
+    (re.compile(r"\b(\d{4})-(\d{2})-(\d{2})\b"), "ymd"),
+    (re.compile(r"\b(\d{1,2})[./](\d{1,2})[./](\d{4})\b"), "dmy"),
+]
+_MONTHS = {m.lower(): i for i, m in enumerate(
+    ["January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
+     "November", "December"], 1)}
+_TEXT_DATE = re.compile(r"\b([A-Z][a-z]+) (\d{1,2}), (\d{4})\b|\b(\d{1,2}) ([A-Z][a-z]+) (\d{4})\b")
+
+
+def _dates_in(text: str) -> list[tuple[int, int, dt.date]]:
+    out = []
+    for pattern, order in _DATE_PATTERNS:
+        for m in pattern.finditer(text):
+            a, b, c = (int(g) for g in m.groups())
+            y, mo, d = (a, b, c) if order == "ymd" else (c, b, a)
+            try:
+                out.append((m.start(), m.end(), dt.date(y, mo, d)))
+            except ValueError:
+                continue
+    for m in _TEXT_DATE.finditer(text):
+        g = m.groups()
+        month, day, year = (g[0], g[1], g[2]) if g[0] else (g[4], g[3], g[5])
+        if month and month.lower() in _MONTHS:
+            try:
+                out.append((m.start(), m.end(), dt.date(int(year), _MONTHS[month.lower()], int(day))))
+            except ValueError:
+                continue
+    return out
+
+
+def _candidates(leaf: _Leaf, segments: Sequence[Segment], line_of: dict[int, Line]) -> list[_Candidate]:
+    base = _base_type(leaf.annotation)
+    adapter: TypeAdapter[Any] = TypeAdapter(_unwrap_optional(leaf.annotation)[0])
+    out: list[_Candidate] = []
+    seen: set[tuple[str, int]] = set()
+
+    def add(seg: Segment, start: int, end: int, raw: Any) -> None:
+        text = seg.text[start:end].strip()
+        if not text or len(text) > _MAX_CHOICE_CHARS or (text, seg.id) in seen:
+            return
+        try:
+            value = adapter.validate_python(raw)
+        except ValidationError:
+            return
+        seen.add((text, seg.id))
+        out.append(_Candidate(text, value, seg.page, seg.span_box(start, end), line_of[seg.id].text))
+
+    for seg in segments:
+        t = seg.text
+        if base in (int, float, Decimal):
+            for start, end, number in numbers_in(t):
+                add(seg, start, end, int(number) if base is int and number.is_integer() else number)
+        elif base in (dt.date, dt.datetime):
+            for start, end, date in _dates_in(t):
+                add(seg, start, end, date)
+        elif typing.get_origin(base) is Literal or (isinstance(base, type) and issubclass(base, enum.Enum)):
+            options = typing.get_args(base) if typing.get_origin(base) is Literal else [m.value for m in base]
+            for option in options:
+                for m in re.finditer(rf"(?<!\w){re.escape(str(option))}(?!\w)", t, re.IGNORECASE):
+                    add(seg, m.start(), m.end(), option)
+        elif base is bool:
+            continue  # yes/no questions have no span to copy; see _choice_type
+        else:  # strings and anything pydantic can build from one
+            add(seg, 0, len(t), t)
+            if ":" in t[:-1]:
+                head, _, tail = t.partition(":")
+                if tail.strip():
+                    add(seg, len(head) + 1 + (len(tail) - len(tail.lstrip())), len(t), tail.strip())
+    return out
+
+
+def _label_score(leaf: _Leaf, cand: _Candidate) -> float:
+    """How well the candidate's line mentions the field (to choose among equal printed values)."""
+    words = set(re.findall(r"[a-z]+", (leaf.name + " " + (leaf.description or "")).lower().replace("_", " ")))
+    line = set(re.findall(r"[a-z]+", cand.line_text.lower()))
+    return len(words & line) / max(1, len(words))
+
+
+def _question(leaf: _Leaf) -> str:
+    name = leaf.path.replace("_", " ").replace(".", " ")
+    return f"{name} ({leaf.description})" if leaf.description else name
+
+
+def _choice_type(leaf: _Leaf, cands: list[_Candidate]) -> Any:
+    base = _base_type(leaf.annotation)
+    if base is bool:
+        return bool | None
+    texts = list(dict.fromkeys(c.text for c in cands))
+    if not texts:
+        return None
+    return Literal[tuple(texts)] | None
+
+
+def _chunks(document: Document | Page, pages: Sequence[int] | None, max_chars: int) -> list[list[Page]]:
+    page_list = [document] if isinstance(document, Page) else list(
+        document.pages(pages) if pages is not None else document)
+    chunks: list[list[Page]] = []
+    size = 0
+    for page in page_list:
+        n = len(page_words(page).rows) * 8
+        if chunks and size + n <= max_chars:
+            chunks[-1].append(page)
+            size += n
+        else:
+            chunks.append([page])
+            size = n
+    return chunks
+
+
+def extract(
+    model: Model,
+    document: Document | Page,
+    schema: type[S],
+    *,
+    pages: Sequence[int] | None = None,
+    instructions: str | None = None,
+    max_chars: int = 6000,
+    use_images: bool | None = None,
+) -> Extraction[S]:
+    """Fill ``schema`` from a document, with evidence (page, box, quote) for every leaf field found.
+
+    Args:
+        model: any docvlm model; a text-only model reads the text layer (or OCR), a vision model also sees
+            the page images (``use_images``, default: when it supports images).
+        document: a document or one page.
+        schema: a pydantic model: scalar fields (str, numbers, dates, Literal, Enum, bool), nested models,
+            and ``list[SubModel]`` for repeated rows (read from tables).
+        pages: 0-based pages to read (default: all).
+        instructions: extra guidance put in the prompt.
+        max_chars: the page text given to the model in one prompt; longer documents are read in chunks of
+            pages, and each field takes the first value found.
+
+    Raises:
+        FieldNotFoundError: a required field has no value in the document.
+        UsageError: an unsupported field type, or a page without words for a text-only model.
+    """
+    leaves, tables = _leaves(schema)
+    if use_images is None:
+        use_images = model.supports_images
+    found: dict[str, tuple[Any, _Candidate | None]] = {}
+    source = document.source if isinstance(document, Document) else document.document.source
+    for chunk in _chunks(document, pages, max_chars):
+        remaining = [leaf for leaf in leaves if leaf.path not in found]
+        if not remaining:
+            break
+        segments: list[Segment] = []
+        for page in chunk:
+            segments += segments_of(page_words(page).rows, page.index, first_id=len(segments))
+        lines = group_lines(segments)
+        line_of = {s.id: line for line in lines for s in line.segments}
+        cands = {leaf.path: _candidates(leaf, segments, line_of) for leaf in remaining}
+        fields: dict[str, Any] = {}
+        keys: dict[str, str] = {}
+        for i, leaf in enumerate(remaining):
+            tp = _choice_type(leaf, cands[leaf.path])
+            if tp is None:
+                continue
+            key = f"f{i}_{re.sub(r'[^a-z0-9_]', '_', leaf.path.lower())}"
+            keys[key] = leaf.path
+            fields[key] = (tp, Field(alias=leaf.path.replace(".", "_")))
+        if not fields:
+            continue
+        answer_model = create_model("Fields", __config__=ConfigDict(populate_by_name=True), **fields)
+        text = serialize_lines(lines, max_chars=max_chars)
+        wanted = ", ".join(_question(leaf) for leaf in remaining if any(keys[k] == leaf.path for k in keys))
+        prompt: list[Any] = []
+        if use_images:
+            from docvlm.tasks._page import view
+
+            prompt += [view(page) for page in chunk]
+        prompt.append(
+            f"Document:\n{text}\n\n"
+            f"{instructions + chr(10) if instructions else ''}"
+            f"Copy these fields exactly as printed in the document: {wanted}. "
+            "Use null for a field the document does not contain. Answer in JSON."
+        )
+        try:
+            answer = model.generate(prompt, answer_model)
+        except DocVLMError:
+            raise
+        for key, path in keys.items():
+            chosen = getattr(answer, key)
+            if chosen is None:
+                continue
+            leaf = next(lf for lf in remaining if lf.path == path)
+            if isinstance(chosen, bool):
+                found[path] = (chosen, None)
+                continue
+            matches = [c for c in cands[path] if c.text == chosen]
+            best = max(matches, key=lambda c: _label_score(leaf, c))
+            found[path] = (best.value, best)
+
+    missing = [leaf.path for leaf in leaves if leaf.required and leaf.path not in found]
+    table_values, table_evidence = _table_fields(tables, document, pages, model)
+    if missing:
+        raise FieldNotFoundError(missing, source=source)
+    data: dict[str, Any] = {}
+    evidence: dict[str, FieldEvidence] = {}
+    for path, (value, cand) in found.items():
+        _set_path(data, path, value)
+        if cand is not None:
+            evidence[path] = FieldEvidence(path=path, value=_jsonable(value), page=cand.page, box=cand.box, quote=cand.text)
+    for path, rows in table_values.items():
+        _set_path(data, path, rows)
+    evidence.update(table_evidence)
+    try:
+        value = schema.model_validate(data)
+    except ValidationError as exc:
+        raise ModelError(f"the extracted values do not validate as {schema.__name__}: {exc.errors()[0]['msg']}",
+                         source=source) from exc
+    return Extraction[schema](value=value, evidence=evidence, model=model.spec)  # type: ignore[valid-type]
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, (dt.date, Decimal, enum.Enum)):
+        return str(value.value if isinstance(value, enum.Enum) else value)
+    return value
+
+
+def _set_path(data: dict[str, Any], path: str, value: Any) -> None:
+    parts = path.split(".")
+    for p in parts[:-1]:
+        data = data.setdefault(p, {})
+    data[parts[-1]] = value
+
+
+def _table_fields(tables: list[tuple[str, FieldInfo]], document: Document | Page, pages: Sequence[int] | None,
+                  model: Model) -> tuple[dict[str, list[dict[str, Any]]], dict[str, FieldEvidence]]:
+    """Rows of ``list[SubModel]`` fields from the document's tables, columns matched to fields by name."""
+    if not tables:
+        return {}, {}
+    from docvlm.tasks.tables import find_tables
+
+    page_list = [document] if isinstance(document, Page) else list(
+        document.pages(pages) if pages is not None else document)
+    found_tables = []
+    for page in page_list:
+        try:
+            found_tables += find_tables(page)
+        except UsageError:
+            continue
+    values: dict[str, list[dict[str, Any]]] = {}
+    evidence: dict[str, FieldEvidence] = {}
+    for path, info in tables:
+        item_type = typing.get_args(_base_type(info.annotation))[0]
+        best = None
+        best_score = 0.0
+        for table in found_tables:
+            header = [c for c in table.cells if c.row == 0]
+            mapping = _match_columns(item_type, header)
+            score = len(mapping) / max(1, len(item_type.model_fields))
+            if score > best_score:
+                best, best_score = (table, mapping), score
+        rows: list[dict[str, Any]] = []
+        if best is not None and best_score >= 0.5:
+            table, mapping = best
+            for r in range(table.header_rows or 1, table.shape[0]):
+                row: dict[str, Any] = {}
+                ok = True
+                for name, col in mapping.items():
+                    cell = table.cell(r, col)
+                    if cell is None:
+                        continue
+                    annotation = item_type.model_fields[name].annotation
+                    value = _cell_value(cell.text, annotation)
+                    if value is None and item_type.model_fields[name].is_required():
+                        ok = False
+                        break
+                    row[name] = value
+                    if cell.box is not None and value is not None:
+                        p = f"{path}[{len(rows)}].{name}"
+                        evidence[p] = FieldEvidence(path=p, value=_jsonable(value), page=table.page, box=cell.box,
+                                                    quote=cell.text)
+                if ok and row:
+                    rows.append(row)
+        values[path] = rows
+    return values, evidence
+
+
+def _match_columns(item_type: type[BaseModel], header: Sequence[Any]) -> dict[str, int]:
+    synonyms = {"quantity": {"qty", "quantity", "count"}, "unit_price": {"unit", "price", "rate"},
+                "amount": {"amount", "total", "sum"}, "description": {"description", "item", "product", "name"}}
+    mapping: dict[str, int] = {}
+    for name, info in item_type.model_fields.items():
+        words = set(name.lower().split("_")) | synonyms.get(name.lower(), set())
+        if info.description:
+            words |= set(re.findall(r"[a-z]+", info.description.lower()))
+        for cell in header:
+            cell_words = set(re.findall(r"[a-z]+", cell.text.lower()))
+            if words & cell_words and cell.col not in mapping.values():
+                mapping[name] = cell.col
+                break
+    return mapping
+
+
+def _cell_value(text: str, annotation: Any) -> Any:
+    base = _base_type(annotation)
+    adapter: TypeAdapter[Any] = TypeAdapter(_unwrap_optional(annotation)[0])
+    raw: Any = text
+    if base in (int, float, Decimal):
+        nums = numbers_in(text)
+        if not nums:
+            return None
+        raw = nums[0][2]
+        if base is int and float(raw).is_integer():
+            raw = int(raw)
+    try:
+        return adapter.validate_python(raw)
+    except ValidationError:
+        return None

@@ -1,0 +1,153 @@
+"""Extraction, questions and text grounding on the text layer: the LMDX-style text-grounded path."""
+
+from __future__ import annotations
+
+import datetime as dt
+import typing
+from typing import Any, Literal
+
+import pytest
+from pydantic import BaseModel, Field
+
+import docvlm as dv
+from docvlm.models import FunctionInfo, FunctionModel, Message
+from docvlm.samples import INVOICE
+from docvlm.tasks.ask import ask, ground_text, read
+from docvlm.tasks.extract import Extraction, FieldNotFoundError, extract
+
+
+class Item(BaseModel):
+    description: str
+    quantity: int
+    unit_price: float
+    amount: float
+
+
+class Invoice(BaseModel):
+    vendor: str = Field(description="the company that issued the invoice")
+    invoice_number: str
+    date: dt.date
+    total: float
+    po_number: str | None = Field(default=None, description="purchase order number")
+    items: list[Item] = []
+
+
+def choices(info: FunctionInfo) -> dict[str, tuple[Any, ...]]:
+    """The values the constraint allows for each field of the answer model docvlm built."""
+    out = {}
+    for name, f in info.output_type.model_fields.items():
+        args = [a for a in typing.get_args(f.annotation) if a is not type(None)]
+        out[f.alias or name] = typing.get_args(args[0]) if args and typing.get_origin(args[0]) is Literal else ()
+    return out
+
+
+def oracle(messages: list[Message], info: FunctionInfo) -> dict[str, Any]:
+    """Answers like a perfect model: the true value where the constraint offers it, else null."""
+    truth = {"vendor": INVOICE["vendor"], "invoice_number": INVOICE["invoice_number"], "date": INVOICE["date"],
+             "total": INVOICE["total"]}
+    answer = {}
+    for alias, options in choices(info).items():
+        answer[alias] = truth.get(alias) if truth.get(alias) in options else None
+    return answer
+
+
+@pytest.fixture(scope="module")
+def page() -> dv.Page:
+    return dv.open(dv.samples.invoice_pdf())[0]
+
+
+def word_box(page: dv.Page, text: str) -> dv.BoundingBox:
+    return next(w.box for w in page.words() if w.text == text)
+
+
+def test_extract_fills_the_schema_with_glyph_exact_evidence(page: dv.Page) -> None:
+    result = extract(FunctionModel(oracle), page.document, Invoice)
+    assert isinstance(result, Extraction)
+    v = result.value
+    assert (v.vendor, v.invoice_number, v.date, v.total) == ("Acme Tools GmbH", "INV-2026-0042", dt.date(2026, 11, 2), 145.78)
+    assert v.po_number is None and "po_number" not in result.evidence  # absent: no invented evidence
+    total = result.evidence["total"]
+    assert total.page == 0 and total.quote == "145.78"
+    assert total.box is not None and total.box.iou(word_box(page, "145.78")) > 0.999
+    assert result.evidence["invoice_number"].box.iou(word_box(page, "INV-2026-0042")) > 0.999  # type: ignore[union-attr]
+    # line items come from the ruled table, each cell with evidence
+    assert [(i.description, i.quantity, i.unit_price, i.amount) for i in v.items] == [
+        (it["description"], it["quantity"], float(it["unit_price"]), float(it["amount"])) for it in INVOICE["items"]
+    ]
+    assert result.evidence["items[1].amount"].quote == "64.00"
+
+
+def test_the_constraint_only_offers_values_printed_in_the_document(page: dv.Page) -> None:
+    seen: dict[str, tuple[Any, ...]] = {}
+
+    def spy(messages: list[Message], info: FunctionInfo) -> dict[str, Any]:
+        seen.update(choices(info))
+        return oracle(messages, info)
+
+    extract(FunctionModel(spy), page, Invoice)
+    assert set(seen["total"]) >= {"145.78", "122.50", "23.28", "18.75"}
+    assert all(float(x) >= 0 for x in seen["total"])  # only numbers are offered for a float field
+    assert seen["date"] == ("2026-11-02",)
+    assert "Acme Tools GmbH" in seen["vendor"] and "INV-2026-0042" in seen["invoice_number"]
+
+
+def test_required_field_absent_is_a_typed_error(page: dv.Page) -> None:
+    class Needs(BaseModel):
+        iban: str = Field(description="bank account IBAN")
+
+    with pytest.raises(FieldNotFoundError, match="required field not found in the document: iban") as info:
+        extract(FunctionModel(lambda m, i: dict.fromkeys(choices(i))), page, Needs)
+    assert info.value.fields == ["iban"]
+
+
+def test_unsupported_field_types_are_rejected(page: dv.Page) -> None:
+    class Bad(BaseModel):
+        tags: list[str]
+
+    with pytest.raises(dv.UsageError, match="scalar fields, nested models and lists of models"):
+        extract(dv.TestModel(), page, Bad)
+
+
+def test_ask_extractive_answer_with_citation(page: dv.Page) -> None:
+    def pick_total(messages: list[Message], info: FunctionInfo) -> str:
+        assert "What is the total" in messages[-1].text
+        return "EUR 145.78"
+
+    model = FunctionModel(pick_total, supports_images=False)
+    answer = ask(model, page.document, "What is the total?")
+    assert answer.text == "EUR 145.78"
+    (cite,) = answer.citations
+    assert cite.page == 0 and cite.quote == "EUR 145.78"
+    amount = word_box(page, "145.78")
+    eur = next(w.box for w in page.words() if w.text == "EUR" and abs(w.box.y0 - amount.y0) < 1)
+    assert cite.box.iou(eur.union(amount)) > 0.999
+
+
+def test_ground_text_returns_segment_boxes_or_nothing(page: dv.Page) -> None:
+    def find(messages: list[Message], info: FunctionInfo) -> dict[str, list[str]]:
+        text = messages[-1].text
+        line = next(ln for ln in text.splitlines() if "INV-2026-0042" in ln)
+        seg_id = line.split("[")[2].split("]")[0]
+        return {"ids": [seg_id] if "invoice number" in text else []}
+
+    model = FunctionModel(find, supports_images=False)
+    (box,) = ground_text(model, page, "the invoice number")
+    assert box.iou(word_box(page, "INV-2026-0042")) > 0.999
+    assert ground_text(model, page, "a signature") == []
+
+
+def test_read_uses_the_text_layer_without_a_model(page: dv.Page) -> None:
+    region = word_box(page, "Subtotal:").union(word_box(page, "145.78")).pad(2)
+    assert read(None, page, region).splitlines() == ["Subtotal:   EUR 122.50", "Tax (19%):   EUR 23.28", "Total:   EUR 145.78"]
+    with pytest.raises(dv.UsageError, match="does not overlap the page"):
+        read(None, page, dv.BoundingBox(x0=1000, y0=0, x1=1100, y1=10))
+
+
+@pytest.mark.slow
+def test_default_model_extracts_the_sample_invoice() -> None:
+    model = dv.load_model("default")
+    result = extract(model, dv.open(dv.samples.invoice_pdf()), Invoice)
+    v = result.value
+    assert (v.vendor, v.invoice_number, v.date, v.total) == ("Acme Tools GmbH", "INV-2026-0042", dt.date(2026, 11, 2), 145.78)
+    assert len(v.items) == 3
+    assert result.evidence["vendor"].quote == "Acme Tools GmbH"
