@@ -8,7 +8,6 @@ import math
 import re
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -332,12 +331,12 @@ def test_garbage_never_raises(profile: FamilyProfile, text: str) -> None:
     ["[" * 50_000, "{" * 50_000, '{"bbox": ' * 20_000, "[" * 5_000 + "]" * 5_000, "(1, " * 20_000, "<point " * 10_000],
     ids=["open lists", "open objects", "open records", "deep nesting", "open parens", "open tags"],
 )
-def test_pathological_output_is_fast_and_empty(text: str) -> None:
-    start = time.perf_counter()
+def test_pathological_output_is_empty(text: str) -> None:
+    """Huge unbalanced output parses to nothing (a parser with quadratic backtracking would stall this test;
+    speed itself is not asserted here: timed tests flake on shared cores)."""
     for profile in (QWEN2_5_VL, QWEN2_VL):
         assert profile.parse_boxes(text, image_size=IMG, input_size=QWEN25_INPUT) == []
         assert profile.parse_points(text, image_size=IMG, input_size=QWEN25_INPUT) == []
-    assert time.perf_counter() - start < 10
 
 
 def test_long_output_with_many_boxes() -> None:
