@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
@@ -96,19 +95,13 @@ def test_index_follows_the_regex(tokenizer: Any) -> None:
     assert not _walk(index, tokenizer.encode(BOX.replace(",", ", ")))
 
 
-def test_memory_cache_is_fast(tokenizer: Any) -> None:
+def test_memory_cache_returns_the_same_index(tokenizer: Any) -> None:
+    """A second lookup is a memory hit (the very same object); its speed is measured in bench/decoding.py."""
     vocab = vocabulary_from_tokenizer(tokenizer)
     regex = compile_output_type(JSON_TYPES["region"]).regex
-    start = time.perf_counter()
     first = get_index(regex, vocab, disk=False)
-    build = time.perf_counter() - start
-    timings = []
     for _ in range(5):
-        start = time.perf_counter()
         assert get_index(regex, vocab, disk=False) is first
-        timings.append(time.perf_counter() - start)
-    assert min(timings) < 1e-3, timings
-    assert min(timings) < build
 
 
 def test_disk_cache_round_trip(tokenizer: Any, isolated_cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -358,16 +358,13 @@ def _invoice_number(r: Request, i: int) -> str:
 
 def test_batch_runs_concurrently(live: Live, client: OpenAIModel) -> None:
     live.backend.reset(_invoice_number, delay=0.2)
-    start = time.perf_counter()
     client.generate("single", Invoice)
-    single = time.perf_counter() - start
     prompts = [f"n{i}" for i in range(8)]
-    start = time.perf_counter()
     out = client.generate_batch(prompts, Invoice)
-    batch = time.perf_counter() - start
     assert [o.number for o in out] == prompts
-    assert batch < 4 * single, (batch, single, live.backend.batches)
-    assert max(live.backend.batches[1:]) > 1  # requests arrived together, so the server batched them
+    # requests were in flight together (the server saw them at once and batched them); sequential
+    # requests would each arrive alone while the previous one sleeps
+    assert max(live.backend.batches[1:]) > 1, live.backend.batches
 
 
 def test_agenerate_batch_is_native_async(live: Live, client: OpenAIModel) -> None:
@@ -375,16 +372,14 @@ def test_agenerate_batch_is_native_async(live: Live, client: OpenAIModel) -> Non
     live.backend.reset(_invoice_number, delay=0.2)
     prompts = [f"a{i}" for i in range(8)]
 
-    async def main() -> tuple[list[Any], Any, float]:
-        start = time.perf_counter()
+    async def main() -> tuple[list[Any], Any]:
         out = await client.agenerate_batch(prompts, Invoice)
         one = await client.agenerate("solo", Invoice)
-        return out, one, time.perf_counter() - start
+        return out, one
 
-    out, one, elapsed = asyncio.run(main())
+    out, one = asyncio.run(main())
     assert [o.number for o in out] == prompts and one.number == "solo"
-    assert elapsed < 8 * 0.2
-    assert max(live.backend.batches) > 1
+    assert max(live.backend.batches) > 1  # concurrent requests met at the server
 
 
 def test_async_errors_are_typed() -> None:
