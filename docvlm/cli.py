@@ -129,6 +129,143 @@ def demo(
         _fail(exc)
 
 
+ModelOpt = Annotated[str, typer.Option("--model", help="model spec: default, transformers:<folder>, openai:<m>@<url>, test")]
+DrawOpt = Annotated[Path | None, typer.Option("--draw", help="write the page with the result drawn on it (PNG)")]
+
+
+def _load(spec: str) -> Any:
+    from docvlm.models import load_model
+
+    return load_model(spec)
+
+
+def _draw(doc: Document, page_index: int, result: Any, target: Path | None) -> None:
+    if target is None:
+        return
+    from docvlm.draw import draw
+
+    draw(doc[page_index], result, dpi=100).to_png(target)
+    print(f"docvlm: drew the result on page {page_index} -> {target}", file=sys.stderr)
+
+
+def load_schema(spec: str) -> Any:
+    """A pydantic model class from ``module:Class`` or ``path/to/file.py:Class``."""
+    import importlib
+    import importlib.util
+
+    from pydantic import BaseModel
+
+    from docvlm.errors import UsageError
+
+    where, _, name = spec.rpartition(":")
+    if not where or not name:
+        raise UsageError(f"bad schema {spec!r}", hint="write module:Class or path/to/file.py:Class")
+    try:
+        if where.endswith(".py"):
+            loader_spec = importlib.util.spec_from_file_location(Path(where).stem, where)
+            if loader_spec is None or loader_spec.loader is None:
+                raise ImportError(where)
+            module = importlib.util.module_from_spec(loader_spec)
+            sys.modules[loader_spec.name] = module
+            loader_spec.loader.exec_module(module)
+        else:
+            module = importlib.import_module(where)
+    except (ImportError, OSError) as exc:
+        raise UsageError(f"cannot import the schema module {where!r}: {exc}") from exc
+    schema = getattr(module, name, None)
+    if not (isinstance(schema, type) and issubclass(schema, BaseModel)):
+        raise UsageError(f"{spec!r} is not a pydantic model class")
+    return schema
+
+
+@app.command()
+def read(file: FileArg, pages: PagesOpt = None, model: Annotated[str | None, typer.Option(
+        "--model", help="a vision model transcribes; without one the text layer (or OCR) is read")] = None,
+         password: PasswordOpt = None) -> None:
+    """Print the text of each page as JSON lines {"page", "text"}."""
+    from docvlm.tasks.ask import read as read_task
+
+    with _open(file, password) as doc:
+        try:
+            m = _load(model) if model else None
+            for i in parse_page_range(pages, len(doc)):
+                _dump({"page": i, "text": read_task(m, doc[i])})
+        except DocVLMError as exc:
+            _fail(exc)
+
+
+@app.command()
+def extract(
+    file: FileArg,
+    schema: Annotated[str, typer.Option("--schema", help="module:Class or file.py:Class of a pydantic model")],
+    model: ModelOpt = "default",
+    pages: PagesOpt = None,
+    draw: DrawOpt = None,
+    password: PasswordOpt = None,
+) -> None:
+    """Fill a pydantic schema from the document and print it with per-field evidence (page, box, quote)."""
+    from docvlm.tasks.extract import extract as extract_task
+
+    with _open(file, password) as doc:
+        try:
+            cls = load_schema(schema)
+            indices = parse_page_range(pages, len(doc)) if pages else None
+            result = extract_task(_load(model), doc, cls, pages=indices)
+            print(result.model_dump_json(indent=2))
+            _draw(doc, min((e.page or 0 for e in result.evidence.values()), default=0), result, draw)
+        except DocVLMError as exc:
+            _fail(exc)
+
+
+@app.command()
+def tables(
+    file: FileArg,
+    pages: PagesOpt = None,
+    model: Annotated[str | None, typer.Option("--model", help="a model for images and scans (default: classical)")] = None,
+    draw: DrawOpt = None,
+    password: PasswordOpt = None,
+) -> None:
+    """Print the tables of each page as JSON lines (cells with boxes and spans, plus Markdown)."""
+    from docvlm.tasks import tables as tables_module
+
+    with _open(file, password) as doc:
+        try:
+            m = _load(model) if model else None
+            drawn = False
+            for i in parse_page_range(pages, len(doc)):
+                found = tables_module.extract_tables(m, doc[i]) if hasattr(tables_module, "extract_tables") \
+                    else tables_module.find_tables(doc[i])
+                for t in found:
+                    _dump({"page": i, "shape": list(t.shape), "markdown": t.to_markdown(), "table": t.model_dump(mode="json")})
+                if found and not drawn:
+                    _draw(doc, i, found, draw)
+                    drawn = True
+        except DocVLMError as exc:
+            _fail(exc)
+
+
+@app.command()
+def ask(
+    file: FileArg,
+    question: Annotated[str, typer.Argument(help="the question")],
+    model: ModelOpt = "default",
+    pages: PagesOpt = None,
+    draw: DrawOpt = None,
+    password: PasswordOpt = None,
+) -> None:
+    """Answer a question about the document, with citations (page, box, quote)."""
+    from docvlm.tasks.ask import ask as ask_task
+
+    with _open(file, password) as doc:
+        try:
+            indices = parse_page_range(pages, len(doc)) if pages else None
+            answer = ask_task(_load(model), doc, question, pages=indices)
+            print(answer.model_dump_json(indent=2))
+            _draw(doc, answer.citations[0].page if answer.citations else 0, answer, draw)
+        except DocVLMError as exc:
+            _fail(exc)
+
+
 @app.command()
 def serve(
     model: Annotated[str, typer.Option("--model", help="model spec: default, transformers:<folder>, test, ...")] = "default",

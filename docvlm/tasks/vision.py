@@ -1,0 +1,541 @@
+"""Vision tasks: find things on a page with a vision-language model, answers in page space.
+
+:func:`detect` (labelled boxes), :func:`ground` (boxes of a phrase), :func:`point` (points of a phrase) and
+:func:`segment` (masks of a phrase) all work the same way:
+
+1. the page (or a ``region`` of it, to zoom in) is rendered as the model's view (:func:`~docvlm.tasks._page.view`);
+2. the model is asked in its family's own dialect (:attr:`Model.profile <docvlm.models.Model.profile>`), under
+   a constraint that only allows well-formed answers and always allows an empty one:
+
+   - JSON families (generic, Qwen2/2.5/3-VL, Idefics3 / SmolVLM, LLaVA) get a JSON list type built for the
+     call: boxes under the family's key (``"bbox_2d"`` for Qwen2.5/3-VL, else ``"bbox"``), coordinates
+     bounded by the family's convention (0..1000, 0..1, or pixels of Qwen2.5-VL's resized input), labels
+     restricted to the ones asked for, at most ``max_boxes`` items. The prompt says how to write a box
+     (:meth:`~docvlm.models.profiles.FamilyProfile.box_prompt_hint`) and to answer ``[]`` when there is none;
+   - loc-token families get their native task prompt (PaliGemma ``detect`` / ``segment``, Florence-2
+     ``<CAPTION_TO_PHRASE_GROUNDING>`` / ``<REFERRING_EXPRESSION_SEGMENTATION>``) and a
+     :class:`~docvlm.decoding.Regex` of their native output, with the label restricted to what was asked;
+     the empty string is their "nothing found";
+3. the family's numbers are mapped to the view's pixels by the profile and to page space by the view's
+   :class:`~docvlm.types.Frame`, so rotation, crop boxes and zoom regions are accounted for exactly.
+
+Text-only models cannot look at a page: :func:`ground` falls back to the text layer for them
+(:func:`docvlm.tasks.ask.ground_text`); the other tasks raise :class:`~docvlm.errors.UsageError`.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Annotated, Any, Literal
+
+from pydantic import ConfigDict, Field, create_model
+
+from docvlm.decoding import Limits, Regex, compile_output_type
+from docvlm.documents.base import Page, PageImage
+from docvlm.errors import UsageError
+from docvlm.models.profiles import BoxConvention, FamilyProfile, Florence2Profile, PaliGemmaProfile
+from docvlm.tasks._page import PageInput, as_page, check_region, input_size_of, model_box_to_page, view
+from docvlm.tasks.snap import snap_to_words
+from docvlm.types.detections import Detection, Detections
+from docvlm.types.geometry import BoundingBox, Point, Polygon, Size, Space
+from docvlm.types.mask import Mask
+
+if TYPE_CHECKING:
+    from docvlm.models.base import Model
+
+__all__ = ["detect", "ground", "point", "segment"]
+
+#: Most vertices of one polygon a JSON-family model may write in :func:`segment`.
+MAX_POLYGON_VERTICES = 32
+#: PaliGemma mask codes: 16 ``<segNNN>`` tokens, each 000..127.
+_PG_SEG16 = r"(?:<seg(?:0[0-9]{2}|1[01][0-9]|12[0-7])>){16}"
+_Dialect = Literal["json", "paligemma", "florence2"]
+_UNBOUNDED = Limits(max_free_chars=1 << 30)
+
+
+# ------------------------------------------------------------------------------------------------
+# shared plumbing
+# ------------------------------------------------------------------------------------------------
+def _dialect(profile: FamilyProfile) -> _Dialect:
+    if isinstance(profile, PaliGemmaProfile):
+        return "paligemma"
+    if isinstance(profile, Florence2Profile):
+        return "florence2"
+    return "json"
+
+
+def _require_vision(model: Model, task: str, page: Page) -> None:
+    if not model.supports_images:
+        raise UsageError(
+            f"{task} looks at the page image, and {model.spec or type(model).__name__} is a text-only model",
+            source=page.document.source, page=page.index,
+            hint="load a vision-language model (e.g. 'transformers:<folder of a VLM>'); to find text on a page "
+            "with a text-only model use ground(), which reads the text layer",
+        )
+
+
+def _check_count(name: str, value: int) -> None:
+    if not isinstance(value, int) or value < 1:
+        raise UsageError(f"{name} must be a positive integer, got {value!r}")
+
+
+def _clean_phrases(values: Sequence[str], what: str, dialect: _Dialect) -> tuple[str, ...]:
+    if isinstance(values, str):
+        values = [values]
+    out: list[str] = []
+    for v in values:
+        if not isinstance(v, str) or not v.strip():
+            raise UsageError(f"every {what} must be non-empty text, got {v!r}")
+        text = " ".join(v.split())
+        if dialect != "json" and any(c in text for c in "<>;"):
+            raise UsageError(
+                f"the {what} {text!r} contains '<', '>' or ';', which loc-token models use as delimiters",
+                hint="rephrase it without those characters",
+            )
+        if text not in out:
+            out.append(text)
+    if not out:
+        raise UsageError(f"give at least one {what}")
+    return tuple(out)
+
+
+def _input_size(model: Model, image: PageImage) -> Size | None:
+    """The processor's input size, needed only by families that count pixels of the resized input."""
+    if model.profile.box_convention is BoxConvention.INPUT_PIXELS:
+        return input_size_of(model, image)
+    return None
+
+
+def _ask(model: Model, image: PageImage, prompt: str, output_type: Any) -> Any:
+    return model.generate([image, prompt], output_type)
+
+
+def _alternatives(phrases: Sequence[str]) -> str:
+    return "|".join(re.escape(p) for p in phrases)
+
+
+def _one_loc(profile: FamilyProfile) -> str:
+    """The regex of one loc token, from the profile's four-token box regex."""
+    box = profile.native_box_regex()
+    if box is None or not box.endswith("{4}"):  # pragma: no cover - both loc profiles end so
+        raise AssertionError(f"{profile.name} has no four-token box regex")
+    return box[: -len("{4}")]
+
+
+def _fit(model: Model, unit: str, wanted: int) -> int:
+    """How many repeats of the regex ``unit`` (at most ``wanted``, at least 1) fit the model's constraint budget.
+
+    The constraint compiler counts every character class of a :class:`~docvlm.decoding.Regex` (the digits of
+    a loc token too) as a free-text position and refuses patterns with more than
+    ``model.limits.max_free_chars`` of them, so long repeats of loc tokens are capped here: a PaliGemma
+    ``detect`` answer then holds at most 21 boxes under the default limits.
+    """
+    cost = compile_output_type(Regex(unit), limits=_UNBOUNDED).free_chars
+    if cost == 0:
+        return wanted
+    return max(1, min(wanted, model.limits.max_free_chars // cost))
+
+
+def _look(page: Page, region: BoundingBox | None, dpi: float | None) -> tuple[PageImage, BoundingBox]:
+    """The model's view of the page (or region), and the part of the page it stands for, in page space."""
+    bounds = check_region(page, region) or page.bbox
+    return view(page, bounds if region is not None else None, dpi=dpi), bounds
+
+
+def _to_page(box: BoundingBox, image: PageImage, bounds: BoundingBox) -> BoundingBox:
+    """A pixel box of ``image`` in page space, clipped to the page (or region) the image shows.
+
+    A rendering is a whole number of pixels, so its last row and column may reach a fraction of a pixel past
+    the page or region; a box touching the image's edge stays inside.
+    """
+    return box.to(Space.PAGE, image.frame).clip(bounds)
+
+
+def _clamp_xy(xy: tuple[float, float], bounds: BoundingBox) -> tuple[float, float]:
+    return (min(max(xy[0], bounds.x0), bounds.x1), min(max(xy[1], bounds.y0), bounds.y1))
+
+
+def _clamp(pt: Point, bounds: BoundingBox) -> Point:
+    x, y = _clamp_xy(pt.xy, bounds)
+    return pt.model_copy(update={"x": x, "y": y})
+
+
+def _quoted(phrases: Sequence[str]) -> str:
+    return ", ".join(f'"{p}"' for p in phrases)
+
+
+# ------------------------------------------------------------------------------------------------
+# output types of the JSON families (built once per profile, input size and labels)
+# ------------------------------------------------------------------------------------------------
+_STRICT = ConfigDict(extra="forbid")
+
+
+def _coords(profile: FamilyProfile, input_size: Size | None) -> tuple[Any, Any]:
+    return (
+        profile.coordinate_type(input_size=input_size, axis="x"),
+        profile.coordinate_type(input_size=input_size, axis="y"),
+    )
+
+
+def _bounded_list(item: Any, max_items: int) -> Any:
+    return Annotated[list.__class_getitem__(item), Field(max_length=max_items)]
+
+
+@functools.lru_cache(maxsize=256)
+def _box_list_type(profile: FamilyProfile, input_size: Size | None, labels: tuple[str, ...], max_items: int) -> Any:
+    """``[{"<box_key>": [x0, y0, x1, y1], "label": <one of labels>}, ...]``, the box first as Qwen2.5-VL writes it."""
+    cx, cy = _coords(profile, input_size)
+    fields: dict[str, Any] = {
+        profile.box_key: (tuple.__class_getitem__((cx, cy, cx, cy)), ...),
+        "label": (Literal.__getitem__(labels), ...),
+    }
+    item = create_model("Box", __config__=_STRICT, **fields)
+    return _bounded_list(item, max_items)
+
+
+@functools.lru_cache(maxsize=256)
+def _point_list_type(profile: FamilyProfile, input_size: Size | None, max_items: int) -> Any:
+    """``[{"<point_key>": [x, y]}, ...]``."""
+    cx, cy = _coords(profile, input_size)
+    fields: dict[str, Any] = {profile.point_key: (tuple.__class_getitem__((cx, cy)), ...)}
+    item = create_model("PointAnswer", __config__=_STRICT, **fields)
+    return _bounded_list(item, max_items)
+
+
+@functools.lru_cache(maxsize=256)
+def _polygon_list_type(profile: FamilyProfile, input_size: Size | None, max_items: int, max_vertices: int) -> Any:
+    """``[{"polygon": [[x, y], [x, y], [x, y], ...]}, ...]``, 3 to ``max_vertices`` vertices each."""
+    cx, cy = _coords(profile, input_size)
+    vertex = tuple.__class_getitem__((cx, cy))
+    outline: Any = Annotated[list.__class_getitem__(vertex), Field(min_length=3, max_length=max_vertices)]
+    fields: dict[str, Any] = {"polygon": (outline, ...)}
+    item = create_model("PolygonAnswer", __config__=_STRICT, **fields)
+    return _bounded_list(item, max_items)
+
+
+def _hint(model: Model, input_size: Size | None) -> str:
+    return model.profile.box_prompt_hint(input_size=input_size)
+
+
+# ------------------------------------------------------------------------------------------------
+# boxes in each dialect
+# ------------------------------------------------------------------------------------------------
+def _boxes(model: Model, image: PageImage, bounds: BoundingBox, phrases: tuple[str, ...], *, max_boxes: int,
+           labelled: bool) -> list[tuple[str, BoundingBox]]:
+    """(label, page-space box) for ``phrases`` (labels of :func:`detect`, or the one phrase of :func:`ground`)."""
+    profile = model.profile
+    dialect = _dialect(profile)
+    if dialect == "paligemma":
+        entry = f"{profile.native_box_regex()} (?:{_alternatives(phrases)})"
+        n = _fit(model, entry, max_boxes)
+        pattern = f"(?:{entry}(?: ; {entry}){{0,{n - 1}}})?"
+        text = str(_ask(model, image, profile.task_prompt("detect", list(phrases)), Regex(pattern)))
+        found = profile.parse_boxes(text, image_size=image.size)
+    elif dialect == "florence2":
+        # a label, then its boxes; the first box must be labelled, later ones only when the label changes
+        label, box = f"(?:{_alternatives(phrases)})", profile.native_box_regex()
+        n = _fit(model, f"{label}?{box}", max_boxes)
+        pattern = f"(?:{label}{box}(?:{label}?{box}){{0,{n - 1}}})?"
+        text = str(_ask(model, image, profile.task_prompt("ground", list(phrases)), Regex(pattern)))
+        found = profile.parse_boxes(text, image_size=image.size)
+    else:
+        input_size = _input_size(model, image)
+        output_type = _box_list_type(profile, input_size, phrases, max_boxes)
+        key = profile.box_key
+        if labelled:
+            prompt = (
+                f"Detect every instance of these labels in the image: {_quoted(phrases)}. Answer with a JSON list "
+                f'with one object per instance: {{"{key}": [x0, y0, x1, y1], "label": <one of the labels>}}. '
+                f"{_hint(model, input_size)} If none of them is in the image, answer []."
+            )
+        else:
+            prompt = (
+                f'Find "{phrases[0]}" in the image. Answer with a JSON list with one object per place where it '
+                f'appears (at most {max_boxes}): {{"{key}": [x0, y0, x1, y1], "label": "{phrases[0]}"}}. '
+                f"{_hint(model, input_size)} "
+                "If it does not appear in the image, answer [] and do not guess a box."
+            )
+        items = _ask(model, image, prompt, output_type)
+        return [
+            (str(it.label), model_box_to_page(model, getattr(it, key), image, input_size=input_size).clip(bounds))
+            for it in items
+        ]
+    return [(label if label in phrases else phrases[0], _to_page(box, image, bounds)) for label, box in found[:max_boxes]]
+
+
+def _snap_all(page: Page, boxes: list[tuple[str, BoundingBox]]) -> list[tuple[str, BoundingBox]]:
+    words = page.words()
+    if not words:
+        return boxes
+    return [(label, snap_to_words(box, words)) for label, box in boxes]
+
+
+def _unique(boxes: list[tuple[str, BoundingBox]]) -> list[tuple[str, BoundingBox]]:
+    seen: set[tuple[str, tuple[float, float, float, float]]] = set()
+    out = []
+    for label, box in boxes:
+        key = (label, box.xyxy)
+        if key not in seen:
+            seen.add(key)
+            out.append((label, box))
+    return out
+
+
+# ------------------------------------------------------------------------------------------------
+# public tasks
+# ------------------------------------------------------------------------------------------------
+def detect(
+    model: Model,
+    page: PageInput,
+    labels: Sequence[str],
+    *,
+    region: BoundingBox | None = None,
+    dpi: float | None = None,
+    snap: bool = False,
+    max_boxes: int = 32,
+) -> Detections:
+    """Find every instance of some labels (``"logo"``, ``"signature"``, ``"table"``) on a page.
+
+    The model sees the page (or ``region``) and answers in its family's dialect under a constraint that
+    only allows the given labels and at most ``max_boxes`` boxes (see the module docstring for the
+    prompts). Vision-language models give no confidence, so every ``score`` is ``None``.
+
+    Args:
+        model: a vision-language model.
+        page: a :class:`~docvlm.documents.Page`, a one-page document, a PIL image, or a path / bytes.
+        labels: the classes to look for; duplicates are dropped.
+        region: a page-space box to zoom into; only it is shown to the model, at a higher resolution.
+        dpi: the resolution of the model's view (default: as high as the view's pixel budget allows).
+        snap: tighten each box to the text-layer words it covers (:func:`~docvlm.tasks.snap.snap_to_words`);
+            for text labels only.
+        max_boxes: the most boxes the model may answer.
+
+    Returns:
+        :class:`~docvlm.types.Detections` with boxes in page space, in the model's order.
+
+    Raises:
+        UsageError: a text-only model, no labels, or a region outside the page.
+    """
+    p = as_page(page)
+    _require_vision(model, "detect", p)
+    _check_count("max_boxes", max_boxes)
+    names = _clean_phrases(labels, "label", _dialect(model.profile))
+    image, bounds = _look(p, region, dpi)
+    boxes = _boxes(model, image, bounds, names, max_boxes=max_boxes, labelled=True)
+    if snap:
+        boxes = _snap_all(p, boxes)
+    return Detections(detections=[Detection(label=label, box=box) for label, box in boxes])
+
+
+def ground(
+    model: Model,
+    page: PageInput,
+    phrase: str,
+    *,
+    region: BoundingBox | None = None,
+    dpi: float | None = None,
+    snap: bool = True,
+    max_boxes: int = 8,
+) -> list[BoundingBox]:
+    """Boxes of what a phrase refers to (``"the invoice total"``, ``"145.78"``), in page space.
+
+    A phrase that is not on the page gives ``[]``: the constraint always allows an empty answer and the
+    prompt asks for it, so the model is never forced to invent a box.
+
+    With ``snap`` (the default) each box is tightened to the text-layer words it mostly covers
+    (:func:`~docvlm.tasks.snap.snap_to_words`), which turns a model's rough box around text into the exact
+    glyph box; pages without words are left as the model answered. Pass ``snap=False`` for things that are
+    not text (a logo, a stamp): snapping would shrink such a box onto words inside it.
+
+    A text-only model cannot see the page: it is asked about the text layer instead
+    (:func:`docvlm.tasks.ask.ground_text`), which gives boxes exact to the glyph.
+
+    Args:
+        model: a vision-language model (or a text-only one, see above).
+        page: a :class:`~docvlm.documents.Page`, a one-page document, a PIL image, or a path / bytes.
+        phrase: what to find.
+        region: a page-space box to zoom into; only it is shown to the model, at a higher resolution.
+        dpi: the resolution of the model's view (default: as high as the view's pixel budget allows).
+        snap: tighten boxes to the text layer.
+        max_boxes: the most boxes the model may answer.
+
+    Returns:
+        Page-space boxes in the model's order, duplicates (after snapping) removed.
+
+    Raises:
+        UsageError: an empty phrase or a region outside the page.
+    """
+    p = as_page(page)
+    _check_count("max_boxes", max_boxes)
+    if not model.supports_images:
+        return _ground_text_layer(model, p, phrase, region=region, max_boxes=max_boxes)
+    (text,) = _clean_phrases([phrase], "phrase", _dialect(model.profile))
+    image, bounds = _look(p, region, dpi)
+    boxes = _boxes(model, image, bounds, (text,), max_boxes=max_boxes, labelled=False)
+    if snap:
+        boxes = _snap_all(p, boxes)
+    return [box for _, box in _unique(boxes)]
+
+
+def _ground_text_layer(model: Model, page: Page, phrase: str, *, region: BoundingBox | None,
+                       max_boxes: int) -> list[BoundingBox]:
+    from docvlm.tasks.ask import ground_text
+
+    return ground_text(model, page, phrase, region=region, max_boxes=max_boxes)
+
+
+def point(
+    model: Model,
+    page: PageInput,
+    phrase: str,
+    *,
+    region: BoundingBox | None = None,
+    dpi: float | None = None,
+    max_points: int = 8,
+) -> list[Point]:
+    """Points on what a phrase refers to (``"the signature line"``), in page space, labelled with the phrase.
+
+    JSON families answer ``[{"point": [x, y]}, ...]`` (``"point_2d"`` for Qwen2.5/3-VL) in their box
+    convention. PaliGemma and Florence-2 have no point convention: they ground the phrase and each box's
+    centre is the point.
+
+    Args:
+        model: a vision-language model.
+        page: a :class:`~docvlm.documents.Page`, a one-page document, a PIL image, or a path / bytes.
+        phrase: what to point at.
+        region: a page-space box to zoom into.
+        dpi: the resolution of the model's view.
+        max_points: the most points the model may answer.
+
+    Returns:
+        Page-space points in the model's order; ``[]`` when the phrase is not on the page.
+
+    Raises:
+        UsageError: a text-only model, an empty phrase or a region outside the page.
+    """
+    p = as_page(page)
+    _require_vision(model, "point", p)
+    _check_count("max_points", max_points)
+    profile = model.profile
+    (text,) = _clean_phrases([phrase], "phrase", _dialect(profile))
+    image, bounds = _look(p, region, dpi)
+    if _dialect(profile) != "json":
+        boxes = _boxes(model, image, bounds, (text,), max_boxes=max_points, labelled=False)
+        return [Point(x=b.center[0], y=b.center[1], label=text) for _, b in boxes]
+    input_size = _input_size(model, image)
+    key = profile.point_key
+    prompt = (
+        f'Point at "{text}" in the image. Answer with a JSON list with one object per place where it appears '
+        f'(at most {max_points}): {{"{key}": [x, y]}}. {profile.point_prompt_hint(input_size=input_size)} '
+        "If it does not appear in the image, answer [] and do not guess a point."
+    )
+    items = _ask(model, image, prompt, _point_list_type(profile, input_size, max_points))
+    out = []
+    for it in items:
+        pixel = profile.to_pixel_point(getattr(it, key), image_size=image.size, input_size=input_size, label=text)
+        out.append(_clamp(pixel.to(Space.PAGE, image.frame), bounds))
+    return out
+
+
+def segment(
+    model: Model,
+    page: PageInput,
+    phrase: str,
+    *,
+    region: BoundingBox | None = None,
+    dpi: float | None = None,
+    max_masks: int = 4,
+) -> Detections:
+    """Masks of what a phrase refers to (``"the company logo"``), one :class:`~docvlm.types.Detection` per object.
+
+    Each detection carries:
+
+    - ``box``: the object's box in **page space**;
+    - ``mask``: a :class:`~docvlm.types.Mask` over the **image the model saw** (the page or ``region``
+      rendering), at that image's resolution, so nothing the model said is lost to resampling;
+    - ``data["frame"]``: that image's :class:`~docvlm.types.Frame`, which relates the mask's pixels to page
+      space (``det.box.to("pixel", det.data["frame"])`` lands on the mask);
+    - ``data["polygons"]``: the outline(s) in page space, to draw the mask again at any resolution:
+      ``Mask.from_polygons([p.to("pixel", f) for p in polygons], f.image_size.height, f.image_size.width)``
+      for another rendering's frame ``f``;
+    - ``data["mask_from"]``: ``"polygon"``, or ``"box"`` when the mask is only the object's rectangle.
+
+    JSON families outline each object as ``{"polygon": [[x, y], ...]}`` (3 to 32 vertices, in their point
+    convention); Florence-2 answers ``<REFERRING_EXPRESSION_SEGMENTATION>`` with loc-token polygons (one
+    object, possibly in parts). PaliGemma's ``segment`` answer encodes each mask as 16 ``<segNNN>`` codes of
+    a VQ-VAE whose decoder docvlm does not ship: its masks are the object's box filled in
+    (``mask_from="box"``).
+
+    Args:
+        model: a vision-language model.
+        page: a :class:`~docvlm.documents.Page`, a one-page document, a PIL image, or a path / bytes.
+        phrase: what to segment.
+        region: a page-space box to zoom into (the masks are then over the region's rendering).
+        dpi: the resolution of the model's view.
+        max_masks: the most objects the model may answer.
+
+    Returns:
+        :class:`~docvlm.types.Detections` labelled with the phrase; empty when it is not on the page.
+
+    Raises:
+        UsageError: a text-only model, an empty phrase or a region outside the page.
+    """
+    p = as_page(page)
+    _require_vision(model, "segment", p)
+    _check_count("max_masks", max_masks)
+    profile = model.profile
+    dialect = _dialect(profile)
+    (text,) = _clean_phrases([phrase], "phrase", dialect)
+    image, bounds = _look(p, region, dpi)
+    size = image.size
+    outlines: list[tuple[list[Polygon], str]] = []  # pixel polygons of each object, and where they came from
+    if dialect == "paligemma":
+        entry = f"{profile.native_box_regex()}{_PG_SEG16} {re.escape(text)}"
+        n = _fit(model, entry, max_masks)
+        pattern = f"(?:{entry}(?: ; {entry}){{0,{n - 1}}})?"
+        answer = str(_ask(model, image, profile.task_prompt("segment", text), Regex(pattern)))
+        for _, box in profile.parse_boxes(answer, image_size=size)[:max_masks]:
+            outlines.append(([Polygon(points=box.corners, space=Space.PIXEL, image_size=size)], "box"))
+    elif dialect == "florence2":
+        # one object, possibly in parts split by <sep>: a budget of vertices in all (parts of fewer than three
+        # vertices are dropped by the parser)
+        pair = f"{_one_loc(profile)}{_one_loc(profile)}"
+        vertices = max(3, _fit(model, pair, 2 * MAX_POLYGON_VERTICES))
+        pattern = f"(?:{pair}{{3}}(?:{pair}|<sep>){{0,{vertices - 3}}})?"
+        answer = str(_ask(model, image, profile.task_prompt("segment", text), Regex(pattern)))
+        parts = [lp.polygon for lp in profile.parse_polygons(answer, image_size=size)]
+        if parts:
+            outlines.append((parts, "polygon"))
+    else:
+        input_size = _input_size(model, image)
+        prompt = (
+            f'Segment "{text}" in the image: outline each separate object it refers to (at most {max_masks}) as '
+            f'a polygon of 3 to {MAX_POLYGON_VERTICES} vertices, {{"polygon": [[x, y], [x, y], [x, y], ...]}}, '
+            f"and answer with a JSON list of these objects. {profile.point_prompt_hint(input_size=input_size)} "
+            "If it does not appear in the image, answer [] and do not guess."
+        )
+        output_type = _polygon_list_type(profile, input_size, max_masks, MAX_POLYGON_VERTICES)
+        for it in _ask(model, image, prompt, output_type):
+            pts = [
+                profile.to_pixel_point(v, image_size=size, input_size=input_size).xy for v in it.polygon
+            ]
+            outlines.append(([Polygon(points=pts, space=Space.PIXEL, image_size=size)], "polygon"))
+    detections = []
+    height, width = image.height, image.width
+    for polygons, source in outlines:
+        page_polygons = [
+            poly.model_copy(update={"points": [_clamp_xy(xy, bounds) for xy in poly.points]})
+            for poly in (poly.to(Space.PAGE, image.frame) for poly in polygons)
+        ]
+        box = BoundingBox.enclosing(pt for poly in page_polygons for pt in poly.points)
+        detections.append(
+            Detection(
+                label=text,
+                box=box,
+                mask=Mask.from_polygons(polygons, height, width),
+                data={"frame": image.frame, "polygons": page_polygons, "mask_from": source},
+            )
+        )
+    return Detections(detections=detections)
