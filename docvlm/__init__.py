@@ -20,6 +20,8 @@ from docvlm.documents import (
     parse_page_range,
 )
 from docvlm.documents import open_document as open
+from docvlm.documents.ocr import OCRWordList, ocr_words
+from docvlm.draw import draw
 from docvlm.errors import (
     ConstraintError,
     CorruptDocumentError,
@@ -38,6 +40,20 @@ from docvlm.errors import (
     UsageError,
 )
 from docvlm.models import FunctionModel, GenerationSettings, Message, Model, TestModel, load_model
+from docvlm.tasks import (
+    Extraction,
+    FieldNotFoundError,
+    ask,
+    detect,
+    extract,
+    extract_tables,
+    find_tables,
+    ground,
+    layout,
+    point,
+    read,
+    segment,
+)
 from docvlm.types import (
     Affine,
     Answer,
@@ -78,7 +94,9 @@ __all__ = [
     "DocumentRepairedWarning",
     "EmptyDocumentError",
     "EncryptedDocumentError",
+    "Extraction",
     "FieldEvidence",
+    "FieldNotFoundError",
     "Frame",
     "FunctionModel",
     "GenerationSettings",
@@ -87,6 +105,7 @@ __all__ = [
     "MissingDependencyError",
     "Model",
     "ModelError",
+    "OCRWordList",
     "Page",
     "PageImage",
     "PageIndexError",
@@ -106,8 +125,20 @@ __all__ = [
     "WordList",
     "WordRow",
     "__version__",
+    "ask",
+    "detect",
+    "draw",
+    "extract",
+    "extract_tables",
+    "find_tables",
+    "ground",
+    "layout",
     "load_model",
+    "ocr_words",
     "open",
     "parse_page_range",
+    "point",
+    "read",
     "samples",
+    "segment",
 ]

@@ -1,4 +1,4 @@
-"""Constrained decoding: turn an output type into a bounded regex, and that into a token mask.
+"""Constrained decoding: turn an output type into a regex with a length bound, and that into a token mask.
 
 The pieces, lightest first::
 
@@ -7,9 +7,10 @@ The pieces, lightest first::
     logits_processor(constraint, tokenizer)              for transformers' model.generate
 
 docvlm compiles its own regex instead of using outlines-core's JSON-schema path, which drops
-integer/number bounds and leaves whitespace, strings and lists unbounded. The regex is built so
-that every full match validates and no match is longer than ``max_chars`` characters
-(``max_bytes`` UTF-8 bytes; generate with ``max_new_tokens=constraint.max_new_tokens``).
+integer/number bounds and allows free whitespace. The regex is built so that every full match
+validates. When the constraint is ``exact`` no match is longer than ``max_chars`` characters
+(``max_bytes`` UTF-8 bytes); otherwise those are a budget (see below). Generate with
+``max_new_tokens=constraint.max_new_tokens``.
 
 What the output looks like:
 
@@ -20,9 +21,18 @@ What the output looks like:
   inside the bounds exactly as Python floats compare.
 * strings: any character but ``"``, ``\\`` and control characters, plus the escapes
   ``\\" \\\\ \\/ \\b \\f \\n \\r \\t`` (no ``\\uXXXX``); ``pattern`` constraints are kept
-  when they use the portable subset (see :class:`Regex`).
-* open sizes get :class:`Limits` defaults (strings 128 characters, lists 32 items, ints 18
-  digits); a budget (``Limits.max_free_chars``) refuses types whose token index would be huge.
+  when they use the portable subset (see :class:`Regex`). One exception: a string with a
+  ``max_length`` over 8 at the very start of the output (a top-level
+  ``Annotated[str, Field(max_length=40)] | None``) has no ``\\"``, because outlines-core's
+  automaton for it would grow exponentially.
+* explicit bounds (``max_length``, ``le``, ``conlist``, ...) are exact: part of the regex.
+  A ``str`` or ``list`` without ``max_length`` is open in the regex (``"(?:char)*"``,
+  ``[item(?:,item)*]``, so the token index stays small) and *budgeted* at its :class:`Limits`
+  default (strings 256 characters, lists 64 items) in ``max_chars`` / ``max_new_tokens``; such a
+  constraint has ``exact == False``, and an output that runs past the budget is cut off and
+  refused by ``parse`` with a :class:`~docvlm.errors.ConstraintError` that says so. Numbers are
+  always exact (open ints get 18 digits). ``Limits.max_free_chars`` refuses explicit bounds whose
+  token index would be huge.
 * top level: ``Literal`` / ``Enum`` are bare choices (``yes``, not ``"yes"``), ``str`` is free
   text (no mask needed), :class:`Regex` is its pattern; everything else is JSON.
   :meth:`CompiledConstraint.parse` turns the text back into the value.

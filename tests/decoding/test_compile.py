@@ -125,44 +125,131 @@ def test_max_chars_is_the_longest_match() -> None:
     # ["..."]: an escape is 2 characters, a character up to 4 UTF-8 bytes
     assert (s.max_chars, s.max_bytes) == (4 + 2 * 10, 4 + 4 * 10)
     assert s.matches('["' + "\\n" * 10 + '"]') and s.matches('["' + "😀" * 10 + '"]')
+    for bounds, longest_float in [((0, 1), "1.0000"), ((-2.5, 1e6), "1000000.0000"), ((-1234.5, 0.5), "-1234.0000")]:
+        f = compile_output_type(Annotated[float, Field(ge=bounds[0], le=bounds[1])])
+        assert f.matches(longest_float) and f.max_chars == len(longest_float), (bounds, f.max_chars)
 
 
-def test_limits_fill_open_bounds() -> None:
+def test_limits_budget_open_sizes_and_bound_numbers() -> None:
     small = Limits(max_string_chars=3, max_list_items=2, max_int_digits=2, float_decimals=1, max_float_int_digits=1)
     c = compile_output_type(list[str], limits=small)
-    assert c.matches('["abc","x"]') and not c.matches('["abcd"]') and not c.matches('["a","b","c"]')
+    # open sizes are not bounded in the regex ...
+    long = "[" + ",".join(['"' + "x" * 500 + '"'] * 100) + "]"
+    assert c.matches('["abc","x"]') and c.matches(long) and c.matches("[]")
+    assert c.parse(long) == ["x" * 500] * 100
+    assert not c.exact and c.budgeted == ("output[] (str, 3 chars)", "output (list, 2 items)")
+    # ... they are budgeted: max_chars counts 2 strings of 3 characters (escapes are 2 characters, 4 bytes)
+    assert (c.max_chars, c.max_bytes) == (2 + 2 * (2 + 3 * 2) + 1, 2 + 2 * (2 + 3 * 4) + 1)
+    # numbers stay exact with the digit limits
     i = compile_output_type(int, limits=small)
-    assert i.matches("-99") and not i.matches("100")
+    assert i.exact and i.matches("-99") and not i.matches("100")
     f = compile_output_type(float, limits=small)
-    assert f.matches("-9.9") and not f.matches("10") and not f.matches("0.25")
+    assert f.exact and f.matches("-9.9") and not f.matches("10") and not f.matches("0.25")
     explicit = compile_output_type(Annotated[list[int], Field(max_length=5)], limits=small)
-    assert explicit.matches("[1,2,3,4,5]")  # an explicit bound wins over the default
-    ints = compile_output_type(list[int])  # defaults: 32 items, 128 characters per string
-    assert ints.matches("[" + ",".join(["1"] * 32) + "]") and not ints.matches("[" + ",".join(["1"] * 33) + "]")
+    assert explicit.exact and explicit.matches("[1,2,3,4,5]") and not explicit.matches("[1,2,3,4,5,6]")
+    ints = compile_output_type(list[int])  # default budget: 64 items of at most 19 characters
+    assert ints.matches("[" + ",".join(["1"] * 1000) + "]")
+    assert ints.max_chars == 2 + 64 * 19 + 63
     text = compile_output_type(tuple[str])
-    assert text.matches('["' + "x" * 128 + '"]') and not text.matches('["' + "x" * 129 + '"]')
+    assert text.matches('["' + "x" * 5000 + '"]') and text.max_chars == 4 + 2 * 256
     with pytest.raises(ConstraintError):
         Limits(max_list_items=0)
 
 
-def test_free_text_budget_names_the_defaulted_fields() -> None:
-    class Item(BaseModel):
-        desc: str
-        qty: int = Field(ge=0, le=99)
+def test_min_length_is_kept_when_the_size_is_open() -> None:
+    c = compile_output_type(Annotated[list[Annotated[str, Field(min_length=2)]], Field(min_length=3)])
+    assert c.regex.endswith("){2,}\\]")
+    assert c.matches('["ab","cd","ef"]') and c.matches('["ab","cd","ef","' + "g" * 300 + '"]')
+    assert not c.matches('["ab","cd"]') and not c.matches('["ab","c","ef"]')
+    assert c.budgeted == ("output[] (str, 256 chars)", "output (list, 64 items)")
 
-    class Invoice(BaseModel):
-        vendor: str = Field(max_length=40)
-        items: list[Item]
 
-    with pytest.raises(
-        ConstraintError,
-        match=r"4136 free-text.*output\.items\[\]\.desc \(str, 128 chars\); output\.items \(list, 32 items\)",
-    ):
-        compile_output_type(Invoice)
-    assert compile_output_type(Invoice, limits=Limits(max_free_chars=5000)).free_chars == 40 + 32 * 128
-    bounded = compile_output_type(Annotated[list[Item], Field(max_length=4)])
-    assert bounded.free_chars == 4 * 128
-    assert compile_output_type(str).free_text  # free text needs no index, so no budget
+def test_exact_means_max_chars_is_a_true_bound() -> None:
+    assert compile_output_type(Box).exact and compile_output_type(Region).exact
+    assert compile_output_type(str).exact  # top-level free text keeps its bound
+    assert compile_output_type(Annotated[list[Word], Field(max_length=2)]).exact
+    open_word_list = compile_output_type(list[Word])
+    assert not open_word_list.exact and open_word_list.budgeted == ("output (list, 64 items)",)
+    assert open_word_list.regex.endswith(")*)?\\]")  # [item(?:,item)*]: no counted repeat of items
+
+
+class Item(BaseModel):
+    description: str
+    amount: float = Field(ge=0, le=1e6)
+
+
+class Invoice(BaseModel):
+    vendor: str
+    items: list[Item]
+
+
+INVOICE = '{"vendor":"ACME","items":[{"description":"Widget","amount":12.5},{"description":"Bolt","amount":0}]}'
+
+
+def test_an_ordinary_extraction_schema_compiles_small() -> None:
+    c = compile_output_type(Invoice)
+    assert c.parse(INVOICE) == Invoice.model_validate_json(INVOICE)
+    assert c.free_chars == 3  # vendor, and the item's description twice (first item, then ",item" loop)
+    assert not c.exact
+    assert c.budgeted == (
+        "output.vendor (str, 256 chars)",
+        "output.items[].description (str, 256 chars)",
+        "output.items (list, 64 items)",
+    )
+    item = len('{"description":"","amount":1000000.0000}') + 2 * 256  # 256 characters of up to 2 (an escape)
+    assert compile_output_type(Item).max_chars == item
+    assert c.max_chars == len('{"vendor":"","items":[]}') + 2 * 256 + 64 * item + 63
+    long = INVOICE.replace("Widget", "w" * 2000)
+    assert c.parse(long).items[0].description == "w" * 2000  # open in the regex
+
+
+def test_a_runaway_string_is_reported_as_cut_off() -> None:
+    c = compile_output_type(Invoice)
+    runaway = '{"vendor":"ACME","items":[{"description":"' + "la " * (c.max_bytes // 3 + 1)
+    with pytest.raises(ConstraintError, match=r"cut off at the budget of max_new_tokens=\d+") as info:
+        c.parse(runaway)
+    assert "output.items[].description (str, 256 chars)" in str(info.value)
+    assert "max_string_chars" in (info.value.hint or "")
+    # cut off early (a max_new_tokens below the budget): the hint is to raise max_new_tokens
+    with pytest.raises(ConstraintError, match="cut off before it was complete") as early:
+        c.parse(INVOICE[:40])
+    assert f"max_new_tokens >= CompiledConstraint.max_new_tokens ({c.max_new_tokens})" in (early.value.hint or "")
+    # not a prefix of any match: not called a cut-off
+    with pytest.raises(ConstraintError, match="does not match") as wrong:
+        c.parse(INVOICE.replace("vendor", "seller"))
+    assert "cut off" not in str(wrong.value)
+
+
+def test_explicit_bounds_stay_exact_and_huge_ones_are_refused() -> None:
+    class Note(BaseModel):
+        title: str = Field(max_length=40)
+        lines: list[Annotated[str, Field(max_length=100)]]
+
+    c = compile_output_type(Note)
+    assert c.matches('{"title":"' + "t" * 40 + '","lines":[]}')
+    assert not c.matches('{"title":"' + "t" * 41 + '","lines":[]}')
+    assert not c.matches('{"title":"t","lines":["' + "x" * 101 + '"]}')
+    assert c.free_chars == 40 + 2 * 100  # the open list holds two copies of its item
+    assert c.budgeted == ("output.lines (list, 64 items)",)
+
+    class Essay(BaseModel):
+        paragraphs: Annotated[list[Annotated[str, Field(max_length=200)]], Field(max_length=4)]
+
+    with pytest.raises(ConstraintError, match=r"800 free-text.*max_free_chars=512") as info:
+        compile_output_type(Essay)
+    assert "drop a max_length" in (info.value.hint or "")
+    assert compile_output_type(Essay, limits=Limits(max_free_chars=800)).exact
+
+
+def test_a_counted_string_at_the_start_cannot_contain_a_quote() -> None:
+    c = compile_output_type(Annotated[str, Field(max_length=40)] | None)
+    assert c.exact and c.matches('"a \\\\ b"') and c.matches("null")
+    assert not c.matches('"say \\"hi\\""')  # \" at the start would blow up outlines-core's automaton
+    short = compile_output_type(Annotated[str, Field(max_length=8)] | None)
+    assert short.matches('"\\"hi\\""')
+    assert compile_output_type(str | None).matches('"say \\"hi\\""')  # an open string keeps \"
+    nested = compile_output_type(tuple[Annotated[str, Field(max_length=40)]])
+    assert nested.matches('["say \\"hi\\""]')
 
 
 def test_compile_is_cached_per_type_and_limits() -> None:

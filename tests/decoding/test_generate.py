@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 
-from docvlm.decoding import compile_output_type, logits_processor
+from docvlm.decoding import Limits, compile_output_type, logits_processor
 from docvlm.errors import ConstraintError
 
-from .schemas import Box, Boxes, ToolCall
+from .schemas import Box, Boxes, Invoice, ToolCall
 
 torch = pytest.importorskip("torch")
 
@@ -82,3 +82,36 @@ def test_batched_rows_each_follow_the_constraint(
     texts = tokenizer.batch_decode(out[:, inputs["input_ids"].shape[1] :], skip_special_tokens=True)
     boxes = [c.parse(t) for t in texts]
     assert len(boxes) == 3 and all(isinstance(b, Box) for b in boxes)
+
+
+class _Repeat:
+    """A logits processor that makes one token win wherever the constraint allows it: a model stuck in a loop."""
+
+    def __init__(self, token_id: int) -> None:
+        self.token_id = token_id
+
+    def __call__(self, input_ids: Any, scores: Any) -> Any:
+        scores[:, self.token_id] += 1e4  # -inf (masked) stays -inf
+        return scores
+
+
+def test_a_runaway_string_is_cut_at_the_budget(tiny_llama: Any, tokenizer: Any) -> None:
+    c = compile_output_type(Invoice, limits=Limits(max_string_chars=8, max_list_items=2))
+    assert not c.exact
+    inputs = tokenizer("Invoice:", return_tensors="pt")
+    a = tokenizer.convert_tokens_to_ids("a")
+    out = tiny_llama.generate(
+        **inputs,
+        do_sample=False,
+        max_new_tokens=c.max_new_tokens,
+        logits_processor=[logits_processor(c, tokenizer), _Repeat(a)],
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    ids = out[0, inputs["input_ids"].shape[1] :].tolist()
+    text = tokenizer.decode(ids, skip_special_tokens=True)
+    assert len(ids) == c.max_new_tokens and ids[-1] == a
+    assert text.startswith('{"vendor":"') and text.endswith("a" * 100)  # stuck inside the vendor string
+    assert c.is_prefix(text)  # the constraint held up to the cut
+    with pytest.raises(ConstraintError, match="cut off at the budget") as info:
+        c.parse(text)
+    assert "output.vendor (str, 8 chars)" in str(info.value) and "max_string_chars" in (info.value.hint or "")
