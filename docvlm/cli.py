@@ -266,6 +266,55 @@ def ask(
             _fail(exc)
 
 
+PageOpt = Annotated[int, typer.Option("--page", help="1-based page to look at")]
+
+
+@app.command()
+def detect(
+    file: FileArg,
+    labels: Annotated[str, typer.Option("--labels", help="comma-separated labels, e.g. 'signature,logo,table'")],
+    model: ModelOpt = "default",
+    page: PageOpt = 1,
+    draw: DrawOpt = None,
+    password: PasswordOpt = None,
+) -> None:
+    """Detect labelled regions on a page with a vision model; JSON lines {"label", "box"} in page units."""
+    from docvlm.tasks.vision import detect as detect_task
+
+    with _open(file, password) as doc:
+        try:
+            (i,) = parse_page_range(str(page), len(doc))
+            found = detect_task(_load(model), doc[i], [x.strip() for x in labels.split(",") if x.strip()])
+            for d in found:
+                _dump({"page": i, "label": d.label, "box": [round(v, 3) for v in d.box.xyxy]})
+            _draw(doc, i, found, draw)
+        except DocVLMError as exc:
+            _fail(exc)
+
+
+@app.command()
+def ground(
+    file: FileArg,
+    phrase: Annotated[str, typer.Argument(help="what to find, e.g. 'the invoice total'")],
+    model: ModelOpt = "default",
+    page: PageOpt = 1,
+    draw: DrawOpt = None,
+    password: PasswordOpt = None,
+) -> None:
+    """Find where a phrase is on a page; JSON lines {"page", "box"} (empty output: not there)."""
+    from docvlm.tasks.vision import ground as ground_task
+
+    with _open(file, password) as doc:
+        try:
+            (i,) = parse_page_range(str(page), len(doc))
+            boxes = ground_task(_load(model), doc[i], phrase)
+            for b in boxes:
+                _dump({"page": i, "box": [round(v, 3) for v in b.xyxy]})
+            _draw(doc, i, boxes, draw)
+        except DocVLMError as exc:
+            _fail(exc)
+
+
 @app.command()
 def serve(
     model: Annotated[str, typer.Option("--model", help="model spec: default, transformers:<folder>, test, ...")] = "default",

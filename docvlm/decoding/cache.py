@@ -175,13 +175,13 @@ def cache_dir() -> Path | None:
     """Where indexes are stored on disk, or ``None`` when the disk cache is off.
 
     Returns:
-        ``$DOCVLM_CACHE_DIR`` if set (``None`` if it is set to an empty string), else
-        ``~/.cache/docvlm/constraints``.
+        ``constraints/`` in docvlm's cache folder: ``$DOCVLM_CACHE_DIR`` if set (``None``, no disk cache, if it
+        is set to an empty string), else ``~/.cache/docvlm``.
     """
     value = os.environ.get(_ENV)
     if value is None:
         return Path.home() / ".cache" / "docvlm" / "constraints"
-    return Path(value).expanduser() if value else None
+    return Path(value).expanduser() / "constraints" if value else None
 
 
 _MEMORY: OrderedDict[tuple[str, str], Any] = OrderedDict()

@@ -28,6 +28,11 @@ __all__ = ["GenerationSettings", "Model", "Request"]
 
 T = TypeVar("T")
 
+#: The most new tokens a budgeted constraint (strings or lists without ``max_length``) may take: a model that
+#: loops inside an open string is cut here, and the parse then raises a ConstraintError, instead of running
+#: for tens of thousands of tokens. Give fields an explicit ``max_length`` or pass ``max_new_tokens=`` to change it.
+BUDGET_CAP_TOKENS = 2048
+
 
 @dataclass(frozen=True)
 class GenerationSettings:
@@ -73,7 +78,11 @@ class Request:
         return [img for m in self.messages for img in m.images]
 
     def max_new_tokens(self) -> int:
+        """The token cap of this request: the constraint's bound, never more than :data:`BUDGET_CAP_TOKENS` for a
+        budgeted constraint (open strings / lists), and never more than the settings' own cap."""
         bound = self.constraint.max_new_tokens
+        if not self.constraint.exact:
+            bound = min(bound, BUDGET_CAP_TOKENS)
         cap = self.settings.max_new_tokens
         return bound if cap is None else min(bound, cap)
 

@@ -133,3 +133,32 @@ def _talk_to_server(proc: subprocess.Popen[str]) -> None:
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def test_task_commands_with_a_scripted_model(files: dict[str, Path], tmp_path: Path) -> None:
+    """extract / ask / ground / tables / read through the CLI, JSON out, --draw writes a PNG."""
+    pdf = tmp_path / "invoice.pdf"
+    import docvlm as dv
+
+    pdf.write_bytes(dv.samples.invoice_pdf())
+    schema = tmp_path / "schema.py"
+    schema.write_text("from pydantic import BaseModel\nclass Inv(BaseModel):\n    invoice_number: str | None = None\n")
+    res = runner.invoke(app, ["extract", str(pdf), "--schema", f"{schema}:Inv", "--model", "test:2",
+                              "--draw", str(tmp_path / "ex.png")])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout)
+    assert set(out) == {"value", "evidence", "model"} and out["model"] == "test"
+    assert (tmp_path / "ex.png").read_bytes()[:4] == b"\x89PNG"
+    res = runner.invoke(app, ["tables", str(pdf)])
+    assert res.exit_code == 0, res.output
+    first = json.loads(res.stdout.splitlines()[0])
+    assert first["shape"] == [4, 4] and "| Torque wrench | 2 | 18.75 | 37.50 |" in first["markdown"]
+    res = runner.invoke(app, ["read", str(pdf)])
+    assert json.loads(res.stdout)["text"].startswith("Acme Tools GmbH")
+    res = runner.invoke(app, ["ground", str(pdf), "the total", "--model", "test:1"])
+    assert res.exit_code == 0, res.output
+    for line in res.stdout.splitlines():
+        x0, y0, x1, y1 = json.loads(line)["box"]
+        assert 0 <= x0 <= x1 <= 595 and 0 <= y0 <= y1 <= 842
+    res = run_cli("detect", str(pdf), "--labels", "logo", "--model", "test", "--page", "3")
+    assert res.returncode == 2 and "outside the document's pages 1-1" in res.stderr

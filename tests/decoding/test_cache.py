@@ -106,7 +106,7 @@ def test_memory_cache_returns_the_same_index(tokenizer: Any) -> None:
 
 
 def test_disk_cache_round_trip(tokenizer: Any, isolated_cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    assert cache_dir() == isolated_cache
+    assert cache_dir() == isolated_cache / "constraints"
     vocab = vocabulary_from_tokenizer(tokenizer)
     c = compile_output_type(JSON_TYPES["boxes"])
     built = get_index(c, vocab)

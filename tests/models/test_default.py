@@ -68,3 +68,27 @@ def test_missing_package_is_a_typed_error(monkeypatch: pytest.MonkeyPatch) -> No
 def test_cache_folder_follows_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("DOCVLM_CACHE_DIR", str(tmp_path))
     assert default_module.default_model_dir().parent == tmp_path / "models"
+
+
+def test_openai_backend_against_the_default_model_served_over_http(model: TransformersModel) -> None:
+    """A real server (docvlm serve over the real default model) and the real OpenAI-compatible client."""
+    import threading
+
+    from docvlm.models.openai import OpenAIModel
+    from docvlm.serve import make_server
+
+    server, url = make_server(model, "127.0.0.1", 0)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        text = dv.open(dv.samples.invoice_pdf())[0].text()
+        prompt = f"Extract the vendor name and the total amount from this invoice as JSON.\n\n{text}"
+        with OpenAIModel("default", base_url=url, api_key="none", timeout=300) as client:
+            served = client.generate(prompt, Invoice)
+            assert isinstance(served, Invoice)
+            assert served == model.generate(prompt, Invoice)  # greedy: the same answer over HTTP as in-process
+            assert served.vendor == "Acme Tools GmbH"
+            assert client.generate("Is 2 + 2 = 4? Answer yes or no.", Literal["yes", "no"]) in ("yes", "no")
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -145,8 +145,8 @@ def test_list_output_and_settings(live: Live, client: OpenAIModel) -> None:
 
 def test_server_refuses_what_its_model_cannot_bound(live: Live, client: OpenAIModel) -> None:
     # the client lifts the token-index budget (the server decodes); a local model behind docvlm serve cannot
-    class Notes(BaseModel):
-        lines: list[str] = Field(max_length=40)
+    class Notes(BaseModel):  # 40 explicitly bounded strings of 100 characters: 4,000 counted index positions
+        lines: Annotated[list[Annotated[str, Field(max_length=100)]], Field(max_length=40)]
 
     assert client.compile(Notes).json_schema is not None
     with pytest.raises(ModelError, match=r"HTTP 400 .*cannot be constrained"):
