@@ -5,9 +5,36 @@ from __future__ import annotations
 import io
 import struct
 import zlib
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+
+
+def finish_pdf(doc: Any, page: Any, *, cropbox: tuple[float, float, float, float] | None = None,
+               rotation: int = 0) -> bytes:
+    """Apply a CropBox and a rotation to ``page``, then return the document's bytes and close it."""
+    import pymupdf
+
+    if cropbox is not None:
+        page.set_cropbox(pymupdf.Rect(*cropbox))
+    if rotation:
+        page.set_rotation(rotation)
+    data: bytes = doc.tobytes()
+    doc.close()
+    return data
+
+
+@pytest.fixture
+def torch_one_thread(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Tiny models run several times faster on one thread; constraint indexes go to a temporary cache."""
+    torch = pytest.importorskip("torch")
+    monkeypatch.setenv("DOCVLM_CACHE_DIR", str(tmp_path))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 def make_pdf(pages: int = 1, *, width: float = 300, height: float = 200, rotation: int = 0,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -18,13 +17,8 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(autouse=True)
-def one_thread(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """A hidden size of 32 runs ~8x faster on one thread than on several."""
-    monkeypatch.setenv("DOCVLM_CACHE_DIR", str(tmp_path))
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+def one_thread(torch_one_thread: None) -> None:
+    """Every test here runs tiny models on one thread (see tests/conftest.py)."""
 
 
 def _generate(model: Any, tokenizer: Any, processor: Any, seed: int, max_new_tokens: int) -> tuple[str, list[int]]:

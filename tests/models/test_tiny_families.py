@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import pickle
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -37,13 +37,8 @@ Boxes = Annotated[list[Box], Field(max_length=3)]
 
 
 @pytest.fixture(autouse=True)
-def one_thread(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Tiny models run several times faster on one thread; constraint indexes go to a temp folder."""
-    monkeypatch.setenv("DOCVLM_CACHE_DIR", str(tmp_path))
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+def one_thread(torch_one_thread: None) -> None:
+    """Every test here runs tiny models on one thread (see tests/conftest.py)."""
 
 
 def load(folder: Path, family: str) -> tuple[Any, Any]:

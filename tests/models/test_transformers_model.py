@@ -7,7 +7,7 @@ constrained sampling that always validates, and boxes that end up in page space.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -34,12 +34,8 @@ Boxes = Annotated[list[Box], Field(max_length=3)]
 
 
 @pytest.fixture(autouse=True)
-def one_thread(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.setenv("DOCVLM_CACHE_DIR", str(tmp_path))
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+def one_thread(torch_one_thread: None) -> None:
+    """Every test here runs tiny models on one thread (see tests/conftest.py)."""
 
 
 @pytest.fixture(scope="module")

@@ -152,3 +152,21 @@ def test_default_model_extracts_the_sample_invoice() -> None:
     assert (v.vendor, v.invoice_number, v.date, v.total) == ("Acme Tools GmbH", "INV-2026-0042", dt.date(2026, 11, 2), 145.78)
     assert len(v.items) == 3
     assert result.evidence["vendor"].quote == "Acme Tools GmbH"
+
+
+@pytest.mark.slow
+def test_default_model_form_accuracy_on_a_seeded_subset() -> None:
+    """Regression guard for the accuracy bench (python -m bench.accuracy): born-digital forms, first 4 seeds.
+
+    The thresholds are the issue's targets (>= 0.8 for values and for evidence boxes); the full figures on
+    more documents, invoices and scans included, are in docs/performance.md.
+    """
+    from bench.accuracy import score_document, summarize
+    from docvlm.synth import FormFields, generate_dataset
+
+    model = dv.load_model("default")
+    rows = [score_document(model, d.open(), d.fields, FormFields) for d in generate_dataset("form", 4, seed=0)]
+    summary = summarize(rows)
+    assert summary["failed_documents"] == 0
+    assert summary["field_accuracy"] >= 0.8, summary
+    assert summary["evidence_iou50"] >= 0.8, summary

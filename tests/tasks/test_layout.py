@@ -8,6 +8,7 @@ import docvlm as dv
 from docvlm.tasks.layout import LAYOUT_LABELS, layout
 from docvlm.types.detections import Detections
 from docvlm.types.geometry import BoundingBox
+from tests.conftest import finish_pdf
 
 TABLE = BoundingBox(x0=56, y0=230, x1=539, y1=330)  # the ruling
 PICTURE = BoundingBox(x0=56, y0=400, x1=296, y1=580)
@@ -40,13 +41,7 @@ def layout_pdf(rotation: int = 0, cropbox: tuple[float, float, float, float] | N
     pixels = np.stack([(x * 2) % 256, (y * 3) % 256, ((x + y) * 5) % 256], -1).astype(np.uint8)
     page.insert_image(pymupdf.Rect(*PICTURE.xyxy), pixmap=pymupdf.Pixmap(pymupdf.csRGB, w, h, pixels.tobytes(), False))
     page.insert_textbox(pymupdf.Rect(56, 600, 539, 700), PARAGRAPH, fontsize=10)
-    if cropbox is not None:
-        page.set_cropbox(pymupdf.Rect(*cropbox))
-    if rotation:
-        page.set_rotation(rotation)
-    data: bytes = doc.tobytes()
-    doc.close()
-    return data
+    return finish_pdf(doc, page, cropbox=cropbox, rotation=rotation)
 
 
 def best(dets: Detections, box: BoundingBox) -> tuple[str, float]:

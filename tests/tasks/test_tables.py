@@ -20,6 +20,7 @@ from docvlm.tasks.tables import (
 )
 from docvlm.types.geometry import BoundingBox
 from docvlm.types.table import Table, TableCell
+from tests.conftest import finish_pdf
 
 XS = [100.0, 200.0, 300.0, 400.0]
 YS = [200.0, 222.0, 244.0, 266.0]
@@ -48,13 +49,7 @@ def span_pdf(style: str = "lines", rotation: int = 0, *, cropbox: tuple[float, .
             shape.draw_line((x, YS[1] if i == 2 else YS[0]), (x, YS[-1]))  # no line inside "Scores"
     shape.finish(color=(0, 0, 0), width=0.8)
     shape.commit()
-    if cropbox is not None:
-        page.set_cropbox(pymupdf.Rect(*cropbox))
-    if rotation:
-        page.set_rotation(rotation)
-    data: bytes = doc.tobytes()
-    doc.close()
-    return data
+    return finish_pdf(doc, page, cropbox=cropbox, rotation=rotation)
 
 
 def expected_spans(dx: float = 0, dy: float = 0) -> list[tuple[int, int, int, int, str, tuple[float, ...]]]:
