@@ -119,12 +119,13 @@ def words(file: FileArg, pages: PagesOpt = None, password: PasswordOpt = None) -
 @app.command()
 def demo(
     out: Annotated[Path, typer.Option("-o", "--out", help="folder for the demo's files")] = Path("docvlm-demo"),
+    model: Annotated[str, typer.Option("--model", help="model spec (default: the offline default model)")] = "default",
 ) -> None:
-    """Open a generated sample invoice and show its pages, words and tables."""
+    """Extract a typed invoice (fields + line items) from a PDF and a scan of it, with evidence boxes in an HTML report."""
     from docvlm import demo as demo_module
 
     try:
-        demo_module.run(out, console=Console())
+        demo_module.run(out, console=Console(), model=model)
     except DocVLMError as exc:
         _fail(exc)
 

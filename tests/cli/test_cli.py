@@ -99,14 +99,23 @@ def test_debug_shows_traceback(files: dict[str, Path]) -> None:
     assert "Traceback" in res.stderr and "CorruptDocumentError" in res.stderr
 
 
+@pytest.mark.slow
 def test_demo(tmp_path: Path) -> None:
+    """The README's main job: typed extraction with evidence from a PDF and a scan, offline, with an HTML report."""
     res = runner.invoke(app, ["demo", "-o", str(tmp_path)])
     assert res.exit_code == 0, res.output
     summary = json.loads((tmp_path / "summary.json").read_text())
-    assert summary["pages"][0]["words"] > 40
-    assert "| Torque wrench | 2 | 18.75 | 37.50 |" in summary["pages"][0]["tables"][0]
-    assert (tmp_path / "page-0001.png").stat().st_size > 10_000
-    assert "Acme" in res.stdout
+    assert summary["model"] == "default"
+    born = summary["documents"][str(tmp_path / "invoice.pdf")]
+    assert born["value"]["invoice_number"] == "INV-2026-0042" and born["value"]["total"] == 145.78
+    assert [i["description"] for i in born["value"]["items"]] == ["Torque wrench", "Socket set, 40 pieces", "Safety gloves"]
+    assert born["evidence"]["total"]["quote"] == "145.78" and born["evidence"]["total"]["box"]["space"] == "page"
+    scanned = summary["documents"][str(tmp_path / "invoice-scan.png")]
+    assert scanned["value"]["invoice_number"] == "INV-2026-0042"  # read by OCR from the scan
+    assert scanned["evidence"]["invoice_number"]["box"]["x1"] > 0
+    report = (tmp_path / "report.html").read_text()
+    assert report.count("<img src='data:image/png;base64,") == 2 and "INV-2026-0042" in report
+    assert "report with every field's evidence box drawn" in res.stdout
 
 
 def test_serve_runs_an_openai_compatible_server_process() -> None:
