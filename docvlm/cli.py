@@ -317,6 +317,28 @@ def ground(
 
 
 @app.command()
+def batch(
+    inputs: Annotated[list[str], typer.Argument(help="files, folders (recursive) or globs of PDFs and images")],
+    schema: Annotated[str, typer.Option("--schema", help="module:Class or file.py:Class of a pydantic model")],
+    out: Annotated[Path, typer.Option("-o", "--out", help="JSON-lines output, created or resumed")],
+    model: ModelOpt = "default",
+    workers: Annotated[int | None, typer.Option("--workers", help="worker processes (default: CPU count)")] = None,
+    per: Annotated[str, typer.Option("--per", help="one record per 'document' or per 'page'")] = "document",
+) -> None:
+    """Extract a schema from many documents into JSON lines; a killed run resumes where it stopped (exit 1 if any failed)."""
+    from docvlm.batch import run_batch
+
+    try:
+        summary = run_batch(inputs, schema=schema, model=model, output=out, workers=workers,
+                            per=per, progress=_err.is_terminal)  # type: ignore[arg-type]
+    except DocVLMError as exc:
+        _fail(exc)
+    print(f"docvlm: batch: {summary}", file=sys.stderr)
+    if summary.failed:
+        raise typer.Exit(1)
+
+
+@app.command()
 def serve(
     model: Annotated[str, typer.Option("--model", help="model spec: default, transformers:<folder>, test, ...")] = "default",
     host: Annotated[str, typer.Option("--host", help="address to listen on")] = "127.0.0.1",
@@ -328,6 +350,20 @@ def serve(
 
     try:
         run_server(load_model(model), host, port)
+    except DocVLMError as exc:
+        _fail(exc)
+
+
+@app.command()
+def mcp(
+    file: FileArg,
+    model: Annotated[str | None, typer.Option("--model", help="a model for the ground tool (optional)")] = None,
+) -> None:
+    """Serve the document's tools (pages, render, zoom, read, tables, ground, answer) over MCP on stdio."""
+    from docvlm.integrations.mcp import run_stdio
+
+    try:
+        run_stdio(file, model=_load(model) if model else None)
     except DocVLMError as exc:
         _fail(exc)
 

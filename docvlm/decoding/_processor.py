@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import torch
 from outlines_core import Guide
 from transformers import LogitsProcessor
@@ -33,7 +34,6 @@ class RegexLogitsProcessor(LogitsProcessor):
         self.vocab_size = vocab_size
         self._guides: list[Any] = []
         self._last_len = -1
-        self._shifts = torch.arange(32, dtype=torch.int32)
 
     def reset(self) -> None:
         """Forget the state of the current generation."""
@@ -60,6 +60,9 @@ class RegexLogitsProcessor(LogitsProcessor):
         bits = torch.zeros((batch, words), dtype=torch.int32)
         for row, guide in enumerate(self._guides):
             guide.write_mask_into(bits[row].data_ptr(), words, 4)
-        allowed = ((bits.unsqueeze(-1) >> self._shifts) & 1).bool().view(batch, -1)[:, :width]
-        masked = scores.masked_fill(~allowed.to(scores.device), float("-inf"))
+        # unpack the bitmask with numpy: one vectorized pass, no torch intra-op threads to wake up (with 2 busy
+        # cores torch's threaded unpack took tens of ms a step; numpy's unpackbits takes well under 1 ms)
+        flat = np.unpackbits(bits.numpy().view(np.uint8), axis=1, bitorder="little")[:, :width]
+        forbidden = torch.from_numpy(flat == 0)
+        masked = scores.masked_fill(forbidden.to(scores.device), float("-inf"))
         return masked  # type: ignore[return-value]
