@@ -1,0 +1,134 @@
+"""Batch extraction: one record per document, resumable after SIGKILL, errors recorded, inputs expanded."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from docvlm.batch import expand_inputs, read_records, run_batch
+from docvlm.errors import UsageError
+from docvlm.synth import generate_dataset
+
+SCHEMA = "docvlm.synth:InvoiceFields"
+
+OPTIONAL_SCHEMA = '''
+from pydantic import BaseModel
+
+
+class Loose(BaseModel):
+    invoice_number: str | None = None
+    total: float | None = None
+'''
+
+
+def _write_invoices(folder: Path, n: int, seed: int = 0) -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i, doc in enumerate(generate_dataset("invoice", n, seed)):
+        p = folder / f"invoice-{i:03d}.pdf"
+        p.write_bytes(doc.pdf)
+        paths.append(p)
+    return paths
+
+
+def _lines(path: Path) -> list[dict[str, Any]]:
+    raw = path.read_bytes()
+    assert raw.endswith(b"\n")
+    return [json.loads(line) for line in raw.decode().splitlines()]  # every line valid JSON
+
+
+def test_sigkill_and_resume_gives_each_document_exactly_once(tmp_path: Path) -> None:
+    docs = tmp_path / "docs"
+    _write_invoices(docs, 40)
+    out = tmp_path / "out.jsonl"
+    cmd = [sys.executable, "-m", "docvlm", "batch", str(docs), "--schema", SCHEMA, "--model", "test",
+           "-o", str(out), "--workers", "2"]
+    env = {**os.environ, "DOCVLM_BATCH_TEST_DELAY": "0.05"}
+    proc = subprocess.Popen(cmd, env=env, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and proc.poll() is None:
+        if out.exists() and out.read_bytes().count(b"\n") >= 5:
+            break
+        time.sleep(0.02)
+    assert proc.poll() is None, "the job ended before it could be killed"
+    os.killpg(proc.pid, signal.SIGKILL)  # the parent and its workers, mid-job
+    proc.wait()
+    first = out.read_bytes().count(b"\n")
+    assert 5 <= first < 40
+    with out.open("ab") as fh:  # what a kill in the middle of a write would leave
+        fh.write(b'{"source": "half a rec')
+
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode in (0, 1), done.stderr
+    records = _lines(out)
+    assert len(records) == 40
+    shas = [r["sha256"] for r in records]
+    assert len(set(shas)) == 40
+    statuses = [r["status"] for r in records]
+    assert statuses.count("ok") + statuses.count("error") == 40
+    m = re.search(r"(\d+) ok, (\d+) failed, (\d+) skipped", done.stderr)
+    assert m is not None, done.stderr
+    assert int(m[1]) + int(m[2]) == 40 - first and int(m[3]) == first
+    assert done.returncode == (1 if "error" in statuses else 0)
+    for r in records:
+        assert r["task"] == "extract" and r["model"] == "test"
+        assert r["schema"] == "docvlm.synth.documents.InvoiceFields"
+        if r["status"] == "error":
+            assert isinstance(r["error"], dict) and r["error"]["type"] == "FieldNotFoundError"
+            assert r["value"] is None
+
+
+def test_corrupt_file_globs_folders_and_rerun_skips(tmp_path: Path) -> None:
+    a, b = _write_invoices(tmp_path / "a", 2, seed=1), _write_invoices(tmp_path / "b" / "deep", 2, seed=2)
+    bad = tmp_path / "bad.pdf"
+    bad.write_bytes(b"%PDF-1.7\nthis is not a pdf at all")
+    (tmp_path / "b" / "notes.txt").write_text("not a document")
+    schema_file = tmp_path / "loose_schema.py"
+    schema_file.write_text(OPTIONAL_SCHEMA)
+    schema = f"{schema_file}:Loose"
+
+    # folders recurse, globs expand (``**`` too), only document suffixes, duplicates once
+    found = expand_inputs([tmp_path / "a", str(tmp_path / "b" / "**" / "*.pdf"), bad, a[0]])
+    assert sorted(found) == sorted([*a, *b, bad])
+    with pytest.raises(UsageError):
+        expand_inputs([str(tmp_path / "nothing-*.pdf")])
+
+    out = tmp_path / "out" / "records.jsonl"
+    summary = run_batch([tmp_path / "a", str(tmp_path / "b" / "**" / "*.pdf"), bad], schema=schema, model="test",
+                        output=out, workers=2)
+    assert (summary.done, summary.failed, summary.skipped) == (4, 1, 0)
+    records = _lines(out)
+    assert len(records) == 5
+    by_source = {r["source"]: r for r in records}
+    err = by_source[str(bad)]
+    assert err["status"] == "error" and err["error"]["type"] == "CorruptDocumentError"
+    ok = by_source[str(a[0])]
+    assert ok["status"] == "ok" and set(ok["value"]) == {"invoice_number", "total"}
+    assert ok["schema"] == "loose_schema.Loose" and isinstance(ok["seconds"], float)
+
+    again = run_batch([tmp_path], schema=schema, model="test", output=out, workers=2)
+    assert (again.done, again.failed, again.skipped) == (0, 0, 5)
+    assert len(list(read_records(out))) == 5
+
+    # another model spec is other work: the same documents are done again, for that spec
+    other = run_batch([bad], schema=schema, model="test:1", output=out, workers=1)
+    assert (other.done, other.failed, other.skipped) == (0, 1, 0)
+    assert len(_lines(out)) == 6
+
+
+def test_bad_arguments(tmp_path: Path) -> None:
+    with pytest.raises(UsageError):
+        run_batch([tmp_path], schema=SCHEMA, model="test", output=tmp_path / "o.jsonl", task="read")  # type: ignore[arg-type]
+    with pytest.raises(UsageError):
+        run_batch([tmp_path / "missing.pdf"], schema=SCHEMA, model="test", output=tmp_path / "o.jsonl")
+    with pytest.raises(UsageError):
+        run_batch([tmp_path], schema="docvlm.synth:Nope", model="test", output=tmp_path / "o.jsonl")
