@@ -416,8 +416,12 @@ def _table_fields(tables: list[tuple[str, FieldInfo]], document: Document | Page
     for page in page_list:
         try:
             found_tables += find_tables(page)
-        except UsageError:
-            continue
+        except UsageError:  # an image or a scan: no vector lines, find the table from its header words
+            for _, info in tables:
+                item_type = typing.get_args(_base_type(info.annotation))[0]
+                region = _header_anchored_region(page, item_type)
+                if region is not None:
+                    found_tables += find_tables(page, strategy="text", region=region)
     values: dict[str, list[dict[str, Any]]] = {}
     evidence: dict[str, FieldEvidence] = {}
     for path, info in tables:
@@ -454,6 +458,40 @@ def _table_fields(tables: list[tuple[str, FieldInfo]], document: Document | Page
                     rows.append(row)
         values[path] = rows
     return values, evidence
+
+
+def _header_anchored_region(page: Page, item_type: type[BaseModel]) -> BoundingBox | None:
+    """Where a borderless table of ``item_type`` rows is on a page without vector lines (e.g. a scan): from the
+    visual line that names most of the item's fields (the header) down through the lines that look like rows
+    (several segments, at least one number)."""
+    words = page_words(page).rows
+    if not words:
+        return None
+    lines = group_lines(segments_of(words, page.index))
+    best, best_hits = None, 0
+    for i, line in enumerate(lines):
+        hits = len(_match_columns(item_type, [_HeaderCell(j, s.text) for j, s in enumerate(line.segments)]))
+        if hits > best_hits:
+            best, best_hits = i, hits
+    if best is None or best_hits < max(2, len(item_type.model_fields) // 2):
+        return None
+    rows = [lines[best]]
+    for line in lines[best + 1:]:
+        if len(line.segments) < 2 or not numbers_in(line.text) or _is_label(line.segments[0]):
+            break
+        rows.append(line)
+    if len(rows) < 2:
+        return None
+    box = rows[0].box
+    for line in rows[1:]:
+        box = box.union(line.box)
+    return box.pad(2).clip(page.bbox)
+
+
+@dataclass
+class _HeaderCell:
+    col: int
+    text: str
 
 
 def _match_columns(item_type: type[BaseModel], header: Sequence[Any]) -> dict[str, int]:

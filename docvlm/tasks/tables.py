@@ -81,30 +81,32 @@ def find_tables(page: PageInput, *, strategy: str = "lines", region: BoundingBox
     columns; the first row is the header.
 
     Args:
-        page: a PDF page with a text layer.
+        page: a PDF page with a text layer; for ``"text"`` also an image page (its words come from OCR).
         strategy: ``"lines"`` (ruled tables, the default) or ``"text"`` (a borderless table; give a
             ``region``, as running text around a table would join it).
         region: only tables in this region (page space): ruled tables mostly inside it; for ``"text"``
             the words inside it.
 
     Raises:
-        UsageError: the page is not a PDF page (images and scans need a vision model), an unknown
-            strategy, or a region that is not in page space or misses the page.
+        UsageError: ``"lines"`` on an image page (no vector lines: use ``"text"`` with a region, or a vision
+            model), an unknown strategy, or a region that is not in page space or misses the page.
     """
     page = as_page(page)
-    if not isinstance(page, PDFPage):
+    if strategy not in ("lines", "text"):
+        raise UsageError(f"unknown table strategy {strategy!r}", hint="use 'lines' or 'text'")
+    if not isinstance(page, PDFPage) and strategy == "lines":
         raise UsageError(
             "find_tables reads a PDF's vector lines and text layer, and this page is an image",
             source=page.document.source, page=page.index,
-            hint="use a vision model for tables in images and scans: extract_tables(model, page)",
+            hint="use strategy='text' with a region (words from OCR), or a vision model: extract_tables(model, page)",
         )
-    if strategy not in ("lines", "text"):
-        raise UsageError(f"unknown table strategy {strategy!r}", hint="use 'lines' or 'text'")
     region = check_region(page, region)
     if strategy == "text":
-        inside = [w for w in page.words().rows if _centre_in(w, region or page.bbox)]
+        layer = page.words() if isinstance(page, PDFPage) else page.words(ocr="auto")
+        inside = [w for w in layer.rows if _centre_in(w, region or page.bbox)]
         table = _text_table(inside, page.index)
         return [] if table is None else [table]
+    assert isinstance(page, PDFPage)  # "lines" on an image page was refused above
     words = page.words().rows  # before the rotation changes: the text layer is cached with the right one
     fitz_page = page.fitz_page
     rotation = page.rotation

@@ -112,6 +112,9 @@ def test_demo(tmp_path: Path) -> None:
     assert born["evidence"]["total"]["quote"] == "145.78" and born["evidence"]["total"]["box"]["space"] == "page"
     scanned = summary["documents"][str(tmp_path / "invoice-scan.png")]
     assert scanned["value"]["invoice_number"] == "INV-2026-0042"  # read by OCR from the scan
+    # line items come from a table found in the OCR words; OCR reads the last row's "5" as "is)" here, and a row
+    # whose required quantity is unreadable is left out rather than guessed
+    assert [i["amount"] for i in scanned["value"]["items"]] == [37.5, 64.0]
     assert scanned["evidence"]["invoice_number"]["box"]["x1"] > 0
     report = (tmp_path / "report.html").read_text()
     assert report.count("<img src='data:image/png;base64,") == 2 and "INV-2026-0042" in report

@@ -170,3 +170,20 @@ def test_default_model_form_accuracy_on_a_seeded_subset() -> None:
     assert summary["failed_documents"] == 0
     assert summary["field_accuracy"] >= 0.8, summary
     assert summary["evidence_iou50"] >= 0.8, summary
+
+
+def test_line_items_from_a_scan_come_from_the_ocr_words() -> None:
+    """No vector lines in an image: the table is found from the header words down, and read from OCR."""
+    from docvlm.demo import scan_pdf_page
+
+    doc = dv.open(scan_pdf_page(dv.samples.invoice_pdf(), angle=0.4))
+
+    class Items(BaseModel):
+        items: list[Item] = []
+
+    result = extract(FunctionModel(lambda m, i: {}), doc, Items)
+    assert [(i.description, i.quantity, i.unit_price, i.amount) for i in result.value.items] == [
+        (it["description"], it["quantity"], float(it["unit_price"]), float(it["amount"])) for it in INVOICE["items"]
+    ]
+    box = result.evidence["items[2].amount"].box
+    assert box is not None and box.space is dv.Space.PAGE and 0 < box.x0 < box.x1 <= doc[0].width
