@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import sys
 import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
@@ -48,6 +50,16 @@ def _open(path: str, password: str | None) -> Document:
         _fail(exc)
 
 
+@contextmanager
+def _document(path: str, password: str | None) -> Iterator[Document]:
+    """The opened document for a command; any docvlm error inside becomes the one-line exit-2 failure."""
+    with _open(path, password) as doc:
+        try:
+            yield doc
+        except DocVLMError as exc:
+            _fail(exc)
+
+
 def _progress(total: int, what: str) -> Progress:
     return Progress(
         TextColumn(f"[bold]{what}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
@@ -69,11 +81,8 @@ def _root(
 @app.command()
 def info(file: FileArg, password: PasswordOpt = None) -> None:
     """Print a document's format, pages, sizes, rotation and text-layer presence as JSON."""
-    with _open(file, password) as doc:
-        try:
-            print(doc.info().model_dump_json(indent=2))
-        except DocVLMError as exc:
-            _fail(exc)
+    with _document(file, password) as doc:
+        print(doc.info().model_dump_json(indent=2))
 
 
 @app.command()
@@ -107,13 +116,10 @@ def render(
 @app.command()
 def words(file: FileArg, pages: PagesOpt = None, password: PasswordOpt = None) -> None:
     """Print the text layer as JSON lines {"page", "text", "box"}; page is 0-based, box in page units."""
-    with _open(file, password) as doc:
-        try:
-            for i in parse_page_range(pages, len(doc)):
-                for w in doc[i].words():
-                    _dump({"page": w.page, "text": w.text, "box": [round(v, 3) for v in w.box.xyxy]})
-        except DocVLMError as exc:
-            _fail(exc)
+    with _document(file, password) as doc:
+        for i in parse_page_range(pages, len(doc)):
+            for w in doc[i].words():
+                _dump({"page": w.page, "text": w.text, "box": [round(v, 3) for v in w.box.xyxy]})
 
 
 @app.command()
@@ -186,13 +192,10 @@ def read(file: FileArg, pages: PagesOpt = None, model: Annotated[str | None, typ
     """Print the text of each page as JSON lines {"page", "text"}."""
     from docvlm.tasks.ask import read as read_task
 
-    with _open(file, password) as doc:
-        try:
-            m = _load(model) if model else None
-            for i in parse_page_range(pages, len(doc)):
-                _dump({"page": i, "text": read_task(m, doc[i])})
-        except DocVLMError as exc:
-            _fail(exc)
+    with _document(file, password) as doc:
+        m = _load(model) if model else None
+        for i in parse_page_range(pages, len(doc)):
+            _dump({"page": i, "text": read_task(m, doc[i])})
 
 
 @app.command()
@@ -207,15 +210,12 @@ def extract(
     """Fill a pydantic schema from the document and print it with per-field evidence (page, box, quote)."""
     from docvlm.tasks.extract import extract as extract_task
 
-    with _open(file, password) as doc:
-        try:
-            cls = load_schema(schema)
-            indices = parse_page_range(pages, len(doc)) if pages else None
-            result = extract_task(_load(model), doc, cls, pages=indices)
-            print(result.model_dump_json(indent=2))
-            _draw(doc, min((e.page or 0 for e in result.evidence.values()), default=0), result, draw)
-        except DocVLMError as exc:
-            _fail(exc)
+    with _document(file, password) as doc:
+        cls = load_schema(schema)
+        indices = parse_page_range(pages, len(doc)) if pages else None
+        result = extract_task(_load(model), doc, cls, pages=indices)
+        print(result.model_dump_json(indent=2))
+        _draw(doc, min((e.page or 0 for e in result.evidence.values()), default=0), result, draw)
 
 
 @app.command()
@@ -229,20 +229,17 @@ def tables(
     """Print the tables of each page as JSON lines (cells with boxes and spans, plus Markdown)."""
     from docvlm.tasks import tables as tables_module
 
-    with _open(file, password) as doc:
-        try:
-            m = _load(model) if model else None
-            drawn = False
-            for i in parse_page_range(pages, len(doc)):
-                found = tables_module.extract_tables(m, doc[i]) if hasattr(tables_module, "extract_tables") \
-                    else tables_module.find_tables(doc[i])
-                for t in found:
-                    _dump({"page": i, "shape": list(t.shape), "markdown": t.to_markdown(), "table": t.model_dump(mode="json")})
-                if found and not drawn:
-                    _draw(doc, i, found, draw)
-                    drawn = True
-        except DocVLMError as exc:
-            _fail(exc)
+    with _document(file, password) as doc:
+        m = _load(model) if model else None
+        drawn = False
+        for i in parse_page_range(pages, len(doc)):
+            found = tables_module.extract_tables(m, doc[i]) if hasattr(tables_module, "extract_tables") \
+                else tables_module.find_tables(doc[i])
+            for t in found:
+                _dump({"page": i, "shape": list(t.shape), "markdown": t.to_markdown(), "table": t.model_dump(mode="json")})
+            if found and not drawn:
+                _draw(doc, i, found, draw)
+                drawn = True
 
 
 @app.command()
@@ -257,14 +254,11 @@ def ask(
     """Answer a question about the document, with citations (page, box, quote)."""
     from docvlm.tasks.ask import ask as ask_task
 
-    with _open(file, password) as doc:
-        try:
-            indices = parse_page_range(pages, len(doc)) if pages else None
-            answer = ask_task(_load(model), doc, question, pages=indices)
-            print(answer.model_dump_json(indent=2))
-            _draw(doc, answer.citations[0].page if answer.citations else 0, answer, draw)
-        except DocVLMError as exc:
-            _fail(exc)
+    with _document(file, password) as doc:
+        indices = parse_page_range(pages, len(doc)) if pages else None
+        answer = ask_task(_load(model), doc, question, pages=indices)
+        print(answer.model_dump_json(indent=2))
+        _draw(doc, answer.citations[0].page if answer.citations else 0, answer, draw)
 
 
 PageOpt = Annotated[int, typer.Option("--page", help="1-based page to look at")]
@@ -282,15 +276,12 @@ def detect(
     """Detect labelled regions on a page with a vision model; JSON lines {"label", "box"} in page units."""
     from docvlm.tasks.vision import detect as detect_task
 
-    with _open(file, password) as doc:
-        try:
-            (i,) = parse_page_range(str(page), len(doc))
-            found = detect_task(_load(model), doc[i], [x.strip() for x in labels.split(",") if x.strip()])
-            for d in found:
-                _dump({"page": i, "label": d.label, "box": [round(v, 3) for v in d.box.xyxy]})
-            _draw(doc, i, found, draw)
-        except DocVLMError as exc:
-            _fail(exc)
+    with _document(file, password) as doc:
+        (i,) = parse_page_range(str(page), len(doc))
+        found = detect_task(_load(model), doc[i], [x.strip() for x in labels.split(",") if x.strip()])
+        for d in found:
+            _dump({"page": i, "label": d.label, "box": [round(v, 3) for v in d.box.xyxy]})
+        _draw(doc, i, found, draw)
 
 
 @app.command()
@@ -305,15 +296,12 @@ def ground(
     """Find where a phrase is on a page; JSON lines {"page", "box"} (empty output: not there)."""
     from docvlm.tasks.vision import ground as ground_task
 
-    with _open(file, password) as doc:
-        try:
-            (i,) = parse_page_range(str(page), len(doc))
-            boxes = ground_task(_load(model), doc[i], phrase)
-            for b in boxes:
-                _dump({"page": i, "box": [round(v, 3) for v in b.xyxy]})
-            _draw(doc, i, boxes, draw)
-        except DocVLMError as exc:
-            _fail(exc)
+    with _document(file, password) as doc:
+        (i,) = parse_page_range(str(page), len(doc))
+        boxes = ground_task(_load(model), doc[i], phrase)
+        for b in boxes:
+            _dump({"page": i, "box": [round(v, 3) for v in b.xyxy]})
+        _draw(doc, i, boxes, draw)
 
 
 @app.command()
