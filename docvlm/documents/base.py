@@ -377,11 +377,10 @@ def _fit_scale(region: BoundingBox, max_pixels: int) -> float:
     return (-b + math.sqrt(b * b - 4 * a * c)) / (2 * a) * 0.999
 
 
-def scale_frame(page_size: Size, clip: BoundingBox | None, image_size: Size, origin: tuple[float, float] = (0, 0),
-                pre: Affine | None = None) -> Frame:
+def scale_frame(page_size: Size, clip: BoundingBox | None, image_size: Size) -> Frame:
     """A frame mapping ``clip`` (or the whole page) onto an image of ``image_size`` by scaling."""
     region = clip if clip is not None else BoundingBox(x0=0, y0=0, x1=page_size.width, y1=page_size.height)
-    m = (pre or Affine()).then(Affine.translation(-region.x0 - origin[0], -region.y0 - origin[1])).then(
+    m = Affine.translation(-region.x0, -region.y0).then(
         Affine.scaling(image_size.width / region.width, image_size.height / region.height)
     )
     return Frame(page_size=page_size, image_size=image_size, page_to_pixel=m)

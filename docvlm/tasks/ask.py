@@ -13,9 +13,11 @@ from docvlm.models.base import Model
 from docvlm.tasks._page import PageInput, as_page, check_region, view
 from docvlm.tasks.text import (
     Segment,
+    document_segments,
     group_lines,
     numbers_in,
     page_words,
+    pages_of,
     read_text,
     require_words,
     segments_of,
@@ -53,15 +55,6 @@ def read(model: Model | None, page: PageInput, region: BoundingBox | None = None
     ))
 
 
-def _document_segments(document: Document | Page, pages: Sequence[int] | None) -> list[Segment]:
-    page_list = [document] if isinstance(document, Page) else list(
-        document.pages(pages) if pages is not None else document)
-    segments: list[Segment] = []
-    for page in page_list:
-        segments += segments_of(page_words(page).rows, page.index, first_id=len(segments))
-    return segments
-
-
 def _spans(segments: Sequence[Segment]) -> list[tuple[str, Segment, int, int]]:
     """Answer candidates for extractive answers: segment texts, ``label: value`` tails and numbers."""
     out: list[tuple[str, Segment, int, int]] = []
@@ -97,13 +90,12 @@ def ask(model: Model, document: Document | Page, question: str, *, pages: Sequen
     """
     if not question.strip():
         raise UsageError("the question is empty")
-    segments = _document_segments(document, pages)
+    page_list = pages_of(document, pages)
+    segments = document_segments(page_list)
     text = serialize_lines(group_lines(segments), with_ids=model.supports_images, max_chars=max_chars)
     if not segments:
         if not model.supports_images:
-            page = document if isinstance(document, Page) else document[0]
-            require_words(page, [])
-        page_list = [document] if isinstance(document, Page) else list(document)
+            require_words(page_list[0], [])
         answer = model.generate([*(view(p) for p in page_list[:4]), question], str)
         return Answer(text=str(answer).strip())
     if not model.supports_images:
@@ -120,7 +112,6 @@ def ask(model: Model, document: Document | Page, question: str, *, pages: Sequen
         answer=(str, Field(max_length=_MAX_ANSWER_CHARS)),
         sources=(list[Literal[ids]], Field(max_length=3)),  # type: ignore[valid-type]
     )
-    page_list = [document] if isinstance(document, Page) else list(document.pages(pages) if pages is not None else document)
     prompt: list[Any] = [*(view(p) for p in page_list[:4]),
                          f"Document text, segments tagged with [id]:\n{text}\n\nQuestion: {question}\n"
                          "Answer briefly and list the ids of the segments that support the answer."]

@@ -19,6 +19,7 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import re
+import types
 import typing
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -29,9 +30,19 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError,
 from pydantic.fields import FieldInfo
 
 from docvlm.documents.base import Document, Page
-from docvlm.errors import DocVLMError, ModelError, UsageError
+from docvlm.errors import ModelError, UsageError
 from docvlm.models.base import Model
-from docvlm.tasks.text import Line, Segment, group_lines, numbers_in, page_words, segments_of, serialize_lines
+from docvlm.tasks.text import (
+    Line,
+    Segment,
+    document_segments,
+    group_lines,
+    numbers_in,
+    page_words,
+    pages_of,
+    segments_of,
+    serialize_lines,
+)
 from docvlm.types.answer import FieldEvidence
 from docvlm.types.geometry import BoundingBox
 
@@ -98,7 +109,7 @@ class _Leaf:
 
 def _unwrap_optional(tp: Any) -> tuple[Any, bool]:
     origin = typing.get_origin(tp)
-    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+    if origin in (typing.Union, types.UnionType):
         args = [a for a in typing.get_args(tp) if a is not type(None)]
         if len(args) == 1 and len(typing.get_args(tp)) == 2:
             return args[0], True
@@ -270,11 +281,9 @@ def _choice_type(leaf: _Leaf, cands: list[_Candidate]) -> Any:
 
 
 def _chunks(document: Document | Page, pages: Sequence[int] | None, max_chars: int) -> list[list[Page]]:
-    page_list = [document] if isinstance(document, Page) else list(
-        document.pages(pages) if pages is not None else document)
     chunks: list[list[Page]] = []
     size = 0
-    for page in page_list:
+    for page in pages_of(document, pages):
         n = len(page_words(page).rows) * 8
         if chunks and size + n <= max_chars:
             chunks[-1].append(page)
@@ -321,9 +330,7 @@ def extract(
         remaining = [leaf for leaf in leaves if leaf.path not in found]
         if not remaining:
             break
-        segments: list[Segment] = []
-        for page in chunk:
-            segments += segments_of(page_words(page).rows, page.index, first_id=len(segments))
+        segments = document_segments(chunk)
         lines = group_lines(segments)
         line_of = {s.id: line for line in lines for s in line.segments}
         values = _value_segments(segments, chunk)
@@ -353,10 +360,7 @@ def extract(
             f"Copy these fields exactly as printed in the document: {wanted}. "
             "Use null for a field the document does not contain. Answer in JSON."
         )
-        try:
-            answer = model.generate(prompt, answer_model)
-        except DocVLMError:
-            raise
+        answer = model.generate(prompt, answer_model)
         for key, path in keys.items():
             chosen = getattr(answer, key)
             if chosen is None:
@@ -410,10 +414,8 @@ def _table_fields(tables: list[tuple[str, FieldInfo]], document: Document | Page
         return {}, {}
     from docvlm.tasks.tables import find_tables
 
-    page_list = [document] if isinstance(document, Page) else list(
-        document.pages(pages) if pages is not None else document)
     found_tables = []
-    for page in page_list:
+    for page in pages_of(document, pages):
         try:
             found_tables += find_tables(page)
         except UsageError:  # an image or a scan: no vector lines, find the table from its header words

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from docvlm.documents.base import Page
+from docvlm.documents.base import Document, Page
 from docvlm.errors import UsageError
 from docvlm.types.geometry import BoundingBox
 from docvlm.types.text import WordList, WordRow
@@ -22,9 +22,11 @@ from docvlm.types.text import WordList, WordRow
 __all__ = [
     "Line",
     "Segment",
+    "document_segments",
     "group_lines",
     "numbers_in",
     "page_words",
+    "pages_of",
     "parse_number",
     "read_text",
     "segments_of",
@@ -96,6 +98,21 @@ class Line:
 def page_words(page: Page) -> WordList:
     """The page's words: its text layer, or OCR for scans and images when an OCR engine is installed."""
     return page.words(ocr="auto")
+
+
+def pages_of(document: Document | Page, pages: Sequence[int] | None = None) -> list[Page]:
+    """The pages a document-level task reads: one page as given, or the document's pages (``pages``: 0-based)."""
+    if isinstance(document, Page):
+        return [document]
+    return list(document.pages(pages) if pages is not None else document)
+
+
+def document_segments(pages: Sequence[Page]) -> list[Segment]:
+    """The segments of several pages, numbered through in reading order."""
+    segments: list[Segment] = []
+    for page in pages:
+        segments += segments_of(page_words(page).rows, page.index, first_id=len(segments))
+    return segments
 
 
 def words_in(words: Iterable[WordRow], region: BoundingBox | None) -> list[WordRow]:
