@@ -1,0 +1,858 @@
+"""Evaluation datasets: loaders for common public formats, and the synthetic generator, as typed samples.
+
+===============  ==================================================================  =============================
+format           what ``path`` is                                                    samples
+===============  ==================================================================  =============================
+``funsd``        a FUNSD annotation JSON, or a folder of them (``annotations/`` next  :class:`FieldsSample`: linked
+                 to ``images/`` as FUNSD ships, or flat); the page is the file with   question -> answer pairs
+                 the same stem (PNG, JPEG, TIFF or PDF)
+``sroie``        a SROIE folder: ``key/`` (or ``entities/``) JSON key files, ``box/``  :class:`FieldsSample`
+                 text-line files (``x1,y1,...,x4,y4,text``), ``img/`` images; or the  (company, date, address,
+                 same files side by side                                              total)
+``docvqa``       a DocVQA ``*_qas.json`` / ``val_v1.0.json`` (``{"data": [...]}``)    :class:`QASample`
+``coco``         a COCO detection / segmentation JSON (images next to it or in       :class:`DetectionSample`
+                 ``images/``)
+``icdar2013``    an ICDAR-2013 table-competition ``*-str.xml``, or a folder of them;  :class:`TableSample`, one per
+                 the PDF is the file named in ``<document filename=...>``             table region
+``pubtabnet``    a PubTabNet JSONL (images next to it or in a ``<split>/`` folder)    :class:`TableSample`
+``mcq``          a JSONL of ``{"id", "document", "question", "choices", "answer"}``   :class:`ChoiceSample`
+                 (``answer``: the right choice's index or letter)
+``synthetic``    ``invoice``, ``form`` or ``table``, optionally ``:n`` and ``:seed``  generated PDFs with exact
+                 (``"invoice:20:0"``)                                                 truth (:mod:`docvlm.synth`)
+===============  ==================================================================  =============================
+
+All geometry ends up in docvlm's page space of the sample's document: image pixels for images (FUNSD,
+SROIE, COCO and PubTabNet boxes are pixels already), PDF points from the CropBox's top-left corner for PDFs
+(ICDAR-2013 boxes are PDF points with the origin at the bottom-left, and are converted).
+
+Bad input: a file that cannot be read or has the wrong overall shape raises :class:`DatasetError` (with the
+file). A bad *record* inside a good file (an entity without a box, a question without answers, an
+annotation pointing at a missing image) is skipped and reported in :attr:`Dataset.skipped` with the file, the
+record's index and the reason, because public datasets carry a few broken records and an evaluation should
+still run on the rest; pass ``strict=True`` to raise :class:`DatasetError` at the first one instead.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import xml.etree.ElementTree as ET
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
+
+from docvlm.documents import Document, open_document
+from docvlm.errors import DocumentError, UsageError
+from docvlm.types.detections import Detection, Detections
+from docvlm.types.geometry import BoundingBox
+from docvlm.types.mask import Mask
+from docvlm.types.table import Table, TableCell
+
+__all__ = [
+    "FORMATS",
+    "ChoiceSample",
+    "Dataset",
+    "DatasetError",
+    "DetectionSample",
+    "FieldsSample",
+    "QASample",
+    "Sample",
+    "SkippedRecord",
+    "TableSample",
+    "TrueField",
+    "load_dataset",
+    "synthetic_dataset",
+    "table_from_html",
+]
+
+_IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp", ".pdf", ".PNG", ".JPG", ".JPEG")
+
+
+class DatasetError(DocumentError):
+    """A dataset file cannot be read, or (with ``strict=True``) one of its records is bad.
+
+    Attributes:
+        file: the file concerned.
+        record: the index (or id) of the bad record inside it, if the problem is one record.
+    """
+
+    def __init__(self, message: str, *, file: str | Path, record: int | str | None = None, hint: str | None = None) -> None:
+        where = str(file) if record is None else f"{file}, record {record}"
+        super().__init__(message, source=where, hint=hint)
+        self.file = str(file)
+        self.record = record
+
+
+class SkippedRecord(BaseModel):
+    """A record a loader left out, and why."""
+
+    model_config = ConfigDict(frozen=True)
+
+    file: str
+    record: int | str
+    reason: str
+
+
+class TrueField(BaseModel):
+    """The true value of one field of a document.
+
+    Attributes:
+        name: the field's name in the extraction schema (a Python identifier).
+        label: the key as the dataset names it (FUNSD: the question's text as printed).
+        value: the true value.
+        box: where the value is printed (page space), if known.
+        page: 0-based page.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    label: str
+    value: str | float
+    box: BoundingBox | None = None
+    page: int = 0
+
+
+class _SampleBase(BaseModel):
+    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
+
+    id: str
+    document: str = Field(description="the document's path (or a name for generated documents)")
+    page: int = Field(default=0, ge=0, description="0-based page the sample is about")
+    content: bytes | None = Field(default=None, repr=False, exclude=True,
+                                  description="the document's bytes, for generated documents")
+
+    def open(self) -> Document:
+        """The sample's document."""
+        return open_document(self.content if self.content is not None else self.document)
+
+
+class FieldsSample(_SampleBase):
+    """A document and the true values of its fields (key information extraction).
+
+    Attributes:
+        fields: the true fields.
+        schema_name: a fixed extraction schema (``"invoice"`` / ``"form"``: :mod:`docvlm.synth`'s), else one is
+            built from the fields (every field an optional string).
+    """
+
+    kind: Literal["fields"] = "fields"
+    fields: list[TrueField] = Field(default_factory=list)
+    schema_name: str | None = None
+
+    def schema_type(self) -> type[BaseModel]:
+        """The pydantic model to extract: the named schema, or one optional ``str`` field per true field."""
+        if self.schema_name is not None:
+            from docvlm.synth import FormFields, InvoiceFields
+
+            schemas: dict[str, type[BaseModel]] = {"invoice": InvoiceFields, "form": FormFields}
+            return schemas[self.schema_name]
+        spec: dict[str, Any] = {f.name: (str | None, Field(default=None, description=f.label)) for f in self.fields}
+        model: type[BaseModel] = create_model("Fields", **spec)
+        return model
+
+    def truth(self) -> dict[str, Any]:
+        return {f.name: f.value for f in self.fields}
+
+
+class TableSample(_SampleBase):
+    """A table on a page (structure recognition): the true table and, when known, its region."""
+
+    kind: Literal["table"] = "table"
+    table: Table
+    region: BoundingBox | None = None
+
+
+class DetectionSample(_SampleBase):
+    """An image and its labelled objects (boxes, and masks for segmentation data)."""
+
+    kind: Literal["detection"] = "detection"
+    objects: Detections = Field(default_factory=Detections)
+
+
+class QASample(_SampleBase):
+    """A question about a page and its accepted answers (DocVQA)."""
+
+    kind: Literal["qa"] = "qa"
+    question: str
+    answers: list[str] = Field(min_length=1)
+
+
+class ChoiceSample(_SampleBase):
+    """A multiple-choice question about a page: the choices and the index of the right one."""
+
+    kind: Literal["choice"] = "choice"
+    question: str
+    choices: list[str] = Field(min_length=2)
+    answer: int = Field(ge=0)
+
+
+Sample = Annotated[FieldsSample | TableSample | DetectionSample | QASample | ChoiceSample, Field(discriminator="kind")]
+
+
+class Dataset(BaseModel):
+    """Loaded samples and the records that were skipped.
+
+    Attributes:
+        format: the format it was read as.
+        path: where it was read from.
+        samples: the samples, in file order.
+        skipped: the records left out, each with its file, index and reason.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    format: str
+    path: str
+    samples: list[Sample] = Field(default_factory=list)
+    skipped: list[SkippedRecord] = Field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def head(self, n: int | None) -> Dataset:
+        """The first ``n`` samples (all of them for ``None``)."""
+        return self if n is None else self.model_copy(update={"samples": self.samples[: max(0, n)]})
+
+
+class _Collector:
+    """Skips bad records, or raises at the first one when strict."""
+
+    def __init__(self, strict: bool) -> None:
+        self.strict = strict
+        self.skipped: list[SkippedRecord] = []
+
+    def skip(self, file: Path | str, record: int | str, reason: str) -> None:
+        if self.strict:
+            raise DatasetError(reason, file=file, record=record, hint="fix the record, or load with strict=False to skip it")
+        self.skipped.append(SkippedRecord(file=str(file), record=record, reason=reason))
+
+
+# helpers ---------------------------------------------------------------------------------------------------
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8-sig"))
+    except FileNotFoundError:
+        raise DatasetError("no such file", file=path) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DatasetError(f"cannot read the file: {exc}", file=path) from exc
+    except json.JSONDecodeError as exc:
+        raise DatasetError(f"not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}", file=path) from exc
+
+
+def _xyxy(value: Any, what: str = "box") -> BoundingBox:
+    """A page-space box from ``[x0, y0, x1, y1]`` (corners in any order); ValueError when malformed."""
+    if not isinstance(value, list | tuple) or len(value) != 4 or not all(
+            isinstance(v, int | float) and not isinstance(v, bool) for v in value):
+        raise ValueError(f"{what} must be 4 numbers [x0, y0, x1, y1], got {value!r}")
+    try:
+        x0, y0, x1, y1 = (float(v) for v in value)
+        return BoundingBox.from_corners(x0, y0, x1, y1)
+    except ValidationError as exc:
+        raise ValueError(f"{what} {value!r}: {exc.errors()[0]['msg']}") from None
+
+
+def _find_file(name: str, folders: Sequence[Path]) -> Path | None:
+    for folder in folders:
+        candidate = folder / name
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _find_by_stem(stem: str, folders: Sequence[Path]) -> Path | None:
+    for folder in folders:
+        for suffix in _IMAGE_SUFFIXES:
+            candidate = folder / f"{stem}{suffix}"
+            if candidate.is_file():
+                return candidate
+    return None
+
+
+def _slug(text: str, taken: set[str]) -> str:
+    base = re.sub(r"[^0-9a-z]+", "_", text.lower()).strip("_") or "field"
+    if base[0].isdigit() or base in {"model_config", "model_fields"} or base.startswith("model_"):
+        base = f"f_{base}"
+    name, k = base, 2
+    while name in taken:
+        name, k = f"{base}_{k}", k + 1
+    taken.add(name)
+    return name
+
+
+def _files(path: Path, pattern: str, *, subfolders: Sequence[str] = ()) -> list[Path]:
+    if path.is_file():
+        return [path]
+    if not path.is_dir():
+        raise DatasetError("no such file or folder", file=path)
+    for sub in subfolders:
+        if (path / sub).is_dir():
+            return sorted((path / sub).glob(pattern))
+    return sorted(path.glob(pattern))
+
+
+# FUNSD -----------------------------------------------------------------------------------------------------
+_FUNSD_LABELS = {"question", "answer", "header", "other"}
+
+
+def load_funsd(path: Path, *, strict: bool = False) -> tuple[list[Sample], list[SkippedRecord]]:
+    """FUNSD form annotations: each linked question -> answer pair is a field (see the module docs)."""
+    out = _Collector(strict)
+    samples: list[Sample] = []
+    files = _files(path, "*.json", subfolders=("annotations",))
+    if not files:
+        raise DatasetError("no FUNSD annotation files (*.json)", file=path)
+    for file in files:
+        data = _read_json(file)
+        if not isinstance(data, dict) or not isinstance(data.get("form"), list):
+            raise DatasetError('not a FUNSD annotation: expected an object with a "form" list', file=file)
+        document = _find_by_stem(file.stem, [file.parent.parent / "images", file.parent, file.parent / "images"])
+        if document is None:
+            out.skip(file, "document", f"no page image named {file.stem}.png (or .jpg, .tif, .pdf) next to the "
+                                       "annotations or in images/")
+            continue
+        entities: dict[int, tuple[str, str, BoundingBox]] = {}
+        links: set[tuple[int, int]] = set()
+        for i, ent in enumerate(data["form"]):
+            try:
+                if not isinstance(ent, dict):
+                    raise ValueError(f"an entity must be an object, got {type(ent).__name__}")
+                ent_id, text, label = ent.get("id"), ent.get("text"), ent.get("label")
+                if not isinstance(ent_id, int) or isinstance(ent_id, bool):
+                    raise ValueError(f"entity id must be an integer, got {ent_id!r}")
+                if not isinstance(text, str):
+                    raise ValueError(f"entity text must be a string, got {text!r}")
+                if label not in _FUNSD_LABELS:
+                    raise ValueError(f"entity label must be one of {sorted(_FUNSD_LABELS)}, got {label!r}")
+                box = _xyxy(ent.get("box"))
+                for link in ent.get("linking") or []:
+                    if not (isinstance(link, list) and len(link) == 2 and all(isinstance(v, int) for v in link)):
+                        raise ValueError(f"a link must be a pair of entity ids, got {link!r}")
+                    links.add((link[0], link[1]))
+            except ValueError as exc:
+                out.skip(file, i, str(exc))
+                continue
+            entities[ent_id] = (label, text, box)
+        answers: dict[int, list[int]] = {}
+        for a, b in sorted(links):
+            if a not in entities or b not in entities:
+                out.skip(file, f"link {a}->{b}", "the link names an entity that is missing or was skipped")
+                continue
+            if entities[a][0] == "question" and entities[b][0] == "answer":
+                answers.setdefault(a, []).append(b)
+        taken: set[str] = set()
+        fields = []
+        for q, ans in answers.items():
+            parts = sorted(ans, key=lambda k: (entities[k][2].y0, entities[k][2].x0))
+            value = " ".join(entities[k][1].strip() for k in parts if entities[k][1].strip())
+            if not value:
+                continue
+            box = entities[parts[0]][2]
+            for k in parts[1:]:
+                box = box.union(entities[k][2])
+            label = entities[q][1].strip()
+            fields.append(TrueField(name=_slug(label.rstrip(":"), taken), label=label, value=value, box=box))
+        samples.append(FieldsSample(id=file.stem, document=str(document), fields=fields))
+    return samples, out.skipped
+
+
+# SROIE -----------------------------------------------------------------------------------------------------
+def _sroie_lines(file: Path, out: _Collector) -> list[tuple[str, BoundingBox]]:
+    lines = []
+    try:
+        raw = file.read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError as exc:
+        raise DatasetError(f"cannot read the file: {exc}", file=file) from exc
+    for n, line in enumerate(raw, 1):
+        if not line.strip():
+            continue
+        parts = line.split(",", 8)
+        try:
+            if len(parts) != 9:
+                raise ValueError("a box line is 8 coordinates and the text: x1,y1,x2,y2,x3,y3,x4,y4,text")
+            xs = [float(v) for v in parts[0:8:2]]
+            ys = [float(v) for v in parts[1:8:2]]
+        except ValueError as exc:
+            out.skip(file, n, str(exc) if "box line" in str(exc) else f"bad coordinate in {line[:60]!r}")
+            continue
+        lines.append((parts[8].strip(), BoundingBox.enclosing(zip(xs, ys, strict=True))))
+    return lines
+
+
+def _sroie_box(value: str, lines: list[tuple[str, BoundingBox]]) -> BoundingBox | None:
+    """The box of a key value: the one line that prints it, or the lines that together spell it (an address)."""
+    want = " ".join(value.split())
+    exact = [b for t, b in lines if " ".join(t.split()) == want]
+    if len(exact) == 1:
+        return exact[0]
+    if exact:
+        return None  # printed more than once: ambiguous
+    parts = [(t, b) for t, b in lines if len(t.strip()) >= 3 and " ".join(t.split()) in want]
+    if parts and " ".join(" ".join(t.split()) for t, _ in parts) == want:
+        box = parts[0][1]
+        for _, b in parts[1:]:
+            box = box.union(b)
+        return box
+    return None
+
+
+def load_sroie(path: Path, *, strict: bool = False) -> tuple[list[Sample], list[SkippedRecord]]:
+    """SROIE receipts: key files (company, date, address, total) with boxes found from the text-line files."""
+    out = _Collector(strict)
+    if not path.is_dir():
+        raise DatasetError("a SROIE dataset is a folder (key/, box/, img/, or the files side by side)", file=path)
+    key_dir = next((path / d for d in ("key", "entities") if (path / d).is_dir()), path)
+    keys = sorted(p for p in key_dir.iterdir() if p.suffix in (".json", ".txt")) if key_dir != path else \
+        sorted(path.glob("*.json"))
+    if not keys:
+        raise DatasetError("no SROIE key files (key/*.json, entities/*.txt or *.json)", file=path)
+    samples: list[Sample] = []
+    for i, key in enumerate(keys):
+        try:
+            data = json.loads(key.read_text(encoding="utf-8-sig"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            out.skip(key, i, f"the key file is not a JSON object: {exc}")
+            continue
+        if not isinstance(data, dict) or not data or not all(isinstance(v, str) for v in data.values()):
+            out.skip(key, i, 'a key file is a JSON object of strings, e.g. {"company": ..., "total": ...}')
+            continue
+        image = _find_by_stem(key.stem, [path / "img", path])
+        if image is None:
+            out.skip(key, i, f"no receipt image named {key.stem}.jpg (or .png, .pdf) in img/ or beside the keys")
+            continue
+        box_file = _find_file(f"{key.stem}.txt", [path / "box"] + ([path] if key_dir != path else []))
+        lines = _sroie_lines(box_file, out) if box_file is not None else []
+        taken: set[str] = set()
+        fields = [TrueField(name=_slug(k, taken), label=k, value=" ".join(v.split()),
+                            box=_sroie_box(v, lines)) for k, v in data.items() if v.strip()]
+        samples.append(FieldsSample(id=key.stem, document=str(image), fields=fields))
+    return samples, out.skipped
+
+
+# DocVQA ----------------------------------------------------------------------------------------------------
+def load_docvqa(path: Path, *, strict: bool = False) -> tuple[list[Sample], list[SkippedRecord]]:
+    """DocVQA question-answer JSON: one :class:`QASample` per question with answers."""
+    out = _Collector(strict)
+    data = _read_json(path)
+    records = data.get("data") if isinstance(data, dict) else None
+    if not isinstance(records, list):
+        raise DatasetError('not a DocVQA file: expected an object with a "data" list', file=path)
+    samples: list[Sample] = []
+    folders = [path.parent, path.parent.parent]
+    for i, rec in enumerate(records):
+        if not isinstance(rec, dict):
+            out.skip(path, i, "a record must be an object")
+            continue
+        qid, question, image, answers = rec.get("questionId", i), rec.get("question"), rec.get("image"), rec.get("answers")
+        if not isinstance(question, str) or not question.strip():
+            out.skip(path, i, "no question text")
+            continue
+        if not isinstance(answers, list) or not answers or not all(isinstance(a, str) for a in answers):
+            out.skip(path, i, "no answers (a test split without ground truth cannot be scored)")
+            continue
+        if not isinstance(image, str):
+            out.skip(path, i, "no image path")
+            continue
+        found = _find_file(image, folders) or _find_file(Path(image).name, [path.parent / "documents", path.parent])
+        if found is None:
+            out.skip(path, i, f"the image {image!r} is not next to the file or in documents/")
+            continue
+        samples.append(QASample(id=str(qid), document=str(found), question=question.strip(), answers=answers))
+    return samples, out.skipped
+
+
+# COCO ------------------------------------------------------------------------------------------------------
+def load_coco(path: Path, *, strict: bool = False) -> tuple[list[Sample], list[SkippedRecord]]:
+    """COCO detection / segmentation JSON: one :class:`DetectionSample` per image (crowd regions are skipped)."""
+    out = _Collector(strict)
+    data = _read_json(path)
+    if not isinstance(data, dict) or not all(isinstance(data.get(k), list) for k in ("images", "annotations", "categories")):
+        raise DatasetError('not a COCO file: expected "images", "annotations" and "categories" lists', file=path)
+    names: dict[Any, str] = {}
+    for i, cat in enumerate(data["categories"]):
+        if isinstance(cat, dict) and "id" in cat and isinstance(cat.get("name"), str):
+            names[cat["id"]] = cat["name"]
+        else:
+            out.skip(path, f"categories[{i}]", 'a category needs an "id" and a "name"')
+    images: dict[Any, tuple[Path, int, int]] = {}
+    for i, img in enumerate(data["images"]):
+        if not isinstance(img, dict) or "id" not in img or not isinstance(img.get("file_name"), str):
+            out.skip(path, f"images[{i}]", 'an image needs an "id" and a "file_name"')
+            continue
+        found = _find_file(img["file_name"], [path.parent, path.parent / "images", path.parent.parent / "images"])
+        if found is None:
+            out.skip(path, f"images[{i}]", f"the image file {img['file_name']!r} is not next to the JSON or in images/")
+            continue
+        w, h = img.get("width"), img.get("height")
+        if not (isinstance(w, int) and isinstance(h, int) and w > 0 and h > 0):
+            out.skip(path, f"images[{i}]", f"an image needs integer width and height, got {w!r} x {h!r}")
+            continue
+        images[img["id"]] = (found, w, h)
+    objects: dict[Any, list[Detection]] = {k: [] for k in images}
+    for i, ann in enumerate(data["annotations"]):
+        where = f"annotations[{i}]"
+        try:
+            if not isinstance(ann, dict):
+                raise ValueError("an annotation must be an object")
+            if ann.get("image_id") not in images:
+                raise ValueError(f"image_id {ann.get('image_id')!r} is not a loaded image")
+            if ann.get("category_id") not in names:
+                raise ValueError(f"category_id {ann.get('category_id')!r} is not a category")
+            if ann.get("iscrowd"):
+                raise ValueError("a crowd region (iscrowd=1): crowd regions are not modelled")
+            bbox = ann.get("bbox")
+            if not (isinstance(bbox, list) and len(bbox) == 4 and all(isinstance(v, int | float) for v in bbox)) \
+                    or bbox[2] < 0 or bbox[3] < 0:
+                raise ValueError(f"bbox must be [x, y, width, height] with width, height >= 0, got {bbox!r}")
+            _, w, h = images[ann["image_id"]]
+            seg, mask = ann.get("segmentation"), None
+            if isinstance(seg, list) and seg:
+                polys = [list(zip(p[0::2], p[1::2], strict=False)) for p in seg]
+                if any(len(p) < 3 for p in polys):
+                    raise ValueError("a segmentation polygon needs at least 3 points")
+                mask = Mask.from_polygons(polys, h, w)
+            elif isinstance(seg, dict):
+                mask = Mask.from_coco(seg)
+                if mask.size != (h, w):
+                    raise ValueError(f"the RLE mask is {mask.size} but the image is {(h, w)}")
+            det = Detection(label=names[ann["category_id"]], box=BoundingBox.from_xywh(bbox), mask=mask)
+        except (ValueError, UsageError) as exc:  # ValidationError is a ValueError
+            out.skip(path, where, str(exc).splitlines()[0])
+            continue
+        objects[ann["image_id"]].append(det)
+    samples: list[Sample] = [
+        DetectionSample(id=str(k), document=str(images[k][0]), objects=Detections(detections=dets))
+        for k, dets in objects.items()
+    ]
+    return samples, out.skipped
+
+
+# ICDAR 2013 ------------------------------------------------------------------------------------------------
+def _pdf_to_page(page: Any) -> Callable[[float, float, float, float], BoundingBox]:
+    """The map from PDF user space (y up) to docvlm page space (CropBox top-left, y down) of a PyMuPDF page."""
+    crop, media = page.cropbox, page.mediabox  # cropbox in MuPDF's y-down coordinates, mediabox as in the PDF
+    left, top = crop.x0, media.y1 - crop.y0
+
+    def convert(x1: float, y1: float, x2: float, y2: float) -> BoundingBox:
+        return BoundingBox.from_corners(x1 - left, top - y1, x2 - left, top - y2)
+
+    return convert
+
+
+def _int_attr(el: ET.Element, name: str, default: int | None = None) -> int:
+    value = el.get(name)
+    if value is None:
+        if default is None:
+            raise ValueError(f"<{el.tag}> has no {name!r} attribute")
+        return default
+    try:
+        return int(value)
+    except ValueError:
+        raise ValueError(f"<{el.tag}> {name}={value!r} is not an integer") from None
+
+
+def _bbox_el(el: ET.Element) -> tuple[float, float, float, float]:
+    bb = el.find("bounding-box")
+    if bb is None:
+        raise ValueError(f"<{el.tag}> has no <bounding-box>")
+    try:
+        x1, y1, x2, y2 = (float(bb.get(k, "")) for k in ("x1", "y1", "x2", "y2"))
+    except ValueError:
+        raise ValueError("a <bounding-box> needs numeric x1, y1, x2, y2") from None
+    return x1, y1, x2, y2
+
+
+def load_icdar2013(path: Path, *, strict: bool = False) -> tuple[list[Sample], list[SkippedRecord]]:
+    """ICDAR-2013 table structure XML: one :class:`TableSample` per table region, boxes converted to page space."""
+    import pymupdf
+
+    out = _Collector(strict)
+    files = _files(path, "*-str.xml")
+    if path.is_dir() and not files:
+        files = sorted(path.glob("*.xml"))
+    if not files:
+        raise DatasetError("no ICDAR-2013 structure files (*-str.xml)", file=path)
+    samples: list[Sample] = []
+    for file in files:
+        try:
+            root = ET.parse(file).getroot()
+        except (ET.ParseError, OSError) as exc:
+            raise DatasetError(f"not readable XML: {exc}", file=file) from exc
+        if root.tag != "document":
+            raise DatasetError(f"not an ICDAR-2013 structure file: the root is <{root.tag}>, not <document>", file=file)
+        name = root.get("filename") or f"{file.name.removesuffix('.xml').removesuffix('-str')}.pdf"
+        pdf = _find_file(Path(name).name, [file.parent, file.parent.parent])
+        if pdf is None:
+            out.skip(file, "document", f"the PDF {name!r} is not next to the XML")
+            continue
+        try:
+            doc = pymupdf.open(pdf)
+        except Exception as exc:  # PyMuPDF raises its own types for damaged files
+            out.skip(file, "document", f"cannot open {pdf.name}: {exc}")
+            continue
+        with doc:
+            for t_index, table in enumerate(root.iter("table")):
+                for r_index, region in enumerate(table.iter("region")):
+                    rid = f"table {table.get('id', t_index)} region {region.get('id', r_index)}"
+                    try:
+                        page_no = _int_attr(region, "page", 1)
+                        if not 1 <= page_no <= doc.page_count:
+                            raise ValueError(f"page {page_no} is not in the {doc.page_count}-page PDF")
+                        convert = _pdf_to_page(doc[page_no - 1])
+                        cells = []
+                        for cell in region.iter("cell"):
+                            r0, c0 = _int_attr(cell, "start-row"), _int_attr(cell, "start-col")
+                            r1, c1 = _int_attr(cell, "end-row", r0), _int_attr(cell, "end-col", c0)
+                            if r1 < r0 or c1 < c0 or r0 < 0 or c0 < 0:
+                                raise ValueError(f"cell rows {r0}-{r1}, columns {c0}-{c1} are not a valid span")
+                            content = cell.find("content")
+                            text = " ".join("".join(content.itertext()).split()) if content is not None else ""
+                            cells.append(TableCell(row=r0, col=c0, row_span=r1 - r0 + 1, col_span=c1 - c0 + 1, text=text,
+                                                   box=convert(*_bbox_el(cell)) if cell.find("bounding-box") is not None else None))
+                        if not cells:
+                            raise ValueError("the region has no cells")
+                        region_box = convert(*_bbox_el(region)) if region.find("bounding-box") is not None else None
+                        truth = Table(cells=cells, box=region_box, page=page_no - 1)
+                    except (ValueError, UsageError) as exc:
+                        out.skip(file, rid, str(exc).splitlines()[0])
+                        continue
+                    samples.append(TableSample(id=f"{file.name.removesuffix('.xml').removesuffix('-str')}/{t_index}.{r_index}", document=str(pdf), page=page_no - 1,
+                                               table=truth, region=region_box))
+    return samples, out.skipped
+
+
+# PubTabNet -------------------------------------------------------------------------------------------------
+class _HTMLTable:
+    """Grid positions of the cells of an HTML table (rowspan / colspan honoured)."""
+
+    def __init__(self, html_text: str) -> None:
+        from html.parser import HTMLParser
+
+        self.cells: list[TableCell] = []
+        occupied: set[tuple[int, int]] = set()
+        state: dict[str, Any] = {"row": -1, "col": 0, "in_head": False, "cell": None}
+        cells = self.cells
+
+        class Parser(HTMLParser):
+            def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+                if tag == "thead":
+                    state["in_head"] = True
+                elif tag in ("tbody", "tfoot"):
+                    state["in_head"] = False
+                elif tag == "tr":
+                    state["row"] += 1
+                    state["col"] = 0
+                elif tag in ("td", "th"):
+                    a = dict(attrs)
+                    r, c = max(state["row"], 0), state["col"]
+                    while (r, c) in occupied:
+                        c += 1
+                    rs, cs = max(1, int(a.get("rowspan") or 1)), max(1, int(a.get("colspan") or 1))
+                    occupied.update((r + i, c + j) for i in range(rs) for j in range(cs))
+                    state["col"] = c + cs
+                    state["cell"] = {"row": r, "col": c, "row_span": rs, "col_span": cs, "text": "",
+                                     "is_header": tag == "th" or state["in_head"]}
+
+            def handle_endtag(self, tag: str) -> None:
+                if tag in ("td", "th") and state["cell"] is not None:
+                    spec = state["cell"]
+                    spec["text"] = " ".join(spec["text"].split())
+                    cells.append(TableCell(**spec))
+                    state["cell"] = None
+
+            def handle_data(self, data: str) -> None:
+                if state["cell"] is not None:
+                    state["cell"]["text"] += data
+
+        parser = Parser(convert_charrefs=True)
+        parser.feed(html_text)
+        parser.close()
+
+
+def table_from_html(html_text: str) -> Table:
+    """A :class:`~docvlm.Table` from an HTML ``<table>`` (spans honoured; ``<th>`` and ``<thead>`` cells are headers).
+
+    >>> table_from_html("<table><tr><th>a</th><th>b</th></tr><tr><td colspan='2'>c</td></tr></table>").shape
+    (2, 2)
+
+    Raises:
+        ValueError: a malformed span.
+    """
+    return Table(cells=_HTMLTable(html_text).cells)
+
+
+def _pubtabnet_table(rec: dict[str, Any]) -> tuple[Table, str]:
+    html = rec.get("html")
+    structure = html.get("structure", {}).get("tokens") if isinstance(html, dict) else None
+    cells = html.get("cells") if isinstance(html, dict) else None
+    if not isinstance(structure, list) or not isinstance(cells, list) or not all(isinstance(t, str) for t in structure):
+        raise ValueError('a record needs html.structure.tokens (a list of strings) and html.cells')
+    parts: list[str] = []
+    k = 0
+    boxes: list[BoundingBox | None] = []
+    for token in structure:
+        parts.append(token)
+        if token in ("<td>", ">"):  # the end of an opening cell tag: the cell's content follows
+            if k >= len(cells):
+                raise ValueError(f"the structure has more cells than the {len(cells)} in html.cells")
+            cell = cells[k]
+            tokens = cell.get("tokens", []) if isinstance(cell, dict) else None
+            if not isinstance(tokens, list):
+                raise ValueError(f"cell {k} has no token list")
+            parts.append("".join(t for t in tokens if not (t.startswith("<") and t.endswith(">") and len(t) > 2)))
+            boxes.append(_xyxy(cell["bbox"], f"cell {k} bbox") if "bbox" in cell else None)
+            k += 1
+    if k != len(cells):
+        raise ValueError(f"the structure has {k} cells but html.cells has {len(cells)}")
+    html_text = "<table>" + "".join(parts) + "</table>"
+    grid = _HTMLTable(html_text).cells
+    return Table(cells=[c.model_copy(update={"box": b}) for c, b in zip(grid, boxes, strict=True)]), html_text
+
+
+def load_pubtabnet(path: Path, *, strict: bool = False) -> tuple[list[Sample], list[SkippedRecord]]:
+    """PubTabNet JSONL: one :class:`TableSample` per line (the table is the whole image, so no region)."""
+    out = _Collector(strict)
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        raise DatasetError("no such file", file=path) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DatasetError(f"cannot read the file: {exc}", file=path) from exc
+    samples: list[Sample] = []
+    for n, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+            if not isinstance(rec, dict) or not isinstance(rec.get("filename"), str):
+                raise ValueError('a record is an object with a "filename"')
+            table, _ = _pubtabnet_table(rec)
+        except json.JSONDecodeError as exc:
+            out.skip(path, n, f"not valid JSON: {exc.msg}")
+            continue
+        except (ValueError, KeyError, TypeError) as exc:
+            out.skip(path, n, str(exc).splitlines()[0])
+            continue
+        split = str(rec["split"]) if isinstance(rec.get("split"), str) else ""
+        image = _find_file(rec["filename"], [path.parent / split, path.parent, path.parent / "images"])
+        if image is None:
+            out.skip(path, n, f"the image {rec['filename']!r} is not next to the file or in {split or 'images'}/")
+            continue
+        samples.append(TableSample(id=str(rec.get("imgid", Path(rec["filename"]).stem)), document=str(image), table=table))
+    return samples, out.skipped
+
+
+# multiple choice -------------------------------------------------------------------------------------------
+def load_mcq(path: Path, *, strict: bool = False) -> tuple[list[Sample], list[SkippedRecord]]:
+    """Multiple-choice JSONL: ``{"id", "document", "question", "choices": [...], "answer": 1 or "B"}`` per line."""
+    out = _Collector(strict)
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        raise DatasetError("no such file", file=path) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DatasetError(f"cannot read the file: {exc}", file=path) from exc
+    samples: list[Sample] = []
+    for n, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+            if not isinstance(rec, dict):
+                raise ValueError("a record must be an object")
+            choices, answer = rec.get("choices"), rec.get("answer")
+            if not isinstance(choices, list) or len(choices) < 2 or not all(isinstance(c, str) for c in choices):
+                raise ValueError("choices must be a list of at least 2 strings")
+            if isinstance(answer, str) and len(answer) == 1 and answer.isalpha():
+                answer = ord(answer.upper()) - ord("A")
+            if not isinstance(answer, int) or not 0 <= answer < len(choices):
+                raise ValueError(f"answer must be the index or letter of one of the {len(choices)} choices, got {rec.get('answer')!r}")
+            doc = rec.get("document")
+            found = _find_file(doc, [path.parent]) if isinstance(doc, str) else None
+            if found is None:
+                raise ValueError(f"the document {doc!r} is not next to the file")
+            samples.append(ChoiceSample(id=str(rec.get("id", n)), document=str(found), page=int(rec.get("page", 0)),
+                                        question=str(rec.get("question", "")), choices=choices, answer=answer))
+        except json.JSONDecodeError as exc:
+            out.skip(path, n, f"not valid JSON: {exc.msg}")
+        except (ValueError, TypeError) as exc:
+            out.skip(path, n, str(exc).splitlines()[0])
+    return samples, out.skipped
+
+
+# synthetic -------------------------------------------------------------------------------------------------
+def synthetic_dataset(kind: str = "invoice", n: int = 20, seed: int = 0) -> Dataset:
+    """Generated documents with exact truth (:func:`docvlm.synth.generate_dataset`) as a dataset.
+
+    Args:
+        kind: ``"invoice"`` or ``"form"`` (field samples with the generator's schema), or ``"table"``.
+        n: how many documents.
+        seed: the dataset seed.
+    """
+    from docvlm.synth import generate_dataset
+
+    if kind not in ("invoice", "form", "table"):
+        raise UsageError(f"no synthetic evaluation samples for {kind!r}", hint="use 'invoice', 'form' or 'table'")
+    samples: list[Sample] = []
+    for doc in generate_dataset(kind, n, seed=seed):
+        name = f"synthetic:{kind}:{doc.seed}"
+        if kind == "table":
+            for t in doc.tables:
+                samples.append(TableSample(id=str(doc.seed), document=name, content=doc.pdf, table=t, region=t.box))
+        else:
+            fields = [TrueField(name=k, label=k, value=f.value, box=f.box, page=f.page) for k, f in doc.fields.items()]
+            samples.append(FieldsSample(id=str(doc.seed), document=name, content=doc.pdf, fields=fields, schema_name=kind))
+    return Dataset(format="synthetic", path=f"{kind}:{n}:{seed}", samples=samples)
+
+
+def _synthetic(spec: str) -> Dataset:
+    kind, _, rest = spec.partition(":")
+    n_text, _, seed_text = rest.partition(":")
+    try:
+        n = int(n_text) if n_text else 20
+        seed = int(seed_text) if seed_text else 0
+    except ValueError:
+        raise UsageError(f"bad synthetic dataset {spec!r}", hint="write kind[:n[:seed]], e.g. 'invoice:20:0'") from None
+    return synthetic_dataset(kind, n, seed)
+
+
+# entry point -----------------------------------------------------------------------------------------------
+Loader = Callable[..., tuple[list[Sample], list[SkippedRecord]]]
+
+#: The formats :func:`load_dataset` reads, by name.
+FORMATS: dict[str, Loader] = {
+    "funsd": load_funsd,
+    "sroie": load_sroie,
+    "docvqa": load_docvqa,
+    "coco": load_coco,
+    "icdar2013": load_icdar2013,
+    "pubtabnet": load_pubtabnet,
+    "mcq": load_mcq,
+}
+
+
+def load_dataset(path: str | Path, format: str, *, strict: bool = False, limit: int | None = None) -> Dataset:
+    """Load an evaluation dataset (see the module docs for the formats and the bad-record policy).
+
+    Args:
+        path: the file or folder (for ``"synthetic"``: ``kind[:n[:seed]]``).
+        format: one of :data:`FORMATS` or ``"synthetic"``.
+        strict: raise :class:`DatasetError` at the first bad record instead of skipping it.
+        limit: keep only the first ``limit`` samples.
+
+    Raises:
+        DatasetError: the file is missing, unreadable or of the wrong shape (or a bad record, when strict).
+        UsageError: an unknown format.
+    """
+    fmt = format.strip().lower().replace("-", "").replace("_", "")
+    if fmt == "synthetic":
+        return _synthetic(str(path)).head(limit)
+    if fmt not in FORMATS:
+        raise UsageError(f"unknown dataset format {format!r}", hint="use one of " + ", ".join([*FORMATS, "synthetic"]))
+    where = Path(path)
+    if not where.exists():
+        raise DatasetError("no such file or folder", file=where)
+    samples, skipped = FORMATS[fmt](where, strict=strict)
+    return Dataset(format=fmt, path=str(where), samples=samples, skipped=skipped).head(limit)
