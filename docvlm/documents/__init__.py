@@ -1,8 +1,9 @@
-"""Documents: sources (PDF, images) turned into pages with an image and a text layer."""
+"""Documents: sources (PDF, images, web pages) turned into pages with an image and a text layer."""
 
 from docvlm.documents._open import open_document, sniff_format
 from docvlm.documents.base import DEFAULT_MAX_PIXELS, Document, DocumentInfo, Page, PageImage, PageInfo
 from docvlm.documents.pages import parse_page_range
+from docvlm.documents.web import WebDocument, WebOptions, WebPage
 
 __all__ = [
     "DEFAULT_MAX_PIXELS",
@@ -11,6 +12,9 @@ __all__ = [
     "Page",
     "PageImage",
     "PageInfo",
+    "WebDocument",
+    "WebOptions",
+    "WebPage",
     "open_document",
     "parse_page_range",
     "sniff_format",

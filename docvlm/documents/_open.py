@@ -3,21 +3,31 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 from docvlm.documents.base import Document
 from docvlm.errors import DocumentNotFoundError, UnsupportedFormatError, UsageError
+
+if TYPE_CHECKING:
+    from docvlm.documents.web import WebOptions
 
 __all__ = ["open_document", "sniff_format"]
 
 Source = str | os.PathLike[str] | bytes | bytearray | memoryview | IO[bytes]
 
 
+_HTML_START = re.compile(rb"\s*(<!--.*?-->\s*)*<(!doctype\s+html|html|head|body)[\s>]", re.I | re.S)
+_WEB_EXTENSIONS = (".html", ".htm", ".xhtml")
+
+
 def sniff_format(head: bytes) -> str | None:
-    """The format of a file from its first bytes: ``"pdf"``, ``"image"`` or ``None``."""
+    """The format of a file from its first bytes: ``"pdf"``, ``"image"``, ``"html"`` or ``None``."""
     if head.lstrip(b"\x00\t\n\r\x0c ")[:5] == b"%PDF-" or b"%PDF-" in head[:1024]:
         return "pdf"
+    if _HTML_START.match(head.removeprefix(b"\xef\xbb\xbf")):
+        return "html"
     image_magic = (
         b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"II*\x00", b"MM\x00*", b"BM", b"GIF87a", b"GIF89a",
     )
@@ -32,14 +42,17 @@ def open_document(
     *,
     format: str | None = None,
     max_image_pixels: int | None = None,
+    web: WebOptions | None = None,
 ) -> Document:
-    """Open a PDF or an image as a :class:`~docvlm.documents.Document`.
+    """Open a PDF, an image or a web page as a :class:`~docvlm.documents.Document`.
 
     Args:
-        source: a path, the file's bytes, or a binary file object.
+        source: a path, the file's bytes, a binary file object, an ``http(s)://`` URL, or (with
+            ``format="html"``) the HTML text itself.
         password: the password of an encrypted PDF.
-        format: ``"pdf"`` or ``"image"`` to skip detection from the file's first bytes.
+        format: ``"pdf"``, ``"image"`` or ``"html"`` to skip detection from the file's first bytes.
         max_image_pixels: refuse images with more pixels than this (decompression-bomb guard).
+        web: rendering and safety options for web pages (:class:`~docvlm.documents.web.WebOptions`).
 
     Raises:
         DocumentNotFoundError: no file at the path.
@@ -48,9 +61,24 @@ def open_document(
         EncryptedDocumentError: a password is needed, or the one given is wrong.
         EmptyDocumentError: a document without pages.
         PageTooLargeError: an image over ``max_image_pixels``.
+        BlockedURLError: a URL refused by the web safety rules (see :mod:`docvlm.documents.web`).
     """
     path: str | None = None
     data: bytes
+    kind = format.lower() if format else None
+    if isinstance(source, str) and re.match(r"\s*https?://", source, re.I):
+        from docvlm.documents.web import open_web
+
+        return open_web(source, "url", web)
+    if isinstance(source, str) and source.lower().startswith("file://"):
+        from urllib.parse import urlsplit
+        from urllib.request import url2pathname
+
+        source = url2pathname(urlsplit(source).path)
+    if isinstance(source, str) and kind == "html" and source.lstrip().startswith("<"):
+        from docvlm.documents.web import open_web
+
+        return open_web(source, "html", web)
     if isinstance(source, (str, os.PathLike)):
         p = Path(source)
         label = str(p)
@@ -83,7 +111,13 @@ def open_document(
 
     if not head:
         raise UnsupportedFormatError("the file is empty (0 bytes)", source=label)
-    kind = format.lower() if format else sniff_format(head)
+    if kind is None and path is not None and path.lower().endswith(_WEB_EXTENSIONS):
+        kind = "html"
+    kind = kind or sniff_format(head)
+    if kind in ("html", "htm"):
+        from docvlm.documents.web import open_web
+
+        return open_web(path, "file", web, label=label) if path is not None else open_web(data, "html", web, label=label)
     if kind == "pdf":
         from docvlm.documents.pdf import PDFDocument
 
@@ -95,7 +129,7 @@ def open_document(
             data = Path(path).read_bytes()
         return ImageDocument(data, label, max_image_pixels=max_image_pixels or DEFAULT_MAX_IMAGE_PIXELS)
     if format:
-        raise UsageError(f"unknown format {format!r}", hint="use 'pdf' or 'image'")
+        raise UsageError(f"unknown format {format!r}", hint="use 'pdf', 'image' or 'html'")
     raise UnsupportedFormatError(
         "not a PDF or a supported image (unrecognised first bytes)", source=label,
         hint="docvlm reads PDF, PNG, JPEG, WebP, BMP, GIF and TIFF",

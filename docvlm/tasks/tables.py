@@ -42,6 +42,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from docvlm.documents.base import Page
 from docvlm.documents.pdf import PDFPage
+from docvlm.documents.web import WebPage
 from docvlm.errors import UsageError
 from docvlm.tasks._page import PageInput, as_page, check_region, view
 from docvlm.types.geometry import BoundingBox
@@ -94,6 +95,9 @@ def find_tables(page: PageInput, *, strategy: str = "lines", region: BoundingBox
     page = as_page(page)
     if strategy not in ("lines", "text"):
         raise UsageError(f"unknown table strategy {strategy!r}", hint="use 'lines' or 'text'")
+    if isinstance(page, WebPage) and strategy == "lines":  # a web page's tables are in its DOM, typed already
+        region = check_region(page, region)
+        return [t for t in page.tables() if region is None or t.box is None or _share_inside(t.box, region) >= 0.5]
     if not isinstance(page, PDFPage) and strategy == "lines":
         raise UsageError(
             "find_tables reads a PDF's vector lines and text layer, and this page is an image",
@@ -369,7 +373,7 @@ def _text_table(words: Sequence[WordRow], page_index: int) -> Table | None:
 
 def _classical(page: Page, region: BoundingBox | None) -> list[Table]:
     ruled = find_tables(page, strategy="lines", region=region)
-    if ruled:
+    if ruled or isinstance(page, WebPage):  # a web page's tables are all in its DOM
         return ruled
     if region is not None:
         return find_tables(page, strategy="text", region=region)
