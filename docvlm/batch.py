@@ -15,9 +15,18 @@ Guarantees:
   line left by a killed run is truncated away. So a job killed at any moment and started again with the
   same arguments ends with one record per document. Files with the same content (same sha256) are one
   document: the first path found is processed, the others are counted as skipped.
-- **Parallel.** Documents are opened, rendered and extracted in a process pool (``spawn`` start method, so
-  a GPU model is never forked); each worker loads the model once, from its spec string. The parent hashes the
-  files, writes the records as they complete and is the only writer.
+- **Parallel.** Documents are opened, rendered and extracted in a process pool (``fork`` where that is safe:
+  one thread and no CUDA in the parent, which never loads the model itself; ``spawn`` otherwise, so a GPU
+  context is never forked); each worker loads the model once, from its spec string. With ``per="page"``
+  the pages of one document are split into tasks of a few pages, so a 1,000-page PDF uses every worker. The
+  parent hashes the files, writes the records as they complete and is the only writer.
+- **Bounded concurrency for servers.** With a server backend (``openai:<model>@<url>``: vLLM, SGLang, Ollama,
+  ``docvlm serve``) each worker runs several documents at once in threads, and a semaphore shared by all
+  workers keeps at most ``concurrency`` documents (so at most ``concurrency`` requests) in flight; the
+  server batches what arrives together (vLLM's continuous batching, ``docvlm serve``'s batcher). A local
+  model gets one document per worker at a time: ``extract`` constrains each field to the values printed in
+  *that* document, so two documents never share an output type and cannot share a ``generate_batch`` call;
+  to batch a GPU model across documents, serve it (``docvlm serve`` or vLLM) and batch against the server.
 
 Two jobs writing the same output at once do not corrupt it (the lock) but may both process a document;
 run one job per output file. To retry the documents that failed, filter their lines out of the output
@@ -30,14 +39,17 @@ per document, so tests can kill a job in the middle.
 from __future__ import annotations
 
 import concurrent.futures as cf
+import contextlib
 import fcntl
 import glob
 import hashlib
+import itertools
 import json
 import multiprocessing
 import os
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -46,7 +58,22 @@ from pydantic import BaseModel
 
 from docvlm.errors import DocVLMError, UsageError
 
-__all__ = ["DOCUMENT_SUFFIXES", "BatchSummary", "expand_inputs", "read_records", "run_batch"]
+__all__ = [
+    "DOCUMENT_SUFFIXES",
+    "BatchSummary",
+    "Output",
+    "error_info",
+    "error_record",
+    "expand_inputs",
+    "page_count",
+    "process_document",
+    "read_records",
+    "record_key",
+    "record_line",
+    "run_batch",
+    "schema_name",
+    "sha256_of",
+]
 
 #: File name endings a folder or glob expands to (files named explicitly are taken whatever their name).
 DOCUMENT_SUFFIXES = frozenset({".pdf", ".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp", ".gif"})
@@ -54,6 +81,8 @@ DOCUMENT_SUFFIXES = frozenset({".pdf", ".png", ".jpg", ".jpeg", ".tif", ".tiff",
 _TASKS = ("extract",)
 _PER = ("document", "page")
 _DELAY_ENV = "DOCVLM_BATCH_TEST_DELAY"
+_PAGES_PER_TASK = 8  # with per="page", pages of one document per worker task
+_SERVER_CONCURRENCY = 8  # default requests in flight for a server backend
 
 
 @dataclass
@@ -136,7 +165,8 @@ def expand_inputs(inputs: Sequence[str | Path]) -> list[Path]:
     return unique
 
 
-def _sha256(path: Path) -> str:
+def sha256_of(path: Path) -> str:
+    """The SHA-256 of a file's content, hex (the identity of a document in the records)."""
     h = hashlib.sha256()
     with path.open("rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
@@ -147,7 +177,8 @@ def _sha256(path: Path) -> str:
 # ---------------------------------------------------------------- output
 
 
-def _key(record: dict[str, Any]) -> tuple[Any, ...]:
+def record_key(record: dict[str, Any]) -> tuple[Any, ...]:
+    """What makes a record the same work: (sha256, task, model, schema, page)."""
     return (record.get("sha256"), record.get("task"), record.get("model"), record.get("schema"),
             record.get("page"))
 
@@ -167,7 +198,12 @@ def read_records(path: str | Path) -> Iterator[dict[str, Any]]:
             yield record
 
 
-class _Output:
+def record_line(record: dict[str, Any]) -> str:
+    """A record as its JSON line (without the newline)."""
+    return json.dumps(record, ensure_ascii=False, allow_nan=False, default=str)
+
+
+class Output:
     """An append-only JSON-lines file, one atomic ``write`` per record under ``flock``."""
 
     def __init__(self, path: Path) -> None:
@@ -194,11 +230,11 @@ class _Output:
             except ValueError:
                 continue
             if isinstance(record, dict) and record.get("status") in ("ok", "error"):
-                keys.add(_key(record))
+                keys.add(record_key(record))
         return keys
 
     def append(self, record: dict[str, Any]) -> None:
-        line = (json.dumps(record, ensure_ascii=False, allow_nan=False, default=str) + "\n").encode()
+        line = (record_line(record) + "\n").encode()
         fcntl.flock(self.fd, fcntl.LOCK_EX)
         try:
             view = memoryview(line)
@@ -213,49 +249,70 @@ class _Output:
         os.close(self.fd)
 
 
-# ---------------------------------------------------------------- workers
-
-_worker: dict[str, Any] = {}
+# ---------------------------------------------------------------- the work of one document
 
 
-def _init_worker(model_spec: str, schema_spec: str) -> None:
-    """Load the model and the schema once per worker; a failure is kept and raised by the first task."""
-    try:
-        from docvlm.cli import load_schema
-        from docvlm.models import load_model
-
-        _worker["schema"] = load_schema(schema_spec)
-        _worker["model"] = load_model(model_spec)
-    except BaseException as exc:  # re-raised in _work, where the parent sees it
-        _worker["error"] = exc
-
-
-def _error(exc: BaseException) -> dict[str, Any]:
+def error_info(exc: BaseException) -> dict[str, Any]:
+    """The ``"error"`` object of an error record: type, message, page and hint of ``exc``."""
     if isinstance(exc, DocVLMError):
         return {"type": type(exc).__name__, "message": exc.message, "page": exc.page, "hint": exc.hint}
     return {"type": type(exc).__name__, "message": str(exc) or repr(exc), "page": None, "hint": None}
 
 
-def _work(source: str, base: dict[str, Any], per: str, done_pages: frozenset[int]) -> list[dict[str, Any]]:
-    """Process one document in a worker; per-document failures become error records."""
-    if "error" in _worker:
-        raise _worker["error"]
+def error_record(base: dict[str, Any], exc: BaseException, *, per: str, seconds: float = 0.0) -> dict[str, Any]:
+    """The record of a document that could not be read at all (``"page": null`` with ``per="page"``)."""
+    extra: dict[str, Any] = {"page": None} if per == "page" else {}
+    return {**base, **extra, "status": "error", "value": None, "evidence": {}, "error": error_info(exc),
+            "seconds": round(seconds, 4)}
+
+
+def process_document(
+    model: Any,
+    schema: type[BaseModel],
+    source: str,
+    base: dict[str, Any],
+    *,
+    per: str = "document",
+    pages: Sequence[int] | None = None,
+    data: bytes | None = None,
+    slot: AbstractContextManager[Any] | None = None,
+) -> list[dict[str, Any]]:
+    """The records of one document (or of some of its pages): what a worker of :func:`run_batch` computes.
+
+    Shared with :mod:`docvlm.integrations.ray`, so both write the same records.
+
+    Args:
+        model: a loaded model.
+        schema: the pydantic model to fill.
+        source: the file's path (kept in the records and in error messages).
+        base: the fields every record starts with (source, sha256, task, model, schema).
+        per: ``"document"`` (one record) or ``"page"`` (one record per page in ``pages``).
+        pages: with ``per="page"``, the 0-based pages to do (default: all).
+        data: the file's bytes, when the caller has them already (else ``source`` is read).
+        slot: held around each extraction (a semaphore bounding the requests in flight).
+
+    Returns:
+        The records; every failure is an error record, never an exception.
+    """
+    import io
+
     from docvlm.documents import open_document
+    from docvlm.models import TestModel
     from docvlm.tasks.extract import extract
 
-    model, schema = _worker["model"], _worker["schema"]
     delay = float(os.environ.get(_DELAY_ENV) or 0)
     records: list[dict[str, Any]] = []
 
-    def run(doc: Any, pages: list[int] | None, extra: dict[str, Any]) -> None:
+    def run(doc: Any, page_list: list[int] | None, extra: dict[str, Any]) -> None:
         start = time.perf_counter()
         record = {**base, **extra, "status": "ok", "value": None, "evidence": {}, "error": None}
         try:
-            result = extract(model, doc, schema, pages=pages)
+            with slot or contextlib.nullcontext():
+                result = extract(model, doc, schema, pages=page_list)
             record["value"] = result.value.model_dump(mode="json")
             record["evidence"] = {k: v.model_dump(mode="json") for k, v in result.evidence.items()}
         except Exception as exc:  # any failure of one document is its error record
-            record["status"], record["error"] = "error", _error(exc)
+            record["status"], record["error"] = "error", error_info(exc)
         record["seconds"] = round(time.perf_counter() - start, 4)
         records.append(record)
 
@@ -263,20 +320,91 @@ def _work(source: str, base: dict[str, Any], per: str, done_pages: frozenset[int
     if delay:
         time.sleep(delay)
     try:
-        doc = open_document(source)
+        if data is None:
+            doc = open_document(source)
+        else:
+            buffer = io.BytesIO(data)
+            buffer.name = source  # the label error messages use
+            doc = open_document(buffer)
     except Exception as exc:
-        extra = {"page": None} if per == "page" else {}
-        records.append({**base, **extra, "status": "error", "value": None, "evidence": {}, "error": _error(exc),
-                        "seconds": round(time.perf_counter() - start, 4)})
-        return records
+        return [error_record(base, exc, per=per, seconds=time.perf_counter() - start)]
     with doc:
         if per == "document":
             run(doc, None, {})
         else:
-            for i in range(len(doc)):
-                if i not in done_pages:
-                    run(doc, [i], {"page": i})
+            for i in range(len(doc)) if pages is None else pages:
+                run(doc, [i], {"page": i})
+    if isinstance(model, TestModel):
+        # the fake logs every request (page images included) for assertions in unit tests; over a batch
+        # of thousands of pages that log was the only thing growing (~4 MB a page, bench/memory.py)
+        model.requests.clear()
     return records
+
+
+def page_count(source: str, data: bytes | None = None) -> int:
+    """Pages of a document (opens it; raises what :func:`docvlm.open` raises)."""
+    import io
+
+    from docvlm.documents import open_document
+
+    if data is None:
+        doc = open_document(source)
+    else:
+        buffer = io.BytesIO(data)
+        buffer.name = source
+        doc = open_document(buffer)
+    with doc:
+        return len(doc)
+
+
+# ---------------------------------------------------------------- workers
+
+_worker: dict[str, Any] = {}
+
+
+def _init_worker(model_spec: str, schema_spec: str, threads: int, slots: Any) -> None:
+    """Load the model and the schema once per worker; a failure is kept and raised by the first task."""
+    _worker["slots"] = slots
+    _worker["threads"] = threads
+    try:
+        from docvlm.cli import load_schema
+        from docvlm.models import load_model
+
+        _worker["schema"] = load_schema(schema_spec)
+        # a server client gets one connection per thread, so no request waits for a connection
+        options = {"concurrency": threads} if _is_server(model_spec) else {}
+        _worker["model"] = load_model(model_spec, **options)
+    except BaseException as exc:  # re-raised in _work, where the parent sees it
+        _worker["error"] = exc
+
+
+def _work(items: list[_Item], per: str) -> list[list[dict[str, Any]]]:
+    """Process a few documents (page ranges) in a worker, concurrently when the worker has threads."""
+    if "error" in _worker:
+        raise _worker["error"]
+    model, schema, slots = _worker["model"], _worker["schema"], _worker["slots"]
+
+    def one(item: _Item) -> list[dict[str, Any]]:
+        return process_document(model, schema, item.source, item.base, per=per, pages=item.pages, slot=slots)
+
+    if len(items) == 1:
+        return [one(items[0])]
+    with cf.ThreadPoolExecutor(len(items), thread_name_prefix="docvlm-batch") as threads:
+        return list(threads.map(one, items))
+
+
+def _is_server(model_spec: str) -> bool:
+    return model_spec.startswith("openai:")
+
+
+@dataclass(frozen=True)
+class _Item:
+    """One unit of work: a document, or some pages of one."""
+
+    source: str
+    base: dict[str, Any]
+    pages: tuple[int, ...] | None
+    units: int  # progress units: 1 document, or the number of pages
 
 
 # ---------------------------------------------------------------- the job
@@ -297,7 +425,12 @@ def _schema_spec(schema: str | type[BaseModel]) -> tuple[str, str]:
                              hint="define it in an importable module, or pass 'path/to/file.py:Class'")
     else:
         raise UsageError(f"schema must be a pydantic model class or 'module:Class', got {schema!r}")
-    return spec, f"{cls.__module__}.{cls.__qualname__}"
+    return spec, schema_name(cls)
+
+
+def schema_name(schema: type[BaseModel]) -> str:
+    """The schema's name in the records: ``module.Class``."""
+    return f"{schema.__module__}.{schema.__qualname__}"
 
 
 def run_batch(
@@ -309,6 +442,7 @@ def run_batch(
     output: str | Path,
     per: Literal["document", "page"] = "document",
     workers: int | None = None,
+    concurrency: int | None = None,
     progress: bool = False,
 ) -> BatchSummary:
     """Run ``task`` on every input document in a process pool, appending one JSON line per document to ``output``.
@@ -321,14 +455,17 @@ def run_batch(
         model: a model spec (:func:`docvlm.load_model`); each worker loads it once.
         output: the JSON-lines file, created or resumed.
         per: ``"document"`` (one record per file) or ``"page"`` (one record per page, with a ``"page"`` key).
-        workers: worker processes (default: ``os.cpu_count()``, at most one per document to do).
-        progress: show a progress bar on stderr.
+        workers: worker processes (default: ``os.cpu_count()``, at most one per task to do).
+        concurrency: documents in extraction at once over all workers, hence model requests in flight at
+            most. Default: 8 for a server spec (``openai:...``), else one per worker. More than one per
+            worker runs threads in the workers; use it with server backends.
+        progress: show a progress bar (rate and time left) on stderr.
 
     Returns:
         How many records were written ok / with an error, and how many documents were skipped.
 
     Raises:
-        UsageError: a bad task, schema, ``per`` or input that matches nothing.
+        UsageError: a bad task, schema, ``per``, ``workers``, ``concurrency`` or an input that matches nothing.
         DocVLMError: the model cannot be loaded (raised by the first worker task; the job stops).
     """
     t0 = time.perf_counter()
@@ -340,27 +477,36 @@ def run_batch(
         raise UsageError("a batch model is a spec string (it is loaded again in each worker process)")
     if workers is not None and workers < 1:
         raise UsageError(f"workers must be >= 1, got {workers}")
-    schema_spec, schema_name = _schema_spec(schema)
+    if concurrency is not None and concurrency < 1:
+        raise UsageError(f"concurrency must be >= 1, got {concurrency}")
+    schema_spec, name = _schema_spec(schema)
     files = expand_inputs(inputs)
-    out = _Output(Path(output))
+    out = Output(Path(output))
     summary = BatchSummary(output=Path(output))
     try:
         done_keys = out.recover()
-        base_of = {"task": task, "model": model, "schema": schema_name}
-        todo: list[tuple[str, dict[str, Any], frozenset[int]]] = []
+        base_of = {"task": task, "model": model, "schema": name}
+        todo: list[_Item] = []
         seen: set[str] = set()
         done_pages: dict[str, set[int]] = {}
         if per == "page":
             for sha, t, m, s, page in done_keys:
-                if (t, m, s) == (task, model, schema_name) and isinstance(page, int):
+                if (t, m, s) == (task, model, name) and isinstance(page, int):
                     done_pages.setdefault(sha, set()).add(page)
+
+        def record(r: dict[str, Any]) -> None:
+            out.append(r)
+            if r["status"] == "ok":
+                summary.done += 1
+            else:
+                summary.failed += 1
+
         for f in files:
             try:
-                sha = _sha256(f)
+                sha = sha256_of(f)
             except OSError as exc:
-                summary.failed += 1
-                out.append({"source": str(f), "sha256": None, **base_of, "status": "error", "value": None,
-                            "evidence": {}, "error": _error(exc), "seconds": 0.0})
+                record({"source": str(f), "sha256": None, **base_of, "status": "error", "value": None,
+                        "evidence": {}, "error": error_info(exc), "seconds": 0.0})
                 continue
             if sha in seen:
                 summary.skipped += 1
@@ -368,59 +514,108 @@ def run_batch(
             seen.add(sha)
             base = {"source": str(f), "sha256": sha, **base_of}
             if per == "document":
-                if _key(base) in done_keys:
+                if record_key(base) in done_keys:
                     summary.skipped += 1
-                    continue
-                todo.append((str(f), base, frozenset()))
-            else:
-                if (sha, task, model, schema_name, None) in done_keys:  # the file could not be opened
-                    summary.skipped += 1
-                    continue
-                pages = frozenset(done_pages.get(sha, ()))
-                summary.skipped += len(pages)
-                todo.append((str(f), base, pages))
+                else:
+                    todo.append(_Item(str(f), base, None, 1))
+                continue
+            if (sha, task, model, name, None) in done_keys:  # the file could not be opened
+                summary.skipped += 1
+                continue
+            try:
+                n_pages = page_count(str(f))
+            except Exception as exc:
+                record(error_record(base, exc, per=per))
+                continue
+            done = done_pages.get(sha, set())
+            summary.skipped += len(done & set(range(n_pages)))
+            left = [i for i in range(n_pages) if i not in done]
+            for k in range(0, len(left), _PAGES_PER_TASK):  # a long document is shared between workers
+                chunk = tuple(left[k:k + _PAGES_PER_TASK])
+                todo.append(_Item(str(f), base, chunk, len(chunk)))
         if todo:
-            _run_pool(todo, per, model, schema_spec, workers, progress, out, summary)
+            _run_pool(todo, per, model, schema_spec, workers, concurrency, progress, record)
     finally:
         out.close()
     summary.seconds = time.perf_counter() - t0
     return summary
 
 
-def _run_pool(todo: list[tuple[str, dict[str, Any], frozenset[int]]], per: str, model: str, schema_spec: str,
-              workers: int | None, progress: bool, out: _Output, summary: BatchSummary) -> None:
+def _rate_column() -> Any:
+    """A progress column: units per second, as rich measures it over the last half minute."""
+    from rich.progress import ProgressColumn, Task
+    from rich.text import Text
+
+    class RateColumn(ProgressColumn):
+        def render(self, task: Task) -> Text:
+            speed = task.finished_speed or task.speed
+            return Text("-- /s" if speed is None else f"{speed:.2f}/s", style="progress.data.speed")
+
+    return RateColumn()
+
+
+def _plan(n_todo: int, workers: int | None, concurrency: int | None, model: str) -> tuple[int, int, int]:
+    """(worker processes, threads per worker, documents in flight at most)."""
+    n_workers = max(1, min(workers or os.cpu_count() or 1, n_todo))
+    if concurrency is None:
+        concurrency = _SERVER_CONCURRENCY if _is_server(model) else n_workers
+    n_workers = min(n_workers, concurrency)
+    threads = min(-(-concurrency // n_workers), -(-n_todo // n_workers))  # ceil
+    return n_workers, max(1, threads), concurrency
+
+
+def _start_method() -> str:
+    """``fork`` where it is safe (Linux, one thread, no CUDA in this process): workers start in milliseconds,
+    with docvlm already imported; else ``spawn`` (a GPU context or other threads must never be forked)."""
+    import sys
+    import threading
+
+    if "fork" not in multiprocessing.get_all_start_methods() or sys.platform == "darwin" \
+            or threading.active_count() > 1:
+        return "spawn"
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_initialized():
+        return "spawn"
+    return "fork"
+
+
+def _run_pool(todo: list[_Item], per: str, model: str, schema_spec: str, workers: int | None,
+              concurrency: int | None, progress: bool, record: Callable[[dict[str, Any]], None]) -> None:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    n_workers = max(1, min(workers or os.cpu_count() or 1, len(todo)))
-    bar = Progress(TextColumn("[bold]batch"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                   console=Console(stderr=True), transient=True, disable=not progress)
+    n_workers, threads, limit = _plan(len(todo), workers, concurrency, model)
+    ctx = multiprocessing.get_context(_start_method())
+    # threads in several workers could exceed the limit together: a semaphore shared by all bounds them
+    slots = ctx.BoundedSemaphore(limit) if n_workers * threads > limit else None
+    unit = "pages" if per == "page" else "docs"
+    bar = Progress(TextColumn(f"[bold]batch {unit}"), BarColumn(), MofNCompleteColumn(), _rate_column(),
+                   TextColumn("eta"), TimeRemainingColumn(), console=Console(stderr=True), transient=True,
+                   disable=not progress)
     pending = iter(todo)
-    in_flight: set[cf.Future[list[dict[str, Any]]]] = set()
-    with bar, cf.ProcessPoolExecutor(max_workers=n_workers, mp_context=multiprocessing.get_context("spawn"),
-                                     initializer=_init_worker, initargs=(model, schema_spec)) as pool:
-        task_id = bar.add_task("batch", total=len(todo))
+    in_flight: dict[cf.Future[list[list[dict[str, Any]]]], list[_Item]] = {}
+    with cf.ProcessPoolExecutor(max_workers=n_workers, mp_context=ctx, initializer=_init_worker,
+                                initargs=(model, schema_spec, threads, slots)) as pool:
+        task_id = bar.add_task("batch", total=sum(item.units for item in todo))
 
         def submit(k: int) -> None:
-            for source, base, pages in pending:
-                in_flight.add(pool.submit(_work, source, base, per, pages))
-                k -= 1
-                if k <= 0:
+            for _ in range(k):
+                items = list(itertools.islice(pending, threads))
+                if not items:
                     return
+                in_flight[pool.submit(_work, items, per)] = items
 
         submit(n_workers * 4)  # bounded look-ahead: a million inputs are not a million futures
+        bar.start()  # after the workers started: its refresh thread must not exist when they fork
         try:
             while in_flight:
                 finished, _ = cf.wait(in_flight, return_when=cf.FIRST_COMPLETED)
                 for fut in finished:
-                    in_flight.discard(fut)
-                    for record in fut.result():  # raises: model load failure, or a worker that died
-                        out.append(record)
-                        if record["status"] == "ok":
-                            summary.done += 1
-                        else:
-                            summary.failed += 1
-                    bar.advance(task_id)
+                    items = in_flight.pop(fut)
+                    for records in fut.result():  # raises: model load failure, or a worker that died
+                        for r in records:
+                            record(r)
+                    bar.advance(task_id, sum(item.units for item in items))
                 submit(len(finished))
         except cf.process.BrokenProcessPool as exc:
             pool.shutdown(wait=False, cancel_futures=True)
@@ -430,3 +625,5 @@ def _run_pool(todo: list[tuple[str, dict[str, Any], frozenset[int]]], per: str, 
         except BaseException:
             pool.shutdown(wait=False, cancel_futures=True)
             raise
+        finally:
+            bar.stop()

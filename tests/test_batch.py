@@ -132,3 +132,79 @@ def test_bad_arguments(tmp_path: Path) -> None:
         run_batch([tmp_path / "missing.pdf"], schema=SCHEMA, model="test", output=tmp_path / "o.jsonl")
     with pytest.raises(UsageError):
         run_batch([tmp_path], schema="docvlm.synth:Nope", model="test", output=tmp_path / "o.jsonl")
+
+
+def _merged_pdf(path: Path, n_pages: int, seed: int = 0) -> Path:
+    import pymupdf
+
+    merged = pymupdf.open()
+    for doc in generate_dataset("invoice", n_pages, seed):
+        with pymupdf.open(stream=doc.pdf, filetype="pdf") as one:
+            merged.insert_pdf(one, to_page=0)
+    merged.save(path)
+    merged.close()
+    return path
+
+
+def test_per_page_records_split_between_workers_and_resume_by_page(tmp_path: Path) -> None:
+    schema_file = tmp_path / "loose_schema.py"
+    schema_file.write_text(OPTIONAL_SCHEMA)
+    schema = f"{schema_file}:Loose"
+    long_pdf = _merged_pdf(tmp_path / "long.pdf", 11)  # two tasks of pages (8 + 3)
+    short_pdf = _write_invoices(tmp_path / "short", 1, seed=5)[0]
+    bad = tmp_path / "bad.pdf"
+    bad.write_bytes(b"%PDF-1.7\nnot a pdf")
+    out = tmp_path / "pages.jsonl"
+
+    summary = run_batch([long_pdf, short_pdf, bad], schema=schema, model="test", output=out, per="page", workers=2)
+    assert (summary.done, summary.failed, summary.skipped) == (12, 1, 0)
+    records = _lines(out)
+    by_source: dict[str, list[dict[str, Any]]] = {}
+    for r in records:
+        by_source.setdefault(r["source"], []).append(r)
+    assert sorted(r["page"] for r in by_source[str(long_pdf)]) == list(range(11))
+    assert [r["page"] for r in by_source[str(short_pdf)]] == [0]
+    (err,) = by_source[str(bad)]
+    assert err["page"] is None and err["error"]["type"] == "CorruptDocumentError"
+    assert len({r["sha256"] for r in by_source[str(long_pdf)]}) == 1
+    for r in by_source[str(long_pdf)]:
+        assert r["status"] == "ok" and set(r["value"]) == {"invoice_number", "total"}
+        for ev in r["evidence"].values():  # a page's record only holds evidence from that page
+            assert ev["page"] == r["page"]
+
+    # lose the records of pages 3 and 9 (as if killed before they were written): only they are done again
+    kept = [r for r in records if not (r["source"] == str(long_pdf) and r["page"] in (3, 9))]
+    out.write_text("".join(json.dumps(r) + "\n" for r in kept))
+    again = run_batch([long_pdf, short_pdf, bad], schema=schema, model="test", output=out, per="page", workers=2)
+    assert (again.done, again.failed, again.skipped) == (2, 0, 11)
+    redone = _lines(out)[len(kept):]
+    assert sorted(r["page"] for r in redone) == [3, 9]
+    assert len({(r["source"], r["page"]) for r in _lines(out)}) == 13
+
+
+def test_pages_and_images_are_not_retained_after_a_document(tmp_path: Path) -> None:
+    """Memory stays flat over a long batch: nothing that holds a page outlives the document's records."""
+    import gc
+
+    from docvlm.batch import process_document
+    from docvlm.cli import load_schema
+    from docvlm.documents.base import Page, PageImage
+    from docvlm.models import TestModel
+
+    schema_file = tmp_path / "kept_schema.py"
+    schema_file.write_text(OPTIONAL_SCHEMA)
+    schema = load_schema(f"{schema_file}:Loose")
+    pdf = _merged_pdf(tmp_path / "three.pdf", 3)
+    model = TestModel()  # the same model object serves every document of a worker
+    base = {"source": str(pdf), "sha256": "x", "task": "extract", "model": "test", "schema": "Loose"}
+
+    def alive() -> set[int]:  # pages and page images alive now (other tests' fixtures may hold some)
+        gc.collect()
+        return {id(o) for o in gc.get_objects() if isinstance(o, (Page, PageImage))}
+
+    before = alive()
+    records = process_document(model, schema, str(pdf), base, per="page")
+    assert [r["page"] for r in records] == [0, 1, 2] and all(r["status"] == "ok" for r in records)
+    assert alive() - before == set()  # pages, rendered images: all freed, though the model lives on
+    records = process_document(model, schema, str(pdf), base, per="document")
+    assert len(records) == 1 and alive() - before == set()
