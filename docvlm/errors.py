@@ -14,16 +14,21 @@ where (path, page) and what to do about it::
     │   ├── EmptyDocumentError       a document with zero pages
     │   └── PageTooLargeError        a page or image over the pixel budget (decompression bombs too)
     ├── ModelError              a model backend failed or answered something unusable
-    │   └── ConstraintError     an output type cannot be compiled or decoding was cut off
+    │   ├── ConstraintError     an output type cannot be compiled or decoding was cut off
+    │   └── AgentBudgetError    an agent hit max_steps or its time budget before answering (has .trace)
     └── MissingDependencyError  an optional extra is not installed (also an ImportError)
 
 Warnings derive from :class:`DocVLMWarning` (e.g. :class:`DocumentRepairedWarning` when a damaged PDF was
-opened by repairing it, so content may be missing).
+opened by repairing it, so content may be missing; :class:`RowsSkippedWarning` when extraction left out table
+rows whose required cells do not read as their type).
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 __all__ = [
+    "AgentBudgetError",
     "ConstraintError",
     "CorruptDocumentError",
     "DocVLMError",
@@ -37,6 +42,7 @@ __all__ = [
     "ModelError",
     "PageIndexError",
     "PageTooLargeError",
+    "RowsSkippedWarning",
     "UnsupportedFormatError",
     "UsageError",
 ]
@@ -122,6 +128,21 @@ class ConstraintError(ModelError):
     """An output type cannot be compiled to a constraint, or constrained output was cut off."""
 
 
+class AgentBudgetError(ModelError):
+    """An agent run hit ``max_steps`` or its wall-clock budget before the model gave a valid answer.
+
+    Attributes:
+        reason: ``"steps"`` or ``"time"``.
+        trace: the partial :class:`~docvlm.workflows.Trace` (every step so far; ``trace.to_html(path)`` shows it).
+    """
+
+    def __init__(self, message: str, *, reason: str, trace: Any = None, source: str | None = None,
+                 hint: str | None = None) -> None:
+        super().__init__(message, source=source, hint=hint)
+        self.reason = reason
+        self.trace = trace
+
+
 class MissingDependencyError(DocVLMError, ImportError):
     """An optional dependency is missing; the message names the extra that installs it."""
 
@@ -140,3 +161,8 @@ class DocVLMWarning(UserWarning):
 
 class DocumentRepairedWarning(DocVLMWarning):
     """A damaged document was opened by repairing it; some content may be missing."""
+
+
+class RowsSkippedWarning(DocVLMWarning):
+    """Table rows were left out of an extracted list because a required field of the row could not be read
+    (e.g. OCR misread a number); the message names the field, page and rows."""
