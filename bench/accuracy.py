@@ -1,6 +1,11 @@
 """Extraction accuracy on generated documents, born-digital and scanned (OCR), with per-field evidence IoU.
 
-Usage: python -m bench.accuracy [--n 50] [--kinds invoice,form] [--model default] [--no-scan] [--json out.json]
+Usage: python -m bench.accuracy [--n 50] [--kinds invoice,form] [--model default|first] [--max-choices 3|all]
+                                [--no-scan] [--json out.json]
+
+``--model first`` is the layout-only baseline: it takes the first (best-ranked) value offered for each field,
+so the difference to ``--model default`` is what the language model adds; ``--max-choices all`` offers the model
+every printed value of the right type (no layout ranking), as docvlm did before the key-value linker.
 
 For each generated document (seeded, exact ground truth from the generator) the schema is extracted with
 ``docvlm.tasks.extract.extract`` and every field is scored:
@@ -30,12 +35,30 @@ def same(value: Any, truth: Any) -> bool:
     return str(value).strip() == str(truth).strip()
 
 
-def score_document(model: Any, doc: Any, truth_fields: dict[str, Any], schema: type[BaseModel]) -> dict[str, Any]:
+def first_choice_model() -> Any:
+    """The layout-only baseline: a model that answers each field with the first value offered."""
+    import typing
+
+    from docvlm.models import FunctionInfo, FunctionModel, Message
+
+    def first(messages: list[Message], info: FunctionInfo) -> dict[str, Any]:
+        answer: dict[str, Any] = {}
+        for name, f in info.output_type.model_fields.items():
+            args = [a for a in typing.get_args(f.annotation) if a is not type(None)]
+            options = typing.get_args(args[0]) if args and typing.get_origin(args[0]) is typing.Literal else ()
+            answer[f.alias or name] = options[0] if options else None
+        return answer
+
+    return FunctionModel(first)
+
+
+def score_document(model: Any, doc: Any, truth_fields: dict[str, Any], schema: type[BaseModel],
+                   max_choices: int | None = 3) -> dict[str, Any]:
     from docvlm.tasks.extract import extract
 
     start = time.perf_counter()
     try:
-        result = extract(model, doc, schema)
+        result = extract(model, doc, schema, max_choices=max_choices)
         values = result.value.model_dump()
         evidence = result.evidence
         error = None
@@ -65,25 +88,27 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, float]:
     }
 
 
-def run(n: int, kinds: list[str], model_spec: str, scan: bool, seed: int = 0) -> dict[str, Any]:
+def run(n: int, kinds: list[str], model_spec: str, scan: bool, seed: int = 0,
+        max_choices: int | None = 3) -> dict[str, Any]:
     import docvlm as dv
     from docvlm.synth import FormFields, InvoiceFields, generate_dataset
     from docvlm.synth.scan import scan as simulate_scan
 
     schemas: dict[str, type[BaseModel]] = {"invoice": InvoiceFields, "form": FormFields}
-    model = dv.load_model(model_spec)
-    report: dict[str, Any] = {"model": model_spec, "n": n}
+    model = first_choice_model() if model_spec == "first" else dv.load_model(model_spec)
+    report: dict[str, Any] = {"model": model_spec, "n": n, "max_choices": max_choices}
     for kind in kinds:
         rows: dict[str, list[dict[str, Any]]] = defaultdict(list)
         per_field: dict[str, list[bool]] = defaultdict(list)
         for synthetic in generate_dataset(kind, n, seed=seed):  # type: ignore[arg-type]
-            row = score_document(model, synthetic.open(), synthetic.fields, schemas[kind])
+            row = score_document(model, synthetic.open(), synthetic.fields, schemas[kind], max_choices)
             rows["born-digital"].append(row)
             for name, f in row["fields"].items():
                 per_field[name].append(f["ok"])
             if scan:
                 scanned = simulate_scan(synthetic, dpi=200, seed=synthetic.seed)
-                rows["scanned"].append(score_document(model, dv.open(scanned.image_bytes), scanned.fields, schemas[kind]))
+                rows["scanned"].append(score_document(model, dv.open(scanned.image_bytes), scanned.fields, schemas[kind],
+                                                      max_choices))
         report[kind] = {path: summarize(r) for path, r in rows.items()}
         report[kind]["per_field_accuracy"] = {k: sum(v) / len(v) for k, v in per_field.items()}
         report[kind]["examples_wrong"] = [
@@ -100,9 +125,12 @@ def main() -> None:
     ap.add_argument("--model", default="default")
     ap.add_argument("--no-scan", action="store_true")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--max-choices", default="3", help="values offered per field, or 'all'")
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
-    report = run(args.n, args.kinds.split(","), args.model, not args.no_scan, args.seed)
+    max_choices = None if args.max_choices == "all" else int(args.max_choices)
+    report = run(args.n, args.kinds.split(","), args.model, not args.no_scan, args.seed, max_choices)
+    print(f"model {args.model}, max choices {args.max_choices}, {args.n} documents per kind, seed {args.seed}")
     for kind in args.kinds.split(","):
         for path in ("born-digital", "scanned"):
             if path in report[kind]:

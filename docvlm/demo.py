@@ -14,6 +14,7 @@ import html
 import io
 import json
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from rich.console import Console
 
 from docvlm import samples
 from docvlm.documents import open_document
+from docvlm.errors import DocVLMWarning
 
 __all__ = ["DemoInvoice", "LineItem", "run", "scan_pdf_page"]
 
@@ -69,7 +71,7 @@ def _png_data_url(image: Any) -> str:
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
 
 
-def _section(title: str, path: Path, result: Any, page: Any, seconds: float) -> str:
+def _section(title: str, path: Path, result: Any, page: Any, seconds: float, notes: list[str]) -> str:
     from docvlm.draw import draw
 
     drawn = draw(page, result, dpi=90)
@@ -81,7 +83,9 @@ def _section(title: str, path: Path, result: Any, page: Any, seconds: float) -> 
     value = html.escape(result.value.model_dump_json(indent=2))
     return (
         f"<section><h2>{html.escape(title)}</h2><p>{html.escape(str(path))} — extracted in {seconds:.1f} s by "
-        f"<code>{html.escape(result.model)}</code></p><div class='row'><img src='{_png_data_url(drawn.image)}'>"
+        f"<code>{html.escape(result.model)}</code></p>"
+        + "".join(f"<p class='warn'>warning: {html.escape(n)}</p>" for n in notes)
+        + f"<div class='row'><img src='{_png_data_url(drawn.image)}'>"
         f"<div><pre>{value}</pre><table><tr><th>field</th><th>value</th><th>quote</th><th>page</th>"
         f"<th>box (page space)</th></tr>{rows}</table></div></div></section>"
     )
@@ -107,20 +111,24 @@ def run(out: Path, console: Console | None = None, model: Any = "default") -> di
     sections = []
     for title, path in (("Born-digital PDF", pdf_path), ("Scanned image (OCR)", scan_path)):
         with open_document(path) as doc:
-            with console.status(f"extracting from {path.name}"):
+            with console.status(f"extracting from {path.name}"), warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always", DocVLMWarning)
                 started = time.perf_counter()
                 result = extract(m, doc, DemoInvoice)
                 seconds = time.perf_counter() - started
+            notes = [str(w.message) for w in caught if issubclass(w.category, DocVLMWarning)]
             console.print(f"[bold]{title}[/] ({seconds:.1f} s):")
             console.print_json(result.value.model_dump_json())
-            summary["documents"][str(path)] = json.loads(result.model_dump_json())
-            sections.append(_section(title, path, result, doc[0], seconds))
+            for note in notes:  # e.g. a line item whose quantity OCR could not read: said, not guessed
+                console.print(f"[yellow]warning:[/] {note}")
+            summary["documents"][str(path)] = {**json.loads(result.model_dump_json()), "warnings": notes}
+            sections.append(_section(title, path, result, doc[0], seconds, notes))
     report = out / "report.html"
     report.write_text(
         "<!doctype html><meta charset='utf-8'><title>docvlm demo</title><style>body{font-family:sans-serif;"
         "margin:2em}.row{display:flex;gap:2em;align-items:flex-start}img{border:1px solid #ccc;max-width:55%}"
         "td,th{border-bottom:1px solid #eee;padding:2px 8px;font-size:13px;text-align:left}"
-        "pre{background:#f6f6f6;padding:1em}</style><h1>docvlm demo: typed extraction with evidence</h1>"
+        "pre{background:#f6f6f6;padding:1em}.warn{color:#a15c00}</style><h1>docvlm demo: typed extraction with evidence</h1>"
         + "".join(sections)
     )
     (out / "summary.json").write_text(json.dumps(summary, indent=2))

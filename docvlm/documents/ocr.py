@@ -241,11 +241,27 @@ def _run_tesseract(image: PageImage, lang: str, timeout: float) -> tuple[list[_R
     return parse_tesseract_tsv(done.stdout.decode("utf-8", "replace"))
 
 
+_RULE_CHARS = "|_—–=~"
+
+
+def strip_rules(text: str) -> str:
+    """A word without the form-box edges OCR reads as characters: ``"|"``, ``"—_|"`` (nothing left) or
+    ``"[13-Sep-1957"``, ``"AX418|"`` (the edge glued to the word). Brackets that pair up are kept."""
+    if all(ch in _RULE_CHARS + "[]" for ch in text):
+        return ""
+    while text and (text[0] in _RULE_CHARS or (text[0] == "[" and "]" not in text)):
+        text = text[1:]
+    while text and (text[-1] in _RULE_CHARS or (text[-1] == "]" and "[" not in text)):
+        text = text[:-1]
+    return text
+
+
 def parse_tesseract_tsv(tsv: str) -> tuple[list[_RawRow], list[float]]:
     """Word rows (pixel boxes) and confidences from Tesseract's TSV output.
 
     Block, line and word numbers become 0-based; lines are numbered within their block (Tesseract numbers
-    them within paragraphs). Empty words are dropped.
+    them within paragraphs). Empty words are dropped, and so are the edges of ruled boxes read as characters
+    (see :func:`strip_rules`).
     """
     rows: list[_RawRow] = []
     conf: list[float] = []
@@ -258,7 +274,7 @@ def parse_tesseract_tsv(tsv: str) -> tuple[list[_RawRow], list[float]]:
         parts = raw.split("\t")
         if len(parts) < 12 or parts[0] != "5":
             continue
-        text = "\t".join(parts[11:]).strip()
+        text = strip_rules("\t".join(parts[11:]).strip())
         if not text:
             continue
         block, par, line, word = (int(v) for v in parts[2:6])

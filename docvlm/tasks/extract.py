@@ -6,9 +6,13 @@ How it works (text-grounded, LMDX-style):
 2. For every leaf field of the schema, docvlm collects the *candidate values* the page actually contains and
    that validate as the field's type: segment texts and ``label: value`` tails for strings, printed numbers
    for numeric fields, printed dates for dates, printed options for ``Literal`` / ``Enum`` fields.
-3. The model reads the page text (and the page image, for a vision model) and fills a JSON object whose every
-   field is constrained to those candidates (or ``null``): it can only copy values that exist.
-4. Each chosen value maps back to the words it was read from, so its evidence box is exact to the glyph.
+3. Candidates are ranked by layout (:mod:`docvlm.tasks._keys`): each value is linked to the label printed
+   with it, and values whose label names the field come first; a value whose label names another field
+   better is left to that field; unlabelled fields get unlabelled values of the shape their name implies.
+4. The model reads the page text (and the page image, for a vision model) and fills a JSON object whose every
+   field is constrained to its first ``max_choices`` candidates (or ``null``): it can only copy values that
+   exist.
+5. Each chosen value maps back to the words it was read from, so its evidence box is exact to the glyph.
 
 Lists of sub-models (line items) are read from the document's tables: columns are matched to the item model's
 fields by name, and every cell becomes evidence.
@@ -21,6 +25,7 @@ import enum
 import re
 import types
 import typing
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -30,8 +35,9 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError,
 from pydantic.fields import FieldInfo
 
 from docvlm.documents.base import Document, Page
-from docvlm.errors import ModelError, UsageError
+from docvlm.errors import ModelError, RowsSkippedWarning, UsageError
 from docvlm.models.base import Model
+from docvlm.tasks._keys import LABEL_SYNONYMS, Key, field_vocabulary, key_score, link_keys, tokens
 from docvlm.tasks.text import (
     Line,
     Segment,
@@ -96,6 +102,9 @@ class _Candidate:
     page: int
     box: BoundingBox
     line_text: str
+    seg: int = -1  # the segment it was read from
+    key: Key | None = None  # the label it was printed with
+    score: float = 0.0  # how well that label names the field
 
 
 @dataclass
@@ -149,24 +158,29 @@ def _leaves(schema: type[BaseModel], prefix: str = "") -> tuple[list[_Leaf], lis
 
 _DATE_PATTERNS = [
     (re.compile(r"\b(\d{4})-(\d{2})-(\d{2})\b"), "ymd"),
-    (re.compile(r"\b(\d{1,2})[./](\d{1,2})[./](\d{4})\b"), "dmy"),
+    (re.compile(r"\b(\d{1,2})[./](\d{1,2})[./](\d{4})\b"), "dmy"),  # 07/23/2026 falls back to month first
 ]
 _MONTHS = {m.lower(): i for i, m in enumerate(
     ["January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
      "November", "December"], 1)}
-_TEXT_DATE = re.compile(r"\b([A-Z][a-z]+) (\d{1,2}), (\d{4})\b|\b(\d{1,2}) ([A-Z][a-z]+) (\d{4})\b")
+_MONTHS.update({name[:3]: i for name, i in list(_MONTHS.items())} | {"sept": 9})
+_TEXT_DATE = re.compile(r"\b([A-Z][a-z]+)\.? (\d{1,2}), (\d{4})\b|\b(\d{1,2})[ -]([A-Z][a-z]+)\.?[ -](\d{4})\b")
 
 
 def _dates_in(text: str) -> list[tuple[int, int, dt.date]]:
+    """Dates printed in ``text``: ISO, day/month/year (month/day/year where only that is valid), and month
+    names (``March 8, 2026``, ``8 March 2026``, ``15-May-2025``, ``Sep 3, 2024``)."""
     out = []
     for pattern, order in _DATE_PATTERNS:
         for m in pattern.finditer(text):
             a, b, c = (int(g) for g in m.groups())
-            y, mo, d = (a, b, c) if order == "ymd" else (c, b, a)
-            try:
-                out.append((m.start(), m.end(), dt.date(y, mo, d)))
-            except ValueError:
-                continue
+            tries = [(a, b, c)] if order == "ymd" else [(c, b, a), (c, a, b)]
+            for y, mo, d in tries:
+                try:
+                    out.append((m.start(), m.end(), dt.date(y, mo, d)))
+                    break
+                except ValueError:
+                    continue
     for m in _TEXT_DATE.finditer(text):
         g = m.groups()
         month, day, year = (g[0], g[1], g[2]) if g[0] else (g[4], g[3], g[5])
@@ -205,7 +219,8 @@ def _value_segments(segments: Sequence[Segment], pages: Sequence[Page]) -> list[
     return [s for s in segments if not _is_label(s) and not in_table(s)]
 
 
-def _candidates(leaf: _Leaf, segments: Sequence[Segment], line_of: dict[int, Line]) -> list[_Candidate]:
+def _candidates(leaf: _Leaf, segments: Sequence[Segment], line_of: dict[int, Line],
+                keys: dict[int, Key]) -> list[_Candidate]:
     base = _base_type(leaf.annotation)
     adapter: TypeAdapter[Any] = TypeAdapter(_unwrap_optional(leaf.annotation)[0])
     out: list[_Candidate] = []
@@ -220,7 +235,10 @@ def _candidates(leaf: _Leaf, segments: Sequence[Segment], line_of: dict[int, Lin
         except ValidationError:
             return
         seen.add((text, seg.id))
-        out.append(_Candidate(text, value, seg.page, seg.span_box(start, end), line_of[seg.id].text))
+        key = keys.get(seg.id)
+        if start > 0 and seg.text[:start].rstrip().endswith(":"):  # the tail of "Label: value" in one segment
+            key = Key(seg.text[:start].strip(), 0)
+        out.append(_Candidate(text, value, seg.page, seg.span_box(start, end), line_of[seg.id].text, seg.id, key))
 
     def add_option(seg: Segment, start: int, end: int, option: Any) -> None:
         """An option printed in another spelling (a currency symbol): the model chooses the option itself."""
@@ -229,7 +247,7 @@ def _candidates(leaf: _Leaf, segments: Sequence[Segment], line_of: dict[int, Lin
             return
         seen.add((text, -1))
         out.append(_Candidate(text, adapter.validate_python(option), seg.page, seg.span_box(start, end),
-                              line_of[seg.id].text))
+                              line_of[seg.id].text, seg.id, keys.get(seg.id)))
 
     for seg in segments:
         t = seg.text
@@ -258,11 +276,72 @@ def _candidates(leaf: _Leaf, segments: Sequence[Segment], line_of: dict[int, Lin
     return out
 
 
-def _label_score(leaf: _Leaf, cand: _Candidate) -> float:
-    """How well the candidate's line mentions the field (to choose among equal printed values)."""
-    words = set(re.findall(r"[a-z]+", (leaf.name + " " + (leaf.description or "")).lower().replace("_", " ")))
-    line = set(re.findall(r"[a-z]+", cand.line_text.lower()))
-    return len(words & line) / max(1, len(words))
+def _shape_ok(leaf: _Leaf, text: str) -> bool:
+    """Whether a printed string has the shape its field's name implies (a name has few digits, an email an @).
+    Only for string fields; a field whose name implies nothing accepts every string."""
+    words = set(re.findall(r"[a-z]+", leaf.name.lower().replace("_", " ")))
+    digits = sum(ch.isdigit() for ch in text)
+    sentence = len(text.split()) > 10 or (len(text.split()) >= 5 and text.rstrip().endswith("."))
+    if "email" in words or "mail" in words:
+        return "@" in text
+    if words & {"phone", "tel", "telephone", "mobile", "fax"}:
+        return digits >= 6
+    if words & {"date", "birth", "dob"}:
+        return bool(_dates_in(text))
+    if words & {"number", "no", "id", "code"}:
+        return digits > 0
+    if "address" in words:
+        return digits > 0 and any(ch.isalpha() for ch in text) and not sentence
+    if "name" in words:
+        return digits <= 3 and len(text.split()) <= 8 and "@" not in text and not sentence
+    return True
+
+
+def _shortlist(leaves: Sequence[_Leaf], cands: dict[str, list[_Candidate]],
+               synonyms: dict[str, tuple[str, ...]], max_choices: int | None) -> dict[str, list[_Candidate]]:
+    """Rank each field's candidates by layout: values printed with a label that names the field first (and
+    only those, when there are some); values whose label names another field better are left to that field;
+    unlabelled values in reading order, of the shape the field's name implies. The model chooses among the
+    first ``max_choices``."""
+    vocab = {leaf.path: field_vocabulary(leaf.name, synonyms) for leaf in leaves}
+    label_words = {w for _, phrases in vocab.values() for p in phrases for w in p}
+
+    def restates_a_label(text: str) -> bool:  # "Invoice", "Invoice #": a title or label, not a value
+        words = tokens(text)
+        return bool(words) and set(words) <= label_words
+    best_for_segment: dict[int, float] = {}
+    for leaf in leaves:
+        name_words, phrases = vocab[leaf.path]
+        for c in cands[leaf.path]:
+            c.score = key_score(name_words, phrases, c.key.text, synonyms) if c.key is not None else 0.0
+            best_for_segment[c.seg] = max(best_for_segment.get(c.seg, 0.0), c.score)
+    sharing: dict[int, set[str]] = {}  # the fields whose label scores best on a segment ("Date:": two dates)
+    for leaf in leaves:
+        for c in cands[leaf.path]:
+            if c.score > 0 and c.score >= best_for_segment[c.seg] - 1e-9:
+                sharing.setdefault(c.seg, set()).add(leaf.path)
+    out: dict[str, list[_Candidate]] = {}
+    for leaf in leaves:
+        pool = cands[leaf.path]
+        if max_choices is None:  # every printed value, best labelled first
+            out[leaf.path] = sorted(pool, key=lambda c: (-c.score, c.seg))
+            continue
+        is_str = _base_type(leaf.annotation) is str
+        if is_str:
+            pool = [c for c in pool if not restates_a_label(c.text)]
+            pool = [c for c in pool if _shape_ok(leaf, c.text)] or pool
+        keyed = [c for c in pool if c.score > 0 and c.score >= best_for_segment.get(c.seg, 0.0) - 1e-9]
+        if keyed:  # the best-named label's values, nearest to it first (a name right under "Bill to:")
+            top = max(c.score for c in keyed)
+            best = [c for c in keyed if c.score >= top - 1e-9 and c.key is not None]
+            near = min(c.key.distance for c in best if c.key is not None)
+            ranked = sorted((c for c in best if c.key is not None and c.key.distance == near),
+                            key=lambda c: (len(sharing.get(c.seg, ())), c.seg))
+        else:
+            ranked = [c for c in pool if best_for_segment.get(c.seg, 0.0) == 0.0] or pool
+        texts = list(dict.fromkeys(c.text for c in ranked))[:max_choices]
+        out[leaf.path] = [c for c in ranked if c.text in texts]
+    return out
 
 
 def _question(leaf: _Leaf) -> str:
@@ -303,6 +382,8 @@ def extract(
     instructions: str | None = None,
     max_chars: int = 6000,
     use_images: bool | None = None,
+    max_choices: int | None = 3,
+    synonyms: dict[str, tuple[str, ...]] | None = None,
 ) -> Extraction[S]:
     """Fill ``schema`` from a document, with evidence (page, box, quote) for every leaf field found.
 
@@ -316,6 +397,11 @@ def extract(
         instructions: extra guidance put in the prompt.
         max_chars: the page text given to the model in one prompt; longer documents are read in chunks of
             pages, and each field takes the first value found.
+        max_choices: how many of a field's candidate values, best ranked by layout first, the model chooses
+            from (``None``: every value printed in the document that validates as the field's type). Values printed next to a label that names the field rank first (see
+            :mod:`docvlm.tasks._keys`); a small model chooses far better among a few.
+        synonyms: more label spellings for words of field names, e.g. ``{"iban": ("account", "bank account")}``,
+            merged into :data:`docvlm.tasks._keys.LABEL_SYNONYMS`.
 
     Raises:
         FieldNotFoundError: a required field has no value in the document.
@@ -334,7 +420,11 @@ def extract(
         lines = group_lines(segments)
         line_of = {s.id: line for line in lines for s in line.segments}
         values = _value_segments(segments, chunk)
-        cands = {leaf.path: _candidates(leaf, values, line_of) for leaf in remaining}
+        all_synonyms = {**LABEL_SYNONYMS, **(synonyms or {})}
+        vocabulary = {w for leaf in remaining for phrase in field_vocabulary(leaf.name, all_synonyms)[1] for w in phrase}
+        keys_of = link_keys(lines, {page.index: page.width for page in chunk}, vocabulary)
+        cands = _shortlist(remaining, {leaf.path: _candidates(leaf, values, line_of, keys_of) for leaf in remaining},
+                           all_synonyms, max_choices)
         fields: dict[str, Any] = {}
         keys: dict[str, str] = {}
         for i, leaf in enumerate(remaining):
@@ -365,12 +455,11 @@ def extract(
             chosen = getattr(answer, key)
             if chosen is None:
                 continue
-            leaf = next(lf for lf in remaining if lf.path == path)
             if isinstance(chosen, bool):
                 found[path] = (chosen, None)
                 continue
             matches = [c for c in cands[path] if c.text == chosen]
-            best = max(matches, key=lambda c: _label_score(leaf, c))
+            best = max(matches, key=lambda c: c.score)
             found[path] = (best.value, best)
 
     missing = [leaf.path for leaf in leaves if leaf.required and leaf.path not in found]
@@ -437,6 +526,7 @@ def _table_fields(tables: list[tuple[str, FieldInfo]], document: Document | Page
             if score > best_score:
                 best, best_score = (table, mapping), score
         rows: list[dict[str, Any]] = []
+        skipped: list[str] = []
         if best is not None and best_score >= 0.5:
             table, mapping = best
             for r in range(table.header_rows or 1, table.shape[0]):
@@ -450,6 +540,8 @@ def _table_fields(tables: list[tuple[str, FieldInfo]], document: Document | Page
                     value = _cell_value(cell.text, annotation)
                     if value is None and item_type.model_fields[name].is_required():
                         ok = False
+                        if cell.text.strip():  # a printed cell that does not read as its type
+                            skipped.append(f"row {r} ({name} {cell.text.strip()!r})")
                         break
                     row[name] = value
                     if cell.box is not None and value is not None:
@@ -458,6 +550,10 @@ def _table_fields(tables: list[tuple[str, FieldInfo]], document: Document | Page
                                                     quote=cell.text)
                 if ok and row:
                     rows.append(row)
+            if skipped:
+                warnings.warn(RowsSkippedWarning(
+                    f"{path}: {len(skipped)} table row{'s' if len(skipped) > 1 else ''} on page {table.page} left out, "
+                    f"a required field does not read as its type: {', '.join(skipped[:5])}"), stacklevel=3)
         values[path] = rows
     return values, evidence
 

@@ -115,6 +115,9 @@ def test_demo(tmp_path: Path) -> None:
     # line items come from a table found in the OCR words; OCR reads the last row's "5" as "is)" here, and a row
     # whose required quantity is unreadable is left out rather than guessed
     assert [i["amount"] for i in scanned["value"]["items"]] == [37.5, 64.0]
+    assert scanned["warnings"] == ["items: 1 table row on page 0 left out, a required field does not read as its "
+                                   "type: row 3 (quantity 'is)')"] and born["warnings"] == []
+    assert "warning: items: 1 table row" in res.stdout
     assert scanned["evidence"]["invoice_number"]["box"]["x1"] > 0
     report = (tmp_path / "report.html").read_text()
     assert report.count("<img src='data:image/png;base64,") == 2 and "INV-2026-0042" in report

@@ -1,0 +1,192 @@
+"""Key-value layout analysis for extraction: which printed label each value belongs to, and which field a label
+names.
+
+A value's *key* is the label printed just left of it on the same visual line (``Invoice No.:  A-167182``,
+``Birth date   01/04/1983``) or above it in the same column (``Bill to:`` over a name and address block, a small
+label over a form box). A field's *vocabulary* is the words of its name plus common spellings of those words on
+documents (:data:`LABEL_SYNONYMS`, extendable per call). :func:`key_score` says how well a key names a field:
+the share of the key's words the field's vocabulary covers plus the share of the field's name words the key
+covers, so ``Phone number`` names ``phone`` better than ``policy_number``.
+
+These scores rank the candidate values that :func:`docvlm.tasks.extract.extract` offers the model; the model
+still chooses, under a constraint, among the best-ranked candidates.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from docvlm.tasks.text import Line, Segment
+
+__all__ = ["LABEL_SYNONYMS", "Key", "field_vocabulary", "key_score", "link_keys", "tokens"]
+
+#: How the words of field names are commonly printed as labels on documents. Keys are words of field names
+#: (``invoice_number`` -> ``invoice``, ``number``); values are label phrases meaning the same.
+LABEL_SYNONYMS: dict[str, tuple[str, ...]] = {
+    "number": ("no", "nr", "num", "number", "#"),
+    "date": ("date", "dated", "day"),
+    "customer": ("customer", "bill to", "billed to", "invoice to", "sold to", "client", "buyer"),
+    "vendor": ("vendor", "seller", "supplier", "from"),
+    "subtotal": ("subtotal", "sub total", "net amount", "net total", "net"),
+    "tax": ("tax", "vat", "mwst", "gst", "tva", "sales tax"),
+    "total": ("total", "total due", "balance due", "amount due", "grand total", "balance"),
+    "due": ("due", "payable", "payment due"),
+    "birth": ("birth", "born", "dob", "date of birth"),
+    "email": ("email", "e mail", "mail"),
+    "phone": ("phone", "tel", "telephone", "mobile", "cell"),
+    "policy": ("policy", "contract", "membership"),
+    "amount": ("amount", "sum", "claimed", "insured", "premium"),
+    "name": ("name", "applicant", "full name", "policyholder", "holder", "insured person", "person"),
+}
+
+_STOP = {"of", "the", "a", "an", "to", "for", "and", "or", "in", "on", "at", "by"}
+
+
+def tokens(text: str) -> list[str]:
+    """Lower-case word tokens of a label, without digits-only tokens (``Tax (10%):`` -> ``["tax"]``)."""
+    out = []
+    for t in re.findall(r"[a-z0-9#]+", text.lower().replace("_", " ")):
+        if not t.isdigit():
+            out.append(t)
+    return out
+
+
+@dataclass(frozen=True)
+class Key:
+    """The label a value was printed with: its text and how far it is (0: left on the same line, n: n lines
+    above in the same column)."""
+
+    text: str
+    distance: int
+
+
+def _label_like(label: Segment, value: Segment, vocabulary: set[str] | None) -> bool:
+    """``Invoice No.:``, or ``Birth date``: short, no digits, not in a bigger font than the value, and (given a
+    vocabulary) naming something the caller looks for."""
+    text = label.text.strip()
+    if text.endswith(":"):
+        return True
+    return (not any(ch.isdigit() for ch in text) and 0 < len(text.split()) <= 4
+            and label.box.height <= 1.25 * value.box.height
+            and (vocabulary is None or bool(set(tokens(text)) & vocabulary)))
+
+
+def link_keys(lines: Sequence[Line], page_widths: Mapping[int, float],
+              vocabulary: set[str] | None = None) -> dict[int, Key]:
+    """For every segment id, the key (label) it was printed with, when the layout shows one.
+
+    First the labels left of values on the same line (``Policy #:  768-421820``); then, top to bottom, values
+    under a label (``Bill to:`` over a name, a form's label over its box) or under a labelled value that heads
+    a tight block (an address under a name). A label is never a value, and a label that labels its own line
+    does not label the line below.
+
+    Args:
+        lines: the visual lines of one or more pages.
+        page_widths: page index -> width, to tell a label from a far-away title on the same line.
+        vocabulary: label words the caller looks for; a label without a colon must contain one (with ``None``
+            any short, digit-free segment can be a label).
+    """
+    keys: dict[int, Key] = {}
+    row_labels: set[int] = set()
+    by_page: dict[int, list[Line]] = {}
+    for line in lines:
+        by_page.setdefault(line.page, []).append(line)
+    for page, page_lines in by_page.items():
+        width = page_widths.get(page, 612.0)
+        for line in page_lines:
+            pairs = list(zip(line.segments, line.segments[1:], strict=False))
+            for left, seg in reversed(pairs):  # right to left: in "Bill to:  Invoice No.  A-1" the middle is a label
+                if _is_colon_label(seg) or seg.id in row_labels:
+                    continue
+                gap = seg.box.x0 - left.box.x1
+                if gap <= (0.4 if _is_colon_label(left) else 0.25) * width and _label_like(left, seg, vocabulary):
+                    keys[seg.id] = Key(left.text.strip(), 0)
+                    row_labels.add(left.id)
+        for li, line in enumerate(page_lines):
+            for seg in line.segments:
+                if seg.id in keys or seg.id in row_labels or _is_colon_label(seg):
+                    continue
+                key = _key_above(page_lines, li, seg, keys, row_labels, vocabulary)
+                if key is not None:
+                    keys[seg.id] = key
+    return keys
+
+
+def _is_colon_label(seg: Segment) -> bool:
+    return seg.text.rstrip().endswith(":")
+
+
+def _key_above(page_lines: Sequence[Line], li: int, seg: Segment, keys: Mapping[int, Key], row_labels: set[int],
+               vocabulary: set[str] | None) -> Key | None:
+    """The label above a value in the same column. Walks up through a tightly set block (a name over an
+    address) to the label that heads it, or to a labelled value (``Customer:  Acme`` over ``1 Main St``), at
+    most four lines up; a label directly above may sit a little further (a form's label over its box)."""
+    current = seg
+    steps = 0
+    for above_line in reversed(page_lines[:li]):
+        overlapping = [s for s in above_line.segments
+                       if min(s.box.x1, current.box.x1) - max(s.box.x0, current.box.x0) > 0
+                       and abs(s.box.x0 - current.box.x0) < 0.5 * max(current.box.width, 1.0)]
+        height = max(current.box.height, 1.0)
+        if not overlapping:  # a line of another column (a slightly rotated scan splits rows): look higher
+            if current.box.y0 - above_line.box.y1 > 1.5 * height:
+                return None
+            continue
+        above = overlapping[0]
+        steps += 1
+        gap = current.box.y0 - above.box.y1
+        tight = gap <= 0.6 * height
+        if gap > 1.5 * height or steps > 4:
+            return None
+        if above.id in row_labels:
+            return None
+        if above.id in keys:  # a labelled value: it heads this block, or it is another field's value
+            return Key(keys[above.id].text, keys[above.id].distance + steps) if tight else None
+        if _label_like(above, seg, vocabulary):
+            return Key(above.text.strip(), steps)
+        if not tight:
+            return None
+        current = above
+    return None
+
+
+def field_vocabulary(name: str, synonyms: Mapping[str, Sequence[str]] = LABEL_SYNONYMS) -> tuple[
+        set[str], list[list[str]]]:
+    """The words of a field's name and the label phrases (token lists) that name it."""
+    name_words = {w for w in tokens(name) if w not in _STOP}
+    phrases: list[list[str]] = [[w] for w in name_words]
+    if len(name_words) > 1:  # "due_date" printed as "Due date"
+        phrases.append([w for w in tokens(name) if w not in _STOP])
+    for w in name_words:
+        phrases += [tokens(p) for p in synonyms.get(w, ())]
+    joined = "".join(tokens(name))
+    phrases += [tokens(p) for p in synonyms.get(joined, ())]
+    return name_words, [p for p in phrases if p]
+
+
+def key_score(name_words: set[str], phrases: Sequence[Sequence[str]], key_text: str,
+              synonyms: Mapping[str, Sequence[str]] = LABEL_SYNONYMS) -> float:
+    """How well a printed key names a field: covered share of the key's words + covered share of the field's
+    name words (0 when the key shares nothing with the field)."""
+    glued = {"".join(p): list(p) for p in phrases if len(p) > 1}  # OCR reads "Bill to:" as "Billto:"
+    key = [w for t in tokens(key_text) for w in glued.get(t, [t])]
+    if not key:
+        return 0.0
+    padded = f" {' '.join(key)} "
+    covered: set[int] = set()
+    named: set[str] = set()
+    for phrase in phrases:
+        needle = f" {' '.join(phrase)} "
+        if needle not in padded:
+            continue
+        start = padded.index(needle)
+        first = padded[:start].count(" ")
+        covered.update(range(first, first + len(phrase)))
+        for w in name_words:
+            if list(phrase) == [w] or " ".join(phrase) in {" ".join(tokens(s)) for s in synonyms.get(w, ())}:
+                named.add(w)
+    if not covered:
+        return 0.0
+    return len(covered) / len(key) + len(named) / max(1, len(name_words))
