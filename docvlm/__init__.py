@@ -23,6 +23,7 @@ from docvlm.documents import open_document as open
 from docvlm.documents.ocr import OCRWordList, ocr_words
 from docvlm.draw import draw
 from docvlm.errors import (
+    AgentBudgetError,
     ConstraintError,
     CorruptDocumentError,
     DocumentError,
@@ -39,6 +40,7 @@ from docvlm.errors import (
     UnsupportedFormatError,
     UsageError,
 )
+from docvlm.eval.runner import evaluate
 from docvlm.models import FunctionModel, GenerationSettings, Message, Model, TestModel, load_model
 from docvlm.tasks import (
     Extraction,
@@ -75,9 +77,13 @@ from docvlm.types import (
     WordList,
     WordRow,
 )
+from docvlm.workflows import Agent, AgentResult
 
 __all__ = [
     "Affine",
+    "Agent",
+    "AgentBudgetError",
+    "AgentResult",
     "Answer",
     "BoundingBox",
     "Citation",
@@ -128,6 +134,7 @@ __all__ = [
     "ask",
     "detect",
     "draw",
+    "evaluate",
     "extract",
     "extract_tables",
     "find_tables",

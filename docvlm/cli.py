@@ -33,6 +33,10 @@ _state = {"debug": False}
 FileArg = Annotated[str, typer.Argument(help="a PDF or image file")]
 PasswordOpt = Annotated[str | None, typer.Option("--password", help="password of an encrypted PDF")]
 PagesOpt = Annotated[str | None, typer.Option("--pages", help="1-based pages, e.g. '1-3,7' (default: all)")]
+WebFileArg = Annotated[str, typer.Argument(help="a PDF, image or HTML file, or an http(s) URL")]
+AllowHostOpt = Annotated[list[str] | None, typer.Option(
+    "--allow-host", help="for web pages: a host, IP or CIDR network the page may reach although it is "
+                         "loopback/private (repeatable; e.g. 127.0.0.1 for a local server)")]
 
 
 def _fail(exc: BaseException) -> NoReturn:
@@ -43,17 +47,21 @@ def _fail(exc: BaseException) -> NoReturn:
     raise typer.Exit(2)
 
 
-def _open(path: str, password: str | None) -> Document:
+def _open(path: str, password: str | None, allow_hosts: list[str] | None = None) -> Document:
     try:
+        if allow_hosts:
+            from docvlm.documents.web import WebOptions
+
+            return open_document(path, password=password, web=WebOptions(allow_hosts=tuple(allow_hosts)))
         return open_document(path, password=password)
     except DocVLMError as exc:
         _fail(exc)
 
 
 @contextmanager
-def _document(path: str, password: str | None) -> Iterator[Document]:
+def _document(path: str, password: str | None, allow_hosts: list[str] | None = None) -> Iterator[Document]:
     """The opened document for a command; any docvlm error inside becomes the one-line exit-2 failure."""
-    with _open(path, password) as doc:
+    with _open(path, password, allow_hosts) as doc:
         try:
             yield doc
         except DocVLMError as exc:
@@ -79,23 +87,24 @@ def _root(
 
 
 @app.command()
-def info(file: FileArg, password: PasswordOpt = None) -> None:
+def info(file: WebFileArg, password: PasswordOpt = None, allow_host: AllowHostOpt = None) -> None:
     """Print a document's format, pages, sizes, rotation and text-layer presence as JSON."""
-    with _document(file, password) as doc:
+    with _document(file, password, allow_host) as doc:
         print(doc.info().model_dump_json(indent=2))
 
 
 @app.command()
 def render(
-    file: FileArg,
+    file: WebFileArg,
     out: Annotated[Path, typer.Option("-o", "--out", help="folder for page-0001.png, ...")],
     pages: PagesOpt = None,
-    dpi: Annotated[float | None, typer.Option("--dpi", help="resolution (default 144 for PDF, native for images)")] = None,
+    dpi: Annotated[float | None, typer.Option("--dpi", help="resolution (default 144 for PDF, native for images, 96 for web pages)")] = None,
     max_pixels: Annotated[int, typer.Option("--max-pixels", help="pixel budget per page")] = DEFAULT_MAX_PIXELS,
     password: PasswordOpt = None,
+    allow_host: AllowHostOpt = None,
 ) -> None:
-    """Render pages to PNG files named page-0001.png (1-based)."""
-    with _open(file, password) as doc:
+    """Render pages to PNG files named page-0001.png (1-based); a web page's pages are viewport-height tiles."""
+    with _open(file, password, allow_host) as doc:
         try:
             indices = parse_page_range(pages, len(doc))
             out.mkdir(parents=True, exist_ok=True)
@@ -114,9 +123,10 @@ def render(
 
 
 @app.command()
-def words(file: FileArg, pages: PagesOpt = None, password: PasswordOpt = None) -> None:
+def words(file: WebFileArg, pages: PagesOpt = None, password: PasswordOpt = None,
+          allow_host: AllowHostOpt = None) -> None:
     """Print the text layer as JSON lines {"page", "text", "box"}; page is 0-based, box in page units."""
-    with _document(file, password) as doc:
+    with _document(file, password, allow_host) as doc:
         for i in parse_page_range(pages, len(doc)):
             for w in doc[i].words():
                 _dump({"page": w.page, "text": w.text, "box": [round(v, 3) for v in w.box.xyxy]})
@@ -312,13 +322,16 @@ def batch(
     model: ModelOpt = "default",
     workers: Annotated[int | None, typer.Option("--workers", help="worker processes (default: CPU count)")] = None,
     per: Annotated[str, typer.Option("--per", help="one record per 'document' or per 'page'")] = "document",
+    concurrency: Annotated[int | None, typer.Option(
+        "--concurrency", help="documents (model requests) in flight at most (default: 8 for openai: servers, "
+                              "else one per worker)")] = None,
 ) -> None:
     """Extract a schema from many documents into JSON lines; a killed run resumes where it stopped (exit 1 if any failed)."""
     from docvlm.batch import run_batch
 
     try:
         summary = run_batch(inputs, schema=schema, model=model, output=out, workers=workers,
-                            per=per, progress=_err.is_terminal)  # type: ignore[arg-type]
+                            concurrency=concurrency, per=per, progress=_err.is_terminal)  # type: ignore[arg-type]
     except DocVLMError as exc:
         _fail(exc)
     print(f"docvlm: batch: {summary}", file=sys.stderr)
@@ -354,6 +367,62 @@ def mcp(
         run_stdio(file, model=_load(model) if model else None)
     except DocVLMError as exc:
         _fail(exc)
+
+
+@app.command()
+def agent(
+    file: FileArg,
+    task: Annotated[str, typer.Argument(help="what to find out, e.g. 'What is the invoice total?'")],
+    model: ModelOpt = "default",
+    max_steps: Annotated[int, typer.Option("--max-steps", help="most tool calls; the last one must answer")] = 8,
+    trace: Annotated[Path | None, typer.Option("--trace", help="write every step as one HTML file")] = None,
+    password: PasswordOpt = None,
+) -> None:
+    """Let a model answer a task by calling the document's tools; print the answer with citations and the trace as JSON."""
+    from docvlm.errors import AgentBudgetError
+    from docvlm.workflows import Agent
+
+    with _document(file, password) as doc:
+        runner = Agent(_load(model), max_steps=max_steps)
+        try:
+            result = runner.run(doc, task)
+        except AgentBudgetError as exc:
+            if trace is not None and exc.trace is not None:
+                exc.trace.to_html(trace)
+                print(f"docvlm: wrote the partial trace -> {trace}", file=sys.stderr)
+            raise
+        print(result.model_dump_json(indent=2))
+        if trace is not None:
+            result.to_html(trace)
+            print(f"docvlm: wrote the trace -> {trace}", file=sys.stderr)
+
+
+@app.command("eval")
+def eval_(
+    task: Annotated[str, typer.Option("--task", help="extract, tables, ground, qa or mcq")],
+    data: Annotated[str, typer.Option("--data", help="dataset file or folder (synthetic: kind[:n[:seed]])")],
+    format: Annotated[str, typer.Option("--format", help="funsd, sroie, docvqa, coco, icdar2013, pubtabnet, mcq, synthetic")],
+    model: Annotated[str | None, typer.Option("--model", help="model spec (default: 'default'; tables: classical)")] = None,
+    limit: Annotated[int | None, typer.Option("--limit", help="only the first N samples")] = None,
+    out: Annotated[Path, typer.Option("-o", "--out", help="folder for results.jsonl, metrics.json, report.html")] = Path("report"),
+) -> None:
+    """Evaluate a model on a dataset: per-sample results, pooled metrics and an HTML report (metrics JSON on stdout)."""
+    from docvlm.eval.datasets import load_dataset
+    from docvlm.eval.runner import evaluate as run_eval
+
+    try:
+        dataset = load_dataset(data, format, limit=limit)
+        m = _load(model) if model else (None if task == "tables" else _load("default"))
+        with _progress(len(dataset), f"eval {task}") as bar:
+            job = bar.add_task("eval", total=len(dataset))
+            report = run_eval(m, dataset, task, out=out, progress=lambda done, total: bar.update(job, completed=done))
+    except DocVLMError as exc:
+        _fail(exc)
+    print(json.dumps(report.summary(), indent=2))
+    if report.skipped:
+        print(f"docvlm: eval: {len(report.skipped)} bad records skipped (listed in {report.files['report']})",
+              file=sys.stderr)
+    print(f"docvlm: eval: wrote {', '.join(report.files.values())}", file=sys.stderr)
 
 
 def main() -> None:
