@@ -4,7 +4,8 @@
 
 1. ruled tables from the page's vector lines (:func:`find_tables` with ``strategy="lines"``): cell boxes are
    the ruling, a cell whose inner lines are missing spans rows or columns; rules drawn as thin filled
-   rectangles count, and the missing outer borders of open-sided tables are implied;
+   rectangles count, and the missing outer borders of open-sided tables are implied; body rows that continue
+   below a ruled (or shaded) header with horizontal rules only, or none, join it (:func:`_continue_below`);
 2. only when the page (or ``region``) has no ruled table: borderless tables from the alignment of the
    words (``strategy="text"``, docvlm's own), looked for inside ``region``, or else inside the table regions
    that the layout model (:func:`~docvlm.tasks.layout.layout`) finds, so paragraphs are not taken for tables.
@@ -32,6 +33,7 @@ borderless pages, where docvlm's word-alignment finder scores 1.00.
 from __future__ import annotations
 
 import functools
+import itertools
 import re
 import unicodedata
 from collections.abc import Callable, Sequence
@@ -76,8 +78,9 @@ def find_tables(page: PageInput, *, strategy: str = "lines", region: BoundingBox
 
     ``"lines"`` runs PyMuPDF's line finder (``use_layout=False``); cell boxes are the ruling and a cell
     without inner lines spans rows or columns. Header rows: the first row (unless PyMuPDF finds the header
-    above the table), and further rows as far as a first-row cell spans down. A lone framed box (one cell)
-    is not a table. ``"text"`` reads one borderless table from the alignment of the words: each text line a
+    above the table), and further rows as far as a first-row cell spans down. Body rows below a ruled header
+    that have horizontal rules only (or no ruling) are added, split at the header's columns. A lone framed box
+    (one cell) is not a table. ``"text"`` reads one borderless table from the alignment of the words: each text line a
     row, columns split at vertical gaps that (almost) no line crosses, a phrase crossing a gap spanning the
     columns; the first row is the header.
 
@@ -119,12 +122,16 @@ def find_tables(page: PageInput, *, strategy: str = "lines", region: BoundingBox
         fitz_page.set_rotation(0)
     try:
         # use_layout=False: PyMuPDF 2.0 otherwise gates ruled tables by its layout model (see the module docs)
-        found = fitz_page.find_tables(strategy="lines", use_layout=False, add_lines=_open_sides(fitz_page) or None)
+        horizontal, vertical = _segments(fitz_page)
+        found = fitz_page.find_tables(strategy="lines", use_layout=False,
+                                      add_lines=_open_sides(horizontal, vertical) or None)
         tables = [_to_table(t, words, page.index) for t in (found.tables if found is not None else [])]
     finally:
         if rotation:
             fitz_page.set_rotation(rotation)
     out = [t for t in tables if t is not None]
+    out = [_continue_below(t, words, horizontal, [o.box for o in out if o is not t and o.box is not None])
+           for t in out]
     if region is not None:
         out = [t for t in out if t.box is not None and _share_inside(t.box, region) >= 0.5]
     return out
@@ -166,14 +173,14 @@ def _merge_segments(segments: list[tuple[float, float, float]]) -> list[tuple[fl
     return out
 
 
-def _open_sides(fitz_page: Any) -> list[tuple[tuple[float, float], tuple[float, float]]]:
+def _open_sides(horizontal: list[tuple[float, float, float]], vertical: list[tuple[float, float, float]],
+                ) -> list[tuple[tuple[float, float], tuple[float, float]]]:
     """The missing outer borders of open-sided ruled tables, as lines for the finder's ``add_lines``.
 
     Many tables draw their row rules and inner column lines but no left or right border, so the finder
-    drops the outer columns. Rules that end at the same x and follow each other down the page, each pair
-    bridged by a column line, imply a border there from the first to the last of them.
+    drops the outer columns. Rules (:func:`_segments`) that end at the same x and follow each other down the
+    page, each pair bridged by a column line, imply a border there from the first to the last of them.
     """
-    horizontal, vertical = _segments(fitz_page)
     if len(horizontal) < 2 or not vertical:
         return []
     added: list[tuple[tuple[float, float], tuple[float, float]]] = []
@@ -266,6 +273,132 @@ def _to_table(found: Any, words: Sequence[WordRow], page_index: int) -> Table | 
         cells=cells, n_rows=len(ys) - 1, n_cols=len(xs) - 1, page=page_index,
         box=BoundingBox(x0=bx0, y0=by0, x1=bx1, y1=by1),
     )
+
+
+def _continue_below(table: Table, words: Sequence[WordRow], horizontal: list[tuple[float, float, float]],
+                    others: list[BoundingBox]) -> Table:
+    """``table`` with the body rows that continue below its ruling (tables ruled as "horizontal rules").
+
+    Many tables rule (or shade) only their header and separate the body rows by horizontal rules alone, or
+    by nothing: the line finder then returns the header only. Below it, a band between rules that run the
+    table's full width is a row when the words in it all lie within the table's width (a phrase crossing a
+    column boundary spans the columns). Past the last such rule, a text line is a row only when it follows
+    at the rows' pitch, each phrase fits one ruled column, and it fills the first column and at least one
+    more (so a caption, a paragraph or totals to the right are not taken in). Cells split at the ruled
+    columns; their boxes are the column x-ranges and the row's y-range (between rules where there are).
+    """
+    if table.box is None or any(c.box is None for c in table.cells):
+        return table
+    xs = _lines([v for c in table.cells if c.box is not None for v in (c.box.x0, c.box.x1)])
+    ys = _lines([v for c in table.cells if c.box is not None for v in (c.box.y0, c.box.y1)])
+    if len(xs) != table.n_cols + 1 or len(ys) < 2:
+        return table
+    left, right, tol = xs[0], xs[-1], 4.0
+    pitches = sorted(b - a for a, b in itertools.pairwise(ys))
+    pitch = pitches[len(pitches) // 2]
+    below = [w for w in words if (w[1] + w[3]) / 2 > table.box.y1 and w[2] > left and w[0] < right]
+    if not below:
+        return table
+    heights = sorted(w[3] - w[1] for w in below)
+    h = max(heights[len(heights) // 2], 1.0)
+    lines = _text_lines(below)
+    rules = sorted(y for x0, x1, y in horizontal if abs(x0 - left) <= tol and abs(x1 - right) <= tol)
+
+    def fits(line: list[WordRow]) -> bool:  # within the table's width
+        return all(w[0] >= left - tol and w[2] <= right + tol for w in line)
+
+    def clear(y0: float, y1: float) -> bool:  # no other table in the way
+        band = BoundingBox(x0=left, y0=y0, x1=right, y1=y1)
+        return all(band.intersection(o) is None for o in others)
+
+    def column(x: float) -> int:
+        return max(0, min(len(xs) - 2, sum(b <= x for b in xs[1:-1])))
+
+    def spans(line_words: list[WordRow]) -> list[tuple[int, int, list[WordRow]]]:
+        """Phrases (words closer than half a word height) as column ranges, merged where they share a column."""
+        out: list[tuple[int, int, list[WordRow]]] = []
+        for line in _text_lines(line_words):
+            groups: list[list[WordRow]] = [[line[0]]]
+            for w in line[1:]:
+                if w[0] - groups[-1][-1][2] <= 0.5 * h:
+                    groups[-1].append(w)
+                else:
+                    groups.append([w])
+            for g in groups:
+                c0, c1 = column(g[0][0] + _TOL), column(g[-1][2] - _TOL)
+                for k, (a, b, ws) in enumerate(out):
+                    if c0 <= b and a <= c1:
+                        out[k] = (min(a, c0), max(b, c1), ws + g)
+                        break
+                else:
+                    out.append((c0, c1, list(g)))
+        merged = True
+        while merged:  # phrases of later lines can join two earlier cells
+            merged = False
+            for i in range(len(out)):
+                for j in range(i + 1, len(out)):
+                    if out[i][0] <= out[j][1] and out[j][0] <= out[i][1]:
+                        first, second = out[i], out.pop(j)
+                        out[i] = (min(first[0], second[0]), max(first[1], second[1]), first[2] + second[2])
+                        merged = True
+                        break
+                if merged:
+                    break
+        return out
+
+    rows: list[tuple[float, float, bool, list[tuple[int, int, list[WordRow]]]]] = []  # y0, y1, ruled, cells
+    top, i = table.box.y1, 0
+    # bands between full-width rules
+    for y in (r for r in rules if r > top + _TOL):
+        band = [line for line in lines[i:] if (line[0][1] + line[0][3]) / 2 < y]
+        if not band or y - top > 3 * pitch or not all(fits(line) for line in band) or not clear(top, y):
+            break
+        rows.append((top, y, True, spans([w for line in band for w in line])))
+        top, i = y, i + len(band)
+    else:
+        # text lines past the last rule, at the rows' pitch
+        last_centre = top - pitch / 2
+        for line in lines[i:]:
+            centre = (min(w[1] for w in line) + max(w[3] for w in line)) / 2
+            cells = spans(line)
+            if (centre - last_centre > 1.25 * pitch or not fits(line) or any(a != b for a, b, _ in cells)
+                    or len(cells) < 2 or min(a for a, _, _ in cells) != 0
+                    or not clear(top, max(w[3] for w in line))):
+                break
+            bottom = max(w[3] for w in line)
+            rows.append((top, bottom, False, cells))
+            top, last_centre = bottom, centre
+    if not rows:
+        return table
+    # text-only rows: edges midway between lines, the last as far below its text as the row's top is above
+    fixed: list[tuple[float, float, list[tuple[int, int, list[WordRow]]]]] = []
+    for k, (y0, y1, ruled, cells) in enumerate(rows):
+        if not ruled:
+            text_top = min(w[1] for _, _, ws in cells for w in ws)
+            text_bottom = max(w[3] for _, _, ws in cells for w in ws)
+            nxt = rows[k + 1] if k + 1 < len(rows) else None
+            if nxt is not None:
+                y1 = (text_bottom + min(w[1] for _, _, ws in nxt[3] for w in ws)) / 2
+            else:
+                y1 = text_bottom + max(0.0, text_top - y0)
+            if fixed:
+                y0 = fixed[-1][1]
+        fixed.append((y0, y1, cells))
+    new_cells = list(table.cells)
+    for k, (y0, y1, cells) in enumerate(fixed):
+        r = table.n_rows + k
+        filled = {c for a, b, _ in cells for c in range(a, b + 1)}
+        for a, b, ws in [*cells, *((c, c, []) for c in range(table.n_cols) if c not in filled)]:
+            new_cells.append(TableCell(
+                row=r, col=a, col_span=b - a + 1, text=" ".join(str(w[4]) for w in _reading_order(ws)),
+                box=BoundingBox(x0=xs[a], y0=y0, x1=xs[b + 1], y1=y1),
+            ))
+    new_cells.sort(key=lambda c: (c.row, c.col))
+    box = table.box
+    return table.model_copy(update={
+        "cells": new_cells, "n_rows": table.n_rows + len(fixed),
+        "box": BoundingBox(x0=box.x0, y0=box.y0, x1=box.x1, y1=max(box.y1, fixed[-1][1])),
+    })
 
 
 def _text_lines(words: Sequence[WordRow]) -> list[list[WordRow]]:

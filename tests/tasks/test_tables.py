@@ -8,9 +8,11 @@ import pytest
 
 import docvlm as dv
 from bench.tables import Score, score, table_page
+from docvlm.eval.metrics import teds
 from docvlm.models.messages import Message
 from docvlm.models.test import FunctionInfo, FunctionModel, TestModel
 from docvlm.samples import INVOICE
+from docvlm.synth import generate
 from docvlm.tasks.tables import (
     MergedCell,
     TableGrid,
@@ -350,3 +352,99 @@ def test_table_answers_round_trip() -> None:
     assert grid.header_rows == 1 and grid.merged == [MergedCell(row=0, col=0, row_span=1, col_span=2)]
     with pytest.raises(dv.UsageError, match="only answers extract_tables"):
         answer([Message("user", ["What is this?"])], FunctionInfo(list, None, None, 1))  # type: ignore[arg-type]
+
+
+# tables ruled as "horizontal rules": a ruled or shaded header, body rows below it --------------------------------
+@pytest.mark.parametrize("seed", [0, 3, 8, 19])
+def test_body_below_a_ruled_header_joins_the_table(seed: int) -> None:
+    # generate("table", seed) draws these with a shaded header (fill rectangles: the finder sees a ruled header
+    # only) and body rows separated by horizontal rules alone; seeds 0 and 19 have a two-level header
+    doc = generate("table", seed)
+    truth = doc.tables[0]
+    (table,) = extract_tables(None, doc.open()[0])
+    assert table.shape == truth.shape and table.header_rows == truth.header_rows
+    cells = sorted(truth.cells, key=lambda c: (c.row, c.col))
+    assert [(c.row, c.col, c.row_span, c.col_span, c.text, c.is_header) for c in table.cells] == [
+        (c.row, c.col, c.row_span, c.col_span, c.text, c.is_header) for c in cells
+    ]
+    for got, true in zip(table.cells, cells, strict=True):  # columns from the header, rows between the rules
+        assert got.box is not None and true.box is not None
+        assert got.box.xyxy == pytest.approx(true.box.xyxy, abs=0.01)
+    assert table.box is not None and truth.box is not None
+    assert table.box.xyxy == pytest.approx(truth.box.xyxy, abs=0.01)
+    assert teds(table, truth.model_copy(update={"caption": None})) == 1.0
+
+
+HEAD_XS = [60.0, 200.0, 300.0, 420.0]
+HEAD = ["Item", "Qty", "Price"]
+
+
+def ruled_header_pdf(below: list[tuple[float, float, str]], *, body_rules: int = 0) -> bytes:
+    """A one-row ruled and shaded header from y 100 to 120 over :data:`HEAD_XS`, text ``(x, baseline, text)``
+    below it, and ``body_rules`` full-width rules at y 140, 160, ..."""
+    import pymupdf
+
+    doc = pymupdf.open()
+    page = doc.new_page(width=595, height=842)
+    page.draw_rect(pymupdf.Rect(HEAD_XS[0], 100, HEAD_XS[-1], 120), color=None, fill=(0.85, 0.85, 0.85))
+    for x0, x1, text in zip(HEAD_XS, HEAD_XS[1:], HEAD, strict=False):
+        page.draw_rect(pymupdf.Rect(x0, 100, x1, 120), width=0.6)
+        page.insert_text((x0 + 4, 114), text, fontsize=10)
+    for x, y, text in below:
+        page.insert_text((x, y), text, fontsize=10)
+    for r in range(body_rules):
+        page.draw_line((HEAD_XS[0], 140 + 20 * r), (HEAD_XS[-1], 140 + 20 * r), width=0.4)
+    return doc.tobytes()
+
+
+BODY = [["Pump", "2", "18.75"], ["Valve", "10", "4.20"], ["Hose clamp", "40", "0.35"]]
+
+
+def body_text(rows: Sequence[Sequence[str]], first_baseline: float = 134) -> list[tuple[float, float, str]]:
+    return [(HEAD_XS[c] + 4, first_baseline + 20 * r, text) for r, row in enumerate(rows) for c, text in enumerate(row)]
+
+
+@pytest.mark.parametrize("body_ruled", [True, False])
+def test_body_rows_below_a_ruled_header(body_ruled: bool) -> None:
+    # the body rows follow with horizontal rules under each, or with no ruling at all (text lines at the rows'
+    # pitch whose words fit the header's columns); a footnote two rows further down stays out
+    pdf = ruled_header_pdf([*body_text(BODY), (64, 214, "Source: internal.")], body_rules=len(BODY) if body_ruled else 0)
+    (table,) = extract_tables(None, pdf)
+    assert table.grid() == [HEAD, *BODY]
+    assert table.header_rows == 1 and [c.is_header for c in table.cells if c.row == 1] == [False] * 3
+    row = [c for c in table.cells if c.row == 2]
+    assert [c.box.xyxy[0::2] if c.box else None for c in row] == [(60, 200), (200, 300), (300, 420)]
+    assert all(c.box is not None and c.box.y0 < 144 + 3 < c.box.y1 for c in row)  # the text line of row 2
+    if body_ruled:  # rows end at the rules
+        assert [c.box.xyxy[1::2] if c.box else None for c in row] == [(140, 160)] * 3
+        assert table.box is not None and table.box.xyxy == pytest.approx((60, 100, 420, 180))
+
+
+@pytest.mark.parametrize(("case", "below"), [
+    # a paragraph right under the table, at the rows' pitch and within its width: its phrases cross the columns
+    ("paragraph", [(64, 134, "Plain running text follows the table here,"),
+                   (64, 148, "and it is not a row of the table above it.")]),
+    # totals to the right, in the table's columns: no first-column cell
+    ("totals", [(204, 134, "Subtotal"), (304, 134, "23.10"), (204, 154, "Tax"), (304, 154, "4.62")]),
+    # one line in the first column only: a caption or note
+    ("note", [(64, 134, "Note 1")]),
+])
+def test_text_under_a_ruled_table_is_not_joined(case: str, below: list[tuple[float, float, str]]) -> None:
+    rows = [HEAD, *BODY]
+    import pymupdf
+
+    doc = pymupdf.open()
+    page = doc.new_page(width=595, height=842)
+    ys = [40.0 + 20 * r for r in range(len(rows) + 1)]  # fully ruled, ending at y 120 like the header above
+    for r, row in enumerate(rows):
+        for c, text in enumerate(row):
+            page.insert_text((HEAD_XS[c] + 4, ys[r] + 14), text, fontsize=10)
+    for y in ys:
+        page.draw_line((HEAD_XS[0], y), (HEAD_XS[-1], y))
+    for x in HEAD_XS:
+        page.draw_line((x, ys[0]), (x, ys[-1]))
+    for x, y, text in below:
+        page.insert_text((x, y), text, fontsize=10)
+    (table,) = extract_tables(None, doc.tobytes())
+    assert table.grid() == rows, case
+    assert table.box is not None and table.box.xyxy == pytest.approx((60, 40, 420, 120))
