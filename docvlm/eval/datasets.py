@@ -37,7 +37,7 @@ from __future__ import annotations
 import json
 import re
 import xml.etree.ElementTree as ET
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -711,27 +711,38 @@ def _pubtabnet_table(rec: dict[str, Any]) -> tuple[Table, str]:
     return Table(cells=[c.model_copy(update={"box": b}) for c, b in zip(grid, boxes, strict=True)]), html_text
 
 
-def load_pubtabnet(path: Path, *, strict: bool = False) -> tuple[list[Sample], list[SkippedRecord]]:
-    """PubTabNet JSONL: one :class:`TableSample` per line (the table is the whole image, so no region)."""
-    out = _Collector(strict)
+def _jsonl(path: Path, out: _Collector) -> Iterator[tuple[int, dict[str, Any]]]:
+    """The records of a JSON-lines file as (line number, object); a line that is not a JSON object is skipped
+    with its reason. A file that cannot be read is a :class:`DatasetError`."""
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except FileNotFoundError:
         raise DatasetError("no such file", file=path) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise DatasetError(f"cannot read the file: {exc}", file=path) from exc
-    samples: list[Sample] = []
     for n, line in enumerate(lines, 1):
         if not line.strip():
             continue
         try:
             rec = json.loads(line)
-            if not isinstance(rec, dict) or not isinstance(rec.get("filename"), str):
-                raise ValueError('a record is an object with a "filename"')
-            table, _ = _pubtabnet_table(rec)
         except json.JSONDecodeError as exc:
             out.skip(path, n, f"not valid JSON: {exc.msg}")
             continue
+        if not isinstance(rec, dict):
+            out.skip(path, n, "a record must be an object")
+            continue
+        yield n, rec
+
+
+def load_pubtabnet(path: Path, *, strict: bool = False) -> tuple[list[Sample], list[SkippedRecord]]:
+    """PubTabNet JSONL: one :class:`TableSample` per line (the table is the whole image, so no region)."""
+    out = _Collector(strict)
+    samples: list[Sample] = []
+    for n, rec in _jsonl(path, out):
+        try:
+            if not isinstance(rec.get("filename"), str):
+                raise ValueError('a record is an object with a "filename"')
+            table, _ = _pubtabnet_table(rec)
         except (ValueError, KeyError, TypeError) as exc:
             out.skip(path, n, str(exc).splitlines()[0])
             continue
@@ -748,20 +759,9 @@ def load_pubtabnet(path: Path, *, strict: bool = False) -> tuple[list[Sample], l
 def load_mcq(path: Path, *, strict: bool = False) -> tuple[list[Sample], list[SkippedRecord]]:
     """Multiple-choice JSONL: ``{"id", "document", "question", "choices": [...], "answer": 1 or "B"}`` per line."""
     out = _Collector(strict)
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except FileNotFoundError:
-        raise DatasetError("no such file", file=path) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DatasetError(f"cannot read the file: {exc}", file=path) from exc
     samples: list[Sample] = []
-    for n, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
+    for n, rec in _jsonl(path, out):
         try:
-            rec = json.loads(line)
-            if not isinstance(rec, dict):
-                raise ValueError("a record must be an object")
             choices, answer = rec.get("choices"), rec.get("answer")
             if not isinstance(choices, list) or len(choices) < 2 or not all(isinstance(c, str) for c in choices):
                 raise ValueError("choices must be a list of at least 2 strings")
@@ -775,8 +775,6 @@ def load_mcq(path: Path, *, strict: bool = False) -> tuple[list[Sample], list[Sk
                 raise ValueError(f"the document {doc!r} is not next to the file")
             samples.append(ChoiceSample(id=str(rec.get("id", n)), document=str(found), page=int(rec.get("page", 0)),
                                         question=str(rec.get("question", "")), choices=choices, answer=answer))
-        except json.JSONDecodeError as exc:
-            out.skip(path, n, f"not valid JSON: {exc.msg}")
         except (ValueError, TypeError) as exc:
             out.skip(path, n, str(exc).splitlines()[0])
     return samples, out.skipped

@@ -318,13 +318,7 @@ def _continue_below(table: Table, words: Sequence[WordRow], horizontal: list[tup
         """Phrases (words closer than half a word height) as column ranges, merged where they share a column."""
         out: list[tuple[int, int, list[WordRow]]] = []
         for line in _text_lines(line_words):
-            groups: list[list[WordRow]] = [[line[0]]]
-            for w in line[1:]:
-                if w[0] - groups[-1][-1][2] <= 0.5 * h:
-                    groups[-1].append(w)
-                else:
-                    groups.append([w])
-            for g in groups:
+            for g in _phrases(line, h):
                 c0, c1 = column(g[0][0] + _TOL), column(g[-1][2] - _TOL)
                 for k, (a, b, ws) in enumerate(out):
                     if c0 <= b and a <= c1:
@@ -429,13 +423,7 @@ def _text_table(words: Sequence[WordRow], page_index: int) -> Table | None:
     h = max(heights[len(heights) // 2], 1.0)
     phrases: list[list[list[WordRow]]] = []  # per line, per phrase, its words
     for line in lines:
-        groups: list[list[WordRow]] = [[line[0]]]
-        for w in line[1:]:
-            if w[0] - groups[-1][-1][2] <= 0.5 * h:
-                groups[-1].append(w)
-            else:
-                groups.append([w])
-        phrases.append(groups)
+        phrases.append(_phrases(line, h))
     left, right = min(w[0] for w in words), max(w[2] for w in words)
     step = 0.25
     n = int((right - left) / step) + 1
@@ -689,6 +677,17 @@ def _ask_table(model: Model, page: Page, region: BoundingBox, *, whole_page: boo
     if page.has_text_layer:
         cells = _ground(cells, words)
     return Table(cells=cells, n_rows=grid.n_rows, n_cols=grid.n_cols, page=page.index, box=region)
+
+
+def _phrases(line: Sequence[WordRow], h: float) -> list[list[WordRow]]:
+    """The words of one text line (left to right) grouped into phrases: words closer than half a word height."""
+    groups: list[list[WordRow]] = [[line[0]]]
+    for w in line[1:]:
+        if w[0] - groups[-1][-1][2] <= 0.5 * h:
+            groups[-1].append(w)
+        else:
+            groups.append([w])
+    return groups
 
 
 def _centre_in(w: WordRow, box: BoundingBox) -> bool:
