@@ -51,6 +51,7 @@ from docvlm.tasks.text import (
 )
 from docvlm.types.answer import FieldEvidence
 from docvlm.types.geometry import BoundingBox
+from docvlm.types.table import Table
 
 __all__ = ["Extraction", "FieldNotFoundError", "extract"]
 
@@ -200,17 +201,24 @@ def _is_label(seg: Segment) -> bool:
     return bool(_LABEL.match(seg.text.strip()))
 
 
-def _value_segments(segments: Sequence[Segment], pages: Sequence[Page]) -> list[Segment]:
-    """Segments that can hold a scalar field's value: not labels, and not inside a table (line items are read
-    from tables separately, and a table's numbers would otherwise compete with the totals)."""
+def _ruled_tables(page: Page, cache: dict[int, list[Table] | None]) -> list[Table] | None:
+    """The page's tables from its vector lines, found once per extraction (``None``: an image page)."""
     from docvlm.tasks.tables import find_tables
 
-    table_boxes: dict[int, list[BoundingBox]] = {}
-    for page in pages:
+    if page.index not in cache:
         try:
-            table_boxes[page.index] = [t.box for t in find_tables(page) if t.box is not None]
-        except UsageError:  # image pages: no vector tables
-            table_boxes[page.index] = []
+            cache[page.index] = find_tables(page)
+        except UsageError:  # image pages: no vector lines
+            cache[page.index] = None
+    return cache[page.index]
+
+
+def _value_segments(segments: Sequence[Segment], pages: Sequence[Page],
+                    tables: dict[int, list[Table] | None]) -> list[Segment]:
+    """Segments that can hold a scalar field's value: not labels, and not inside a table (line items are read
+    from tables separately, and a table's numbers would otherwise compete with the totals)."""
+    table_boxes = {page.index: [t.box for t in _ruled_tables(page, tables) or [] if t.box is not None]
+                   for page in pages}
 
     def in_table(seg: Segment) -> bool:
         cx, cy = seg.box.center
@@ -298,12 +306,12 @@ def _shape_ok(leaf: _Leaf, text: str) -> bool:
 
 
 def _shortlist(leaves: Sequence[_Leaf], cands: dict[str, list[_Candidate]],
-               synonyms: dict[str, tuple[str, ...]], max_choices: int | None) -> dict[str, list[_Candidate]]:
+               vocab: dict[str, tuple[set[str], list[list[str]]]], synonyms: dict[str, tuple[str, ...]],
+               max_choices: int | None) -> dict[str, list[_Candidate]]:
     """Rank each field's candidates by layout: values printed with a label that names the field first (and
     only those, when there are some); values whose label names another field better are left to that field;
     unlabelled values in reading order, of the shape the field's name implies. The model chooses among the
-    first ``max_choices``."""
-    vocab = {leaf.path: field_vocabulary(leaf.name, synonyms) for leaf in leaves}
+    first ``max_choices``. ``vocab``: each field's name words and label phrases (:func:`field_vocabulary`)."""
     label_words = {w for _, phrases in vocab.values() for p in phrases for w in p}
 
     def restates_a_label(text: str) -> bool:  # "Invoice", "Invoice #": a title or label, not a value
@@ -412,6 +420,9 @@ def extract(
         use_images = model.supports_images
     found: dict[str, tuple[Any, _Candidate | None]] = {}
     source = document.source if isinstance(document, Document) else document.document.source
+    all_synonyms = {**LABEL_SYNONYMS, **(synonyms or {})}
+    vocab = {leaf.path: field_vocabulary(leaf.name, all_synonyms) for leaf in leaves}
+    ruled: dict[int, list[Table] | None] = {}  # each page's vector tables, found once
     for chunk in _chunks(document, pages, max_chars):
         remaining = [leaf for leaf in leaves if leaf.path not in found]
         if not remaining:
@@ -419,12 +430,11 @@ def extract(
         segments = document_segments(chunk)
         lines = group_lines(segments)
         line_of = {s.id: line for line in lines for s in line.segments}
-        values = _value_segments(segments, chunk)
-        all_synonyms = {**LABEL_SYNONYMS, **(synonyms or {})}
-        vocabulary = {w for leaf in remaining for phrase in field_vocabulary(leaf.name, all_synonyms)[1] for w in phrase}
+        values = _value_segments(segments, chunk, ruled)
+        vocabulary = {w for leaf in remaining for phrase in vocab[leaf.path][1] for w in phrase}
         keys_of = link_keys(lines, {page.index: page.width for page in chunk}, vocabulary)
         cands = _shortlist(remaining, {leaf.path: _candidates(leaf, values, line_of, keys_of) for leaf in remaining},
-                           all_synonyms, max_choices)
+                           vocab, all_synonyms, max_choices)
         fields: dict[str, Any] = {}
         keys: dict[str, str] = {}
         for i, leaf in enumerate(remaining):
@@ -463,7 +473,7 @@ def extract(
             found[path] = (best.value, best)
 
     missing = [leaf.path for leaf in leaves if leaf.required and leaf.path not in found]
-    table_values, table_evidence = _table_fields(tables, document, pages, model)
+    table_values, table_evidence = _table_fields(tables, document, pages, ruled)
     if missing:
         raise FieldNotFoundError(missing, source=source)
     data: dict[str, Any] = {}
@@ -497,17 +507,18 @@ def _set_path(data: dict[str, Any], path: str, value: Any) -> None:
 
 
 def _table_fields(tables: list[tuple[str, FieldInfo]], document: Document | Page, pages: Sequence[int] | None,
-                  model: Model) -> tuple[dict[str, list[dict[str, Any]]], dict[str, FieldEvidence]]:
+                  ruled: dict[int, list[Table] | None]) -> tuple[dict[str, list[dict[str, Any]]], dict[str, FieldEvidence]]:
     """Rows of ``list[SubModel]`` fields from the document's tables, columns matched to fields by name."""
     if not tables:
         return {}, {}
     from docvlm.tasks.tables import find_tables
 
-    found_tables = []
+    found_tables: list[Table] = []
     for page in pages_of(document, pages):
-        try:
-            found_tables += find_tables(page)
-        except UsageError:  # an image or a scan: no vector lines, find the table from its header words
+        vector = _ruled_tables(page, ruled)
+        if vector is not None:
+            found_tables += vector
+        else:  # an image or a scan: no vector lines, find the table from its header words
             for _, info in tables:
                 item_type = typing.get_args(_base_type(info.annotation))[0]
                 region = _header_anchored_region(page, item_type)
