@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from docvlm.tasks.text import Line, Segment
 
-__all__ = ["LABEL_SYNONYMS", "Key", "field_vocabulary", "key_score", "link_keys", "tokens"]
+__all__ = ["LABEL_SYNONYMS", "Key", "Phrase", "field_vocabulary", "key_score", "link_keys", "tokens"]
 
 #: How the words of field names are commonly printed as labels on documents. Keys are words of field names
 #: (``invoice_number`` -> ``invoice``, ``number``); values are label phrases meaning the same.
@@ -152,41 +152,48 @@ def _key_above(page_lines: Sequence[Line], li: int, seg: Segment, keys: Mapping[
     return None
 
 
+#: A label phrase (its tokens) and the words of the field's name it stands for ("no" -> {"number"}).
+Phrase = tuple[tuple[str, ...], frozenset[str]]
+
+
 def field_vocabulary(name: str, synonyms: Mapping[str, Sequence[str]] = LABEL_SYNONYMS) -> tuple[
-        set[str], list[list[str]]]:
-    """The words of a field's name and the label phrases (token lists) that name it."""
+        set[str], list[Phrase]]:
+    """The words of a field's name and the label phrases that name it, each with the name words it stands for
+    (the whole name printed as a phrase, ``Due date`` for ``due_date``, covers a key but stands for no one
+    word)."""
     name_words = {w for w in tokens(name) if w not in _STOP}
-    phrases: list[list[str]] = [[w] for w in name_words]
+    phrases: list[Phrase] = [((w,), frozenset({w})) for w in name_words]
     if len(name_words) > 1:  # "due_date" printed as "Due date"
-        phrases.append([w for w in tokens(name) if w not in _STOP])
+        phrases.append((tuple(w for w in tokens(name) if w not in _STOP), frozenset()))
     for w in name_words:
-        phrases += [tokens(p) for p in synonyms.get(w, ())]
+        phrases += [(tuple(tokens(p)), frozenset({w})) for p in synonyms.get(w, ())]
     joined = "".join(tokens(name))
-    phrases += [tokens(p) for p in synonyms.get(joined, ())]
-    return name_words, [p for p in phrases if p]
+    phrases += [(tuple(tokens(p)), frozenset()) for p in synonyms.get(joined, ())]
+    merged: dict[tuple[str, ...], frozenset[str]] = {}
+    for words, named in phrases:
+        if words:
+            merged[words] = merged.get(words, frozenset()) | named
+    return name_words, list(merged.items())
 
 
-def key_score(name_words: set[str], phrases: Sequence[Sequence[str]], key_text: str,
-              synonyms: Mapping[str, Sequence[str]] = LABEL_SYNONYMS) -> float:
+def key_score(name_words: set[str], phrases: Sequence[Phrase], key_text: str) -> float:
     """How well a printed key names a field: covered share of the key's words + covered share of the field's
     name words (0 when the key shares nothing with the field)."""
-    glued = {"".join(p): list(p) for p in phrases if len(p) > 1}  # OCR reads "Bill to:" as "Billto:"
+    glued = {"".join(p): list(p) for p, _ in phrases if len(p) > 1}  # OCR reads "Bill to:" as "Billto:"
     key = [w for t in tokens(key_text) for w in glued.get(t, [t])]
     if not key:
         return 0.0
     padded = f" {' '.join(key)} "
     covered: set[int] = set()
     named: set[str] = set()
-    for phrase in phrases:
+    for phrase, stands_for in phrases:
         needle = f" {' '.join(phrase)} "
         if needle not in padded:
             continue
         start = padded.index(needle)
         first = padded[:start].count(" ")
         covered.update(range(first, first + len(phrase)))
-        for w in name_words:
-            if list(phrase) == [w] or " ".join(phrase) in {" ".join(tokens(s)) for s in synonyms.get(w, ())}:
-                named.add(w)
+        named |= stands_for
     if not covered:
         return 0.0
     return len(covered) / len(key) + len(named) / max(1, len(name_words))

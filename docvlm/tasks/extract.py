@@ -37,7 +37,7 @@ from pydantic.fields import FieldInfo
 from docvlm.documents.base import Document, Page
 from docvlm.errors import ModelError, RowsSkippedWarning, UsageError
 from docvlm.models.base import Model
-from docvlm.tasks._keys import LABEL_SYNONYMS, Key, field_vocabulary, key_score, link_keys, tokens
+from docvlm.tasks._keys import LABEL_SYNONYMS, Key, Phrase, field_vocabulary, key_score, link_keys, tokens
 from docvlm.tasks.text import (
     Line,
     Segment,
@@ -306,13 +306,12 @@ def _shape_ok(leaf: _Leaf, text: str) -> bool:
 
 
 def _shortlist(leaves: Sequence[_Leaf], cands: dict[str, list[_Candidate]],
-               vocab: dict[str, tuple[set[str], list[list[str]]]], synonyms: dict[str, tuple[str, ...]],
-               max_choices: int | None) -> dict[str, list[_Candidate]]:
+               vocab: dict[str, tuple[set[str], list[Phrase]]], max_choices: int | None) -> dict[str, list[_Candidate]]:
     """Rank each field's candidates by layout: values printed with a label that names the field first (and
     only those, when there are some); values whose label names another field better are left to that field;
     unlabelled values in reading order, of the shape the field's name implies. The model chooses among the
     first ``max_choices``. ``vocab``: each field's name words and label phrases (:func:`field_vocabulary`)."""
-    label_words = {w for _, phrases in vocab.values() for p in phrases for w in p}
+    label_words = {w for _, phrases in vocab.values() for p, _ in phrases for w in p}
 
     def restates_a_label(text: str) -> bool:  # "Invoice", "Invoice #": a title or label, not a value
         words = tokens(text)
@@ -321,7 +320,7 @@ def _shortlist(leaves: Sequence[_Leaf], cands: dict[str, list[_Candidate]],
     for leaf in leaves:
         name_words, phrases = vocab[leaf.path]
         for c in cands[leaf.path]:
-            c.score = key_score(name_words, phrases, c.key.text, synonyms) if c.key is not None else 0.0
+            c.score = key_score(name_words, phrases, c.key.text) if c.key is not None else 0.0
             best_for_segment[c.seg] = max(best_for_segment.get(c.seg, 0.0), c.score)
     sharing: dict[int, set[str]] = {}  # the fields whose label scores best on a segment ("Date:": two dates)
     for leaf in leaves:
@@ -431,10 +430,10 @@ def extract(
         lines = group_lines(segments)
         line_of = {s.id: line for line in lines for s in line.segments}
         values = _value_segments(segments, chunk, ruled)
-        vocabulary = {w for leaf in remaining for phrase in vocab[leaf.path][1] for w in phrase}
+        vocabulary = {w for leaf in remaining for phrase, _ in vocab[leaf.path][1] for w in phrase}
         keys_of = link_keys(lines, {page.index: page.width for page in chunk}, vocabulary)
         cands = _shortlist(remaining, {leaf.path: _candidates(leaf, values, line_of, keys_of) for leaf in remaining},
-                           vocab, all_synonyms, max_choices)
+                           vocab, max_choices)
         fields: dict[str, Any] = {}
         keys: dict[str, str] = {}
         for i, leaf in enumerate(remaining):
