@@ -419,6 +419,10 @@ def extract(
         use_images = model.supports_images
     found: dict[str, tuple[Any, _Candidate | None]] = {}
     source = document.source if isinstance(document, Document) else document.document.source
+    for word, spellings in (synonyms or {}).items():
+        if isinstance(spellings, str) or not all(isinstance(x, str) for x in spellings):
+            raise UsageError(f"synonyms[{word!r}] must be a tuple of label spellings, got {spellings!r}",
+                             hint=f"write {{{word!r}: ({str(spellings)!r},)}}" if isinstance(spellings, str) else None)
     all_synonyms = {**LABEL_SYNONYMS, **(synonyms or {})}
     vocab = {leaf.path: field_vocabulary(leaf.name, all_synonyms) for leaf in leaves}
     ruled: dict[int, list[Table] | None] = {}  # each page's vector tables, found once

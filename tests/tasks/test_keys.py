@@ -117,3 +117,17 @@ def _matches_value(options: tuple[str, ...], value: object) -> bool:
         if str(value) == o:
             return True
     return False
+
+
+def test_a_synonym_given_as_one_string_is_a_typed_error() -> None:
+    from pydantic import BaseModel
+
+    from docvlm.models import FunctionModel
+
+    class Payment(BaseModel):
+        iban: str
+
+    doc = dv.open(dv.samples.invoice_pdf())
+    with pytest.raises(dv.UsageError, match=r"synonyms\['iban'\] must be a tuple of label spellings") as info:
+        dv.extract(FunctionModel(lambda m, i: {}), doc, Payment, synonyms={"iban": "bank account"})  # type: ignore[dict-item]
+    assert info.value.hint == "write {'iban': ('bank account',)}"
