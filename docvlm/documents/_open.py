@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import IO, TYPE_CHECKING
+from typing import IO, TYPE_CHECKING, Any
 
 from docvlm.documents.base import Document
 from docvlm.errors import DocumentNotFoundError, UnsupportedFormatError, UsageError
@@ -43,6 +44,7 @@ def open_document(
     format: str | None = None,
     max_image_pixels: int | None = None,
     web: WebOptions | None = None,
+    words: Mapping[int, Sequence[Any]] | None = None,
 ) -> Document:
     """Open a PDF, an image or a web page as a :class:`~docvlm.documents.Document`.
 
@@ -53,6 +55,9 @@ def open_document(
         format: ``"pdf"``, ``"image"`` or ``"html"`` to skip detection from the file's first bytes.
         max_image_pixels: refuse images with more pixels than this (decompression-bomb guard).
         web: rendering and safety options for web pages (:class:`~docvlm.documents.web.WebOptions`).
+        words: words you already have, used instead of the text layer and OCR:
+            ``{page_index: [(text, (x0, y0, x1, y1)), ...]}``, boxes in page units (pixels for an image);
+            see :meth:`~docvlm.documents.Document.use_words`.
 
     Raises:
         DocumentNotFoundError: no file at the path.
@@ -63,6 +68,18 @@ def open_document(
         PageTooLargeError: an image over ``max_image_pixels``.
         BlockedURLError: a URL refused by the web safety rules (see :mod:`docvlm.documents.web`).
     """
+    doc = _open_source(source, password, format=format, max_image_pixels=max_image_pixels, web=web)
+    if words is not None:
+        try:
+            doc.use_words(words)
+        except BaseException:
+            doc.close()
+            raise
+    return doc
+
+
+def _open_source(source: Source, password: str | None, *, format: str | None, max_image_pixels: int | None,
+                 web: WebOptions | None) -> Document:
     path: str | None = None
     data: bytes
     kind = format.lower() if format else None

@@ -5,7 +5,7 @@ from __future__ import annotations
 import abc
 import io
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, overload
 
@@ -246,10 +246,15 @@ class Page(abc.ABC):
                 for a scan or an image. ``True``: always OCR the page. ``"auto"``: the text layer when the
                 page has one, else OCR. OCR runs once per page object (the result is cached) with the
                 defaults of :func:`docvlm.documents.ocr.ocr_words`; call that function for other settings.
+                Words given to the document (``dv.open(..., words=...)``, :meth:`Document.use_words`) replace
+                both, whatever ``ocr`` says.
 
         Raises:
             MissingDependencyError: OCR is needed and no OCR engine is installed.
         """
+        given = self.document._given_words
+        if given is not None and self.index in given:
+            return given[self.index]
         if ocr is False:
             return self._text_words()
         if ocr == "auto":
@@ -295,6 +300,28 @@ class Document(Sequence[Page], abc.ABC):
 
     format: str
     source: str
+    _given_words: dict[int, WordList] | None = None
+
+    def use_words(self, words: Mapping[int, Sequence[Any]]) -> None:
+        """Use words the caller already has (an OCR service's lines, a dataset's boxes) instead of the text layer
+        and OCR, for the pages given: ``{page_index: [(text, (x0, y0, x1, y1)), ...]}`` with boxes in page units
+        (pixels for an image). See :mod:`docvlm.documents._given` for the accepted item shapes.
+
+        Raises:
+            UsageError: a page index outside the document, or a malformed item.
+        """
+        from docvlm.documents._given import given_words
+
+        if not isinstance(words, Mapping):
+            raise UsageError(f"words must be a mapping of page index to items, got {type(words).__name__}",
+                             source=self.source, hint="e.g. words={0: [('TOTAL 9.00', (120, 610, 260, 628))]}")
+        converted: dict[int, WordList] = {}
+        for index, items in words.items():
+            if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < self.page_count:
+                raise UsageError(f"words given for page {index!r}, but the document has {self.page_count} page(s)",
+                                 source=self.source, hint="page indices are 0-based")
+            converted[index] = given_words(items, index, source=self.source)
+        self._given_words = {**(self._given_words or {}), **converted}
 
     @property
     @abc.abstractmethod

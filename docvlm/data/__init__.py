@@ -1,0 +1,1 @@
+"""Data files shipped with docvlm: the weights of the learned extraction ranker."""

@@ -1,0 +1,393 @@
+"""A learned ranker of candidate values: which printed span is a field's value.
+
+Each (field, span) pair becomes a set of sparse binary features, hashed into a fixed-size weight vector:
+
+- the span itself: its kind and size, the shape of its characters (``9/9/9``, ``A a``), whether it reads as a
+  date or an amount, what was cut from its segment (``TOTAL:`` before it, ``(126926-H)`` after it), where it is
+  on the page (height band, line from the top and bottom, centred, alone on its line), its font size against the
+  page's, the words left of it, above and below it, the label it was printed with (:mod:`docvlm.tasks._keys`),
+  and for amounts their rank on the page (largest, lowest, printed how many times);
+- the field: the words of its name and its type;
+- crosses of the two (``field word total`` x ``label word rounded``; ``field type date`` x ``shape 9/9/9``), and
+  how similar the field's name is to the span's label and context (character trigrams), which carries over to
+  field names the ranker never saw.
+
+The weights are learned (:func:`fit`: a softmax over each field's candidates, trained by ``python -m
+bench.train_ranker`` on realdev and generated documents) and shipped in ``docvlm/data/ranker.json.gz``. Nothing
+here lists words of any document: the words are features, their weights come from data.
+"""
+
+from __future__ import annotations
+
+import functools
+import gzip
+import json
+import math
+import re
+import zlib
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from docvlm.tasks._keys import Key, link_keys
+from docvlm.tasks._spans import Span, dates_in
+from docvlm.tasks.text import Line, numbers_in
+
+__all__ = ["DIM", "Candidates", "FieldSpec", "PageContext", "Ranker", "default_ranker", "fit", "span_features"]
+
+#: Size of the hashed feature space.
+DIM = 1 << 20
+_WEIGHTS = "ranker.json.gz"
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    """What the ranker knows of a field: the words of its name, its value type and its description."""
+
+    name: str
+    kind: str = "str"  # "str", "num", "date" or "other"
+    description: str = ""
+
+    @functools.cached_property
+    def words(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(_words(_split_name(self.name))))
+
+    @functools.cached_property
+    def trigrams(self) -> frozenset[str]:
+        return _trigrams(" ".join(self.words))
+
+
+def _split_name(name: str) -> str:
+    return re.sub(r"([a-z])([A-Z])", r"\1 \2", name).replace("_", " ").replace(".", " ")
+
+
+def _words(text: str) -> list[str]:
+    """Lower-case alphabetic words (digits become ``9``), punctuation dropped."""
+    return [re.sub(r"\d+", "9", w) for w in re.findall(r"[a-z0-9]+", text.lower()) if not w.isdigit()]
+
+
+def _trigrams(text: str) -> frozenset[str]:
+    t = f"  {' '.join(_words(text))} "
+    return frozenset(t[i:i + 3] for i in range(len(t) - 2))
+
+
+def _similarity(a: frozenset[str], b: frozenset[str]) -> float:
+    if not a or not b:
+        return 0.0
+    return len(a & b) / math.sqrt(len(a) * len(b))
+
+
+def _shape(text: str, tokens: int = 4) -> str:
+    out = []
+    for tok in text.split()[:tokens]:
+        s = re.sub(r"[A-Z]+", "A", re.sub(r"[a-z]+", "a", re.sub(r"\d+", "9", tok)))
+        out.append(s[:8])
+    return " ".join(out) + ("+" if len(text.split()) > tokens else "")
+
+
+def _bucket(value: float, edges: Sequence[float]) -> int:
+    for i, e in enumerate(edges):
+        if value < e:
+            return i
+    return len(edges)
+
+
+_AMOUNT = re.compile(r"^[^\d\s-]{0,3}\s?-?\d{1,3}(?:[,.' ]?\d{3})*[.,]\d{2}$")
+
+
+@dataclass
+class PageContext:
+    """What the features of one page's spans need to know about the page: its lines, the size of its print, the
+    labels of its segments, and its amounts and dates in order."""
+
+    lines: Sequence[Line]
+    width: float
+    height: float
+    keys: dict[int, Key] = field(default_factory=dict)
+    median_height: float = 1.0
+    amounts: list[float] = field(default_factory=list)  # every amount printed on the page
+    amount_rows: dict[float, list[int]] = field(default_factory=dict)  # amount -> the lines it is printed on
+    dates: list[int] = field(default_factory=list)  # segment ids with a date, top to bottom
+
+    @classmethod
+    def build(cls, lines: Sequence[Line], width: float, height: float) -> PageContext:
+        ctx = cls(lines, width, height, keys=link_keys(lines, {ln.page: width for ln in lines}, None))
+        heights = sorted(s.box.height for ln in lines for s in ln.segments)
+        ctx.median_height = heights[len(heights) // 2] if heights else 1.0
+        for li, line in enumerate(lines):
+            for seg in line.segments:
+                for start, end, value in numbers_in(seg.text):
+                    if _AMOUNT.match(seg.text[start:end]):
+                        ctx.amounts.append(abs(value))
+                        ctx.amount_rows.setdefault(abs(value), []).append(li)
+                if dates_in(seg.text):
+                    ctx.dates.append(seg.id)
+        ctx.amounts.sort(reverse=True)
+        return ctx
+
+    def relations(self, value: float, line: int) -> list[str]:
+        """How an amount relates to the page's other amounts: the sum of two printed above it (subtotal + tax), the
+        difference of two (cash - change), a rounding of one (within 0.05), the same amount printed below it."""
+        out = []
+        others = sorted(set(self.amounts) - {value})
+        if len(others) > 30:
+            others = others[-30:]
+        for a in others:
+            if abs(a - value) <= 0.05:  # one of the two is the other rounded: which is printed lower
+                rows = self.amount_rows.get(a, [])
+                out.append("rel:rounding-below" if any(r > line for r in rows) else "rel:rounding-above")
+        for i, a in enumerate(others):
+            for b in others[i:]:
+                if abs(a + b - value) < 0.005 and a > 0 and b > 0:
+                    out.append("rel:sum")
+                if abs(abs(a - b) - value) < 0.005 and value > 0:
+                    out.append("rel:diff")
+        if any(r > line for r in self.amount_rows.get(value, [])):
+            out.append("rel:again-below")
+        return sorted(set(out))
+
+    @functools.cached_property
+    def _line_of_segment(self) -> dict[int, int]:
+        return {s.id: li for li, ln in enumerate(self.lines) for s in ln.segments}
+
+    def neighbours(self, span: Span) -> tuple[str, str, str]:
+        """Text left of the span on its line, of the segment above it and of the segment below it."""
+        first = span.parts[0][0]
+        last = span.parts[-1][0]
+        li = self._line_of_segment.get(first.id, span.line)
+        line = self.lines[li]
+        left = [s for s in line.segments if s.box.x1 <= first.box.x0 + 1e-6]
+        left_text = left[-1].text if left else ""
+        above = _column_neighbour(first, self.lines[max(0, li - 3):li][::-1])
+        lj = self._line_of_segment.get(last.id, li)
+        below = _column_neighbour(last, self.lines[lj + 1:lj + 4])
+        return left_text, above, below
+
+
+def _column_neighbour(seg: Any, lines: Iterable[Line]) -> str:
+    b = seg.box
+    for line in lines:
+        for s in line.segments:
+            if min(s.box.x1, b.x1) - max(s.box.x0, b.x0) > 0:
+                return str(s.text)
+    return ""
+
+
+def _token_features(prefix: str, text: str, n: int = 3, last: bool = True) -> list[str]:
+    words = _words(text)
+    words = words[-n:] if last else words[:n]
+    return [f"{prefix}:{w}" for w in words]
+
+
+def span_features(span: Span, ctx: PageContext) -> list[str]:
+    """The features of a span that do not depend on the field (computed once per span)."""
+    text = span.text
+    f = [f"k:{span.kind}", f"nl:{min(span.lines, 4)}", f"nw:{min(len(text.split()), 8)}",
+         f"len:{_bucket(len(text), (2, 3, 5, 8, 12, 20, 35, 60, 100))}", f"sh:{_shape(text)}"]
+    f += [f"w:{w}" for w in dict.fromkeys(_words(text)[:8])]
+    if span.lines > 1:
+        first, last = span.parts[0][0].text, span.parts[-1][0].text
+        f += [f"l0sh:{_shape(first, 2)}", f"lnsh:{_shape(last, 2)}", f"lnw:{_words(last)[-1] if _words(last) else ''}"]
+    f.append(f"commas:{min(text.count(','), 4)}")
+    letters = [c for c in text if c.isalpha()]
+    digits = sum(c.isdigit() for c in text)
+    f.append(f"dr:{_bucket(digits / max(1, len(text)), (1e-9, 0.2, 0.5, 0.8, 1.0))}")
+    if letters:
+        f.append(f"ur:{_bucket(sum(c.isupper() for c in letters) / len(letters), (0.1, 0.5, 0.9, 1.0))}")
+    nums = numbers_in(text)
+    whole_num = len(nums) == 1 and nums[0][1] - nums[0][0] >= len(text.strip()) - 3
+    dates = dates_in(text)
+    if dates and dates[0][1] - dates[0][0] == len(text):
+        f.append("isdate")
+    elif dates:
+        f.append("hasdate")
+    if _AMOUNT.match(text):
+        f.append("isamt")
+        value = abs(nums[-1][2]) if nums else 0.0
+        f.append(f"arank:{_bucket(ctx.amounts.index(value) if value in ctx.amounts else 9, (1, 2, 3, 5))}")
+        rows = ctx.amount_rows.get(value, [])
+        f.append(f"acount:{min(len(rows), 4)}")
+        lower = [a for a in ctx.amounts if any(r > span.line for r in ctx.amount_rows.get(a, []))]
+        f.append(f"abelow:{_bucket(len(lower), (1, 2, 4, 8))}")
+        f += ctx.relations(value, span.line)
+    elif whole_num:
+        f.append("isnum")
+    if text.endswith(":"):
+        f.append("endcolon")
+    elif ":" in text:
+        f.append("hascolon")
+    if text.startswith("(") and text.endswith(")"):
+        f.append("paren")
+    if span.cut_before:
+        f += _token_features("cb", span.cut_before)
+        f.append(f"cbsh:{_shape(span.cut_before.split()[-1] if span.cut_before.split() else '')}")
+        if span.cut_before.rstrip().endswith(":"):
+            f.append("cbcolon")
+    if span.cut_after:
+        f.append(f"cash:{_shape(span.cut_after, 2)}")
+        f += _token_features("ca", span.cut_after, 2, last=False)
+    box = span.box
+    xc, yc = (box.x0 + box.x1) / 2, (box.y0 + box.y1) / 2
+    f.append(f"y:{min(9, int(10 * yc / max(ctx.height, 1e-6)))}")
+    f.append(f"x:{min(2, int(3 * xc / max(ctx.width, 1e-6)))}")
+    f.append(f"li:{_bucket(span.line, (1, 2, 3, 4, 6, 9, 13, 20))}")
+    f.append(f"lb:{_bucket(len(ctx.lines) - 1 - span.line, (1, 2, 3, 5, 8, 13))}")
+    h = box.height / span.lines / max(ctx.median_height, 1e-6)
+    f.append(f"h:{_bucket(h, (0.8, 1.2, 1.6, 2.2))}")
+    if abs(xc - ctx.width / 2) < 0.08 * ctx.width:
+        f.append("center")
+    line = ctx.lines[span.line] if span.line < len(ctx.lines) else None
+    if line is not None and len(line.segments) == 1:
+        f.append("alone")
+    left, above, below = ctx.neighbours(span)
+    f += _token_features("lf", left)
+    if left.rstrip().endswith(":"):
+        f.append("lfcolon")
+    f += _token_features("ab", above, 3, last=False)
+    f.append(f"absh:{_shape(above, 2)}")
+    f += _token_features("bl", below, 3, last=False)
+    f.append(f"blsh:{_shape(below, 2)}")
+    key = ctx.keys.get(span.segment.id) if span.kind in ("seg", "block", "lines") else None
+    if key is not None:
+        f += _token_features("key", key.text)
+        f.append(f"kd:{min(key.distance, 3)}")
+    return f
+
+
+def _context_texts(span: Span, ctx: PageContext) -> dict[str, str]:
+    left, above, _ = ctx.neighbours(span)
+    key = ctx.keys.get(span.segment.id)
+    return {"cb": span.cut_before, "lf": left, "ab": above, "key": key.text if key is not None else ""}
+
+
+def _hash(text: str) -> int:
+    return zlib.crc32(text.encode())
+
+
+_MIX = np.uint64(0x9E3779B1)
+
+
+def _cross(base: np.ndarray[Any, np.dtype[np.uint64]], other: int) -> np.ndarray[Any, np.dtype[np.uint64]]:
+    """Hashes of ``base`` features crossed with one other feature (vectorised: no strings built)."""
+    return (base * _MIX) ^ np.uint64(other)
+
+
+@dataclass
+class Candidates:
+    """Spans of one or more pages with their field-independent features, hashed once."""
+
+    spans: list[Span]
+    contexts: list[PageContext]  # parallel to spans: each span's page context
+    base: list[np.ndarray[Any, np.dtype[np.uint64]]]
+    texts: list[dict[str, tuple[frozenset[str], frozenset[str]]]]  # each span's context: trigrams and words
+
+    @classmethod
+    def build(cls, pages: Sequence[tuple[Sequence[Line], float, float]]) -> Candidates:
+        """From each page's visual lines, width and height."""
+        from docvlm.tasks._spans import page_spans
+
+        spans: list[Span] = []
+        contexts: list[PageContext] = []
+        for lines, width, height in pages:
+            ctx = PageContext.build(lines, width, height)
+            page = page_spans(lines)
+            spans += page
+            contexts += [ctx] * len(page)
+        base = [np.fromiter((_hash(f) for f in span_features(s, c)), dtype=np.uint64) for s, c in zip(spans, contexts, strict=True)]
+        texts = [{k: (_trigrams(v), frozenset(_words(v))) for k, v in (_context_texts(s, c) | {"self": s.text}).items()
+                  if v} for s, c in zip(spans, contexts, strict=True)]
+        return cls(spans, contexts, base, texts)
+
+    def rows(self, spec: FieldSpec, indices: Iterable[int] | None = None) -> list[np.ndarray[Any, np.dtype[np.int64]]]:
+        """The hashed feature rows of the field's pairs with the spans at ``indices`` (default: all)."""
+        type_h = _hash(f"t={spec.kind}")
+        word_h = [_hash(f"f={w}") for w in spec.words]
+        words = set(spec.words)
+        out = []
+        for i in range(len(self.spans)) if indices is None else indices:
+            base = self.base[i]
+            parts = [base, _cross(base, type_h), *(_cross(base, h) for h in word_h)]
+            extra = []
+            for where, (grams, context_words) in self.texts[i].items():
+                sim = _similarity(spec.trigrams, grams)
+                extra.append(f"sim:{where}:{_bucket(sim, (0.05, 0.2, 0.4, 0.6, 0.8))}")
+                if words and words <= context_words:
+                    extra.append(f"covers:{where}")
+            parts.append(np.fromiter((_hash(f) for f in extra), dtype=np.uint64))
+            out.append(np.unique(np.concatenate(parts) & np.uint64(DIM - 1)).astype(np.int64))
+        return out
+
+
+class Ranker:
+    """A linear scorer over hashed features: ``score = sum of the weights of the pair's features``."""
+
+    def __init__(self, weights: np.ndarray[Any, np.dtype[np.float32]], info: Mapping[str, Any] | None = None) -> None:
+        self.weights = weights
+        self.info = dict(info or {})
+
+    def scores(self, rows: Sequence[np.ndarray[Any, np.dtype[np.int64]]]) -> np.ndarray[Any, np.dtype[np.float64]]:
+        return np.array([float(self.weights[r].sum()) for r in rows], dtype=np.float64)
+
+    def save(self, path: str | Path) -> None:
+        nz = np.flatnonzero(np.abs(self.weights) > 1e-6)
+        data = {"dim": DIM, "info": self.info, "index": nz.tolist(),
+                "weight": [round(float(v), 5) for v in self.weights[nz]]}
+        with gzip.open(path, "wt", encoding="utf-8") as fh:
+            json.dump(data, fh, separators=(",", ":"))
+
+    @classmethod
+    def load(cls, path: str | Path | None = None) -> Ranker:
+        if path is None:
+            raw = resources.files("docvlm.data").joinpath(_WEIGHTS).read_bytes()
+            data = json.loads(gzip.decompress(raw))
+        else:
+            with gzip.open(path, "rt", encoding="utf-8") as fh:
+                data = json.load(fh)
+        weights = np.zeros(int(data["dim"]), dtype=np.float32)
+        weights[np.asarray(data["index"], dtype=np.int64)] = np.asarray(data["weight"], dtype=np.float32)
+        return cls(weights, data.get("info"))
+
+
+@functools.lru_cache(maxsize=1)
+def default_ranker() -> Ranker:
+    """The ranker shipped with docvlm (trained by ``python -m bench.train_ranker``)."""
+    return Ranker.load()
+
+
+def fit(groups: Sequence[tuple[Sequence[np.ndarray[Any, np.dtype[np.int64]]], Sequence[bool]]], *,
+        epochs: int = 30, lr: float = 0.1, l2: float = 1e-5, seed: int = 0) -> Ranker:
+    """Learn weights from groups of candidates, each group one field of one document: the candidates' feature
+    rows and which of them are the field's value. Maximises the softmax probability of the right candidates
+    (summed, when the value is printed more than once) with Adagrad and an L2 penalty. Groups without a right
+    candidate, or with only right ones, teach nothing and are left out."""
+    packed = []
+    for rows, labels in groups:
+        y = np.asarray(labels, dtype=bool)
+        if not y.any() or y.all():
+            continue
+        lengths = np.fromiter((len(r) for r in rows), dtype=np.int64, count=len(rows))
+        flat = np.concatenate(rows)
+        uniq, inv = np.unique(flat, return_inverse=True)
+        packed.append((uniq, inv, np.repeat(np.arange(len(rows)), lengths), y))
+    rng = np.random.default_rng(seed)
+    w = np.zeros(DIM, dtype=np.float64)
+    g2 = np.full(DIM, 1e-8)
+    order = np.arange(len(packed))
+    for _ in range(epochs):
+        rng.shuffle(order)
+        for k in order:
+            uniq, inv, owner, y = packed[k]
+            wu = w[uniq]
+            s = np.bincount(owner, weights=wu[inv], minlength=len(y))
+            p = np.exp(s - s.max())
+            p /= p.sum()
+            q = np.where(y, p, 0.0)
+            q /= q.sum()
+            grad = np.bincount(inv, weights=(p - q)[owner], minlength=len(uniq)) + l2 * wu
+            g2[uniq] += grad ** 2
+            w[uniq] = wu - lr * grad / np.sqrt(g2[uniq])
+    return Ranker(w.astype(np.float32))
