@@ -379,12 +379,14 @@ def serve(
 def mcp(
     file: FileArg,
     model: Annotated[str | None, typer.Option("--model", help="a model for the ground tool (optional)")] = None,
+    cache_mb: Annotated[float, typer.Option("--cache-mb", min=1,
+                                            help="memory for the session's renders and zooms (least recently used out)")] = 256,
 ) -> None:
     """Serve the document's tools (pages, render, zoom, read, tables, ground, answer) over MCP on stdio."""
     from docvlm.integrations.mcp import run_stdio
 
     try:
-        run_stdio(file, model=_load(model) if model else None)
+        run_stdio(file, model=_load(model) if model else None, cache_bytes=int(cache_mb * 2**20))
     except DocVLMError as exc:
         _fail(exc)
 
