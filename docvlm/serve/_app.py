@@ -93,14 +93,19 @@ def build_app(server: DocVLMServer) -> Starlette:
                 scope.cancel()
                 return
 
-    async def answer(request: Request, body: Any) -> dict[str, Any] | None:
-        """The completion, or ``None`` when the client went away first."""
+    def parse_and_answer(raw: bytes) -> tuple[Any, dict[str, Any]]:
+        body = parse_json(raw, max_depth=limits.max_json_depth)
+        return body, server.answer(body)
+
+    async def answer(request: Request, raw: bytes) -> tuple[Any, dict[str, Any]] | None:
+        """The body and its completion, or ``None`` when the client went away first. The request timeout
+        covers the wait for a worker thread too."""
         cancel = threading.Event()
         outcome: dict[str, Any] = {}
 
         async def work(scope: anyio.CancelScope) -> None:
             try:
-                outcome["value"] = await in_worker(lambda: server.answer(body), cancel)
+                outcome["value"] = await in_worker(lambda: parse_and_answer(raw), cancel)
             except Exception as exc:  # HTTPError and the like: raised below, outside the task group
                 outcome["error"] = exc
             finally:
@@ -124,11 +129,10 @@ def build_app(server: DocVLMServer) -> Starlette:
     async def chat_completions(request: Request) -> Response:
         check_access(request)
         raw = await read_body(request)
-        cancel = threading.Event()
-        body = await in_worker(lambda: parse_json(raw, max_depth=limits.max_json_depth), cancel)
-        result = await answer(request, body)
-        if result is None:  # the client is gone: nobody reads the answer
+        answered = await answer(request, raw)
+        if answered is None:  # the client is gone: nobody reads the answer
             return Response(status_code=499)
+        body, result = answered
         if isinstance(body, dict) and body.get("stream"):
             include_usage = bool(isinstance(body.get("stream_options"), dict)
                                  and body["stream_options"].get("include_usage"))
