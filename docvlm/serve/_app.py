@@ -17,7 +17,7 @@ import anyio
 import anyio.to_thread
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
@@ -76,6 +76,8 @@ def build_app(server: DocVLMServer) -> Starlette:
         except TimeoutError:
             raise HTTPError(408, f"the request body did not arrive within {limits.body_timeout_s:g} s",
                             headers={"Connection": "close"}) from None
+        except ClientDisconnect:  # nobody is left to read an answer
+            raise HTTPError(499, "the client went away while sending the body") from None
         return b"".join(chunks)
 
     async def in_worker(fn: Callable[[], Any], cancel: threading.Event) -> Any:

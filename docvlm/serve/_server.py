@@ -289,8 +289,9 @@ class DocVLMServer:
         started = time.monotonic()
         budget = ImageBudget(self.limits.max_image_pixels, self.limits.max_request_pixels)
         try:
-            with compile_budget(self.limits.compile_timeout_s, cancel=cancel):
+            with compile_budget(self.limits.compile_timeout_s, cancel=cancel):  # schemas -> types, images
                 call = parse_call(body, budget, max_tokens_cap=self.limits.max_tokens)
+            with compile_budget(self.limits.compile_timeout_s, cancel=cancel):  # the constraint
                 self.model.compile(call.output_type)
         except ConstraintError as exc:
             if cancel.is_set():
