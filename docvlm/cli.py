@@ -344,13 +344,33 @@ def serve(
     model: Annotated[str, typer.Option("--model", help="model spec: default, transformers:<folder>, test, ...")] = "default",
     host: Annotated[str, typer.Option("--host", help="address to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", help="port (0: any free port)")] = 8000,
+    api_key: Annotated[str | None, typer.Option(
+        "--api-key", envvar="DOCVLM_API_KEY", show_envvar=True,
+        help="require 'Authorization: Bearer <key>' on every request (default: no key)")] = None,
+    model_name: Annotated[str | None, typer.Option("--model-name", help="the id /v1/models lists (default: the spec)")] = None,
+    max_batch_size: Annotated[int, typer.Option("--max-batch-size", min=1, help="requests decoded together at most")] = 8,
+    max_concurrency: Annotated[int, typer.Option("--max-concurrency", min=1,
+                                                 help="requests being prepared or waiting for the model at once")] = 16,
+    request_timeout: Annotated[float, typer.Option("--request-timeout", min=0.001, help="seconds per request (504 past it)")] = 600.0,
+    compile_timeout: Annotated[float, typer.Option("--compile-timeout", min=0.001,
+                                                   help="seconds to compile a request's schema (400 past it)")] = 10.0,
+    max_body_mb: Annotated[float, typer.Option("--max-body-mb", min=0.001, help="largest request body (413 past it)")] = 32.0,
+    max_image_pixels: Annotated[int, typer.Option("--max-image-pixels", min=1,
+                                                  help="pixels of one image, read from its header (413 past it)")] = 25_000_000,
+    verbose: Annotated[bool, typer.Option("--verbose", help="log every request on stderr")] = False,
 ) -> None:
-    """Serve a model as an OpenAI-compatible API whose structured outputs are always valid."""
+    """Serve a model as an OpenAI-compatible API (chat completions, streaming, tools) whose structured outputs are always valid."""
     from docvlm.models import load_model
+    from docvlm.serve import ServeLimits
     from docvlm.serve import serve as run_server
 
     try:
-        run_server(load_model(model), host, port)
+        limits = ServeLimits(request_timeout_s=request_timeout, compile_timeout_s=compile_timeout,
+                             max_body_bytes=int(max_body_mb * 2**20), max_image_pixels=max_image_pixels,
+                             max_request_pixels=max(2 * max_image_pixels, ServeLimits().max_request_pixels),
+                             max_concurrency=max_concurrency)
+        run_server(load_model(model), host, port, api_key=api_key, model_name=model_name,
+                   max_batch_size=max_batch_size, limits=limits, verbose=verbose)
     except DocVLMError as exc:
         _fail(exc)
 
@@ -359,12 +379,14 @@ def serve(
 def mcp(
     file: FileArg,
     model: Annotated[str | None, typer.Option("--model", help="a model for the ground tool (optional)")] = None,
+    cache_mb: Annotated[float, typer.Option("--cache-mb", min=1,
+                                            help="memory for the session's renders and zooms (least recently used out)")] = 256,
 ) -> None:
     """Serve the document's tools (pages, render, zoom, read, tables, ground, answer) over MCP on stdio."""
     from docvlm.integrations.mcp import run_stdio
 
     try:
-        run_stdio(file, model=_load(model) if model else None)
+        run_stdio(file, model=_load(model) if model else None, cache_bytes=int(cache_mb * 2**20))
     except DocVLMError as exc:
         _fail(exc)
 

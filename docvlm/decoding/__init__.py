@@ -3,6 +3,7 @@
 The pieces, lightest first::
 
     compile_output_type(tp) -> CompiledConstraint       pure Python: regex, max length, parse()
+    schema_to_type(json_schema) -> tp                   a client's JSON schema as a type to compile
     get_index(regex, vocabulary) -> outlines_core.Index  cached in memory and on disk
     logits_processor(constraint, tokenizer)              for transformers' model.generate
 
@@ -25,6 +26,8 @@ What the output looks like:
   ``max_length`` over 8 at the very start of the output (a top-level
   ``Annotated[str, Field(max_length=40)] | None``) has no ``\\"``, because outlines-core's
   automaton for it would grow exponentially.
+* ``date``, ``datetime``, ``time`` and ``UUID``: JSON strings under exact regexes (the days of each
+  month and leap years; times always with an offset; lower-case UUIDs), so they always validate.
 * explicit bounds (``max_length``, ``le``, ``conlist``, ...) are exact: part of the regex.
   A ``str`` or ``list`` without ``max_length`` is open in the regex (``"(?:char)*"``,
   ``[item(?:,item)*]``, so the token index stays small) and *budgeted* at its :class:`Limits`
@@ -32,7 +35,9 @@ What the output looks like:
   constraint has ``exact == False``, and an output that runs past the budget is cut off and
   refused by ``parse`` with a :class:`~docvlm.errors.ConstraintError` that says so. Numbers are
   always exact (open ints get 18 digits). ``Limits.max_free_chars`` refuses explicit bounds whose
-  token index would be huge.
+  token index would be huge; ``Limits.max_states`` and ``Limits.max_depth`` refuse types whose
+  automaton would be huge (lists of lists of ... with sizes) and stop compiling them early;
+  :func:`compile_budget` bounds the time of compiling and lets another thread cancel it.
 * top level: ``Literal`` / ``Enum`` are bare choices (``yes``, not ``"yes"``), ``str`` is free
   text (no mask needed), :class:`Regex` is its pattern; everything else is JSON.
   :meth:`CompiledConstraint.parse` turns the text back into the value.
@@ -47,23 +52,30 @@ Importing this package imports neither torch, transformers nor outlines.
 
 from __future__ import annotations
 
+from ._budget import check_budget, compile_budget
 from ._compile import CompiledConstraint, Limits, OutputKind, Regex, compile_output_type
+from ._formats import FORMAT_PATTERNS
 from ._generate import logits_processor
 from ._regex import float_range_regex, int_range_regex
+from ._schema import schema_to_type
 from .cache import TokenizerVocabulary, cache_dir, clear_memory_cache, get_index, vocabulary_from_tokenizer
 
 __all__ = [
+    "FORMAT_PATTERNS",
     "CompiledConstraint",
     "Limits",
     "OutputKind",
     "Regex",
     "TokenizerVocabulary",
     "cache_dir",
+    "check_budget",
     "clear_memory_cache",
+    "compile_budget",
     "compile_output_type",
     "float_range_regex",
     "get_index",
     "int_range_regex",
     "logits_processor",
+    "schema_to_type",
     "vocabulary_from_tokenizer",
 ]

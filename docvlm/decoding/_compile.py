@@ -24,6 +24,8 @@ from pydantic.fields import FieldInfo
 from docvlm.errors import ConstraintError
 
 from . import _regex as rx
+from ._budget import check_budget
+from ._formats import FORMAT_PATTERNS, FORMAT_TYPES
 from ._regex import Pattern
 from ._userregex import translate_user_regex
 
@@ -85,6 +87,11 @@ class Limits:
             took 16 s and 3.9 GB). Budgeted strings count once however long they may run. Over
             the guard, compiling raises :class:`~docvlm.errors.ConstraintError`. Top-level free
             text (``str``) is exempt: it needs no token index.
+        max_states: a guard on the automaton's size (:attr:`Pattern.states`: the regex with every
+            counted repeat written out; default 200,000, ten times docvlm's own largest constraint, an
+            agent's tool-call union). A list of lists of ... with ``max_length=2`` doubles it at every
+            level; compiling stops as soon as it is over the guard, before the regex is written out.
+        max_depth: the most nested levels (fields, list items) a JSON output may have (default 32).
     """
 
     max_string_chars: int = 256
@@ -95,6 +102,8 @@ class Limits:
     max_text_chars: int = 2048
     max_pattern_repeats: int = 256
     max_free_chars: int = 512
+    max_states: int = 200_000
+    max_depth: int = 32
 
     def __post_init__(self) -> None:
         for name in (
@@ -105,6 +114,8 @@ class Limits:
             "max_text_chars",
             "max_pattern_repeats",
             "max_free_chars",
+            "max_states",
+            "max_depth",
         ):
             if getattr(self, name) < 1:
                 raise ConstraintError(f"Limits.{name} must be at least 1")
@@ -303,6 +314,15 @@ def _sha256(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+def _check_states(pattern: Pattern, limits: Limits, where: str) -> None:
+    if pattern.states > limits.max_states:
+        raise ConstraintError(
+            f"the output type's automaton would have about {pattern.states:,} states (at {where[:120]}), more than "
+            f"Limits.max_states={limits.max_states:,}: compiling and indexing it would take too long",
+            hint="lower max_length / maxItems values or nest fewer sized lists, or pass a larger Limits(max_states=...)",
+        )
+
+
 # ---------------------------------------------------------------------------------------------
 # metadata (Field(...), annotated_types, conint/constr) -> constraints
 # ---------------------------------------------------------------------------------------------
@@ -419,7 +439,17 @@ class _Compiler:
     def at(self, step: str, tp: Any, strs: _StrDefaults, meta: Sequence[Any] = ()) -> Pattern:
         self.path.append(step)
         try:
-            return self.json(tp, meta, strs)
+            if len(self.path) > self.limits.max_depth:
+                raise ConstraintError(
+                    f"the output type nests more than Limits.max_depth={self.limits.max_depth} levels "
+                    f"(at {self.where()[:120]})",
+                    hint="flatten the type, or pass a larger Limits(max_depth=...)",
+                )
+            check_budget()
+            pattern = self.json(tp, meta, strs)
+            check_budget()  # the work is done on the way back up, where patterns are joined
+            _check_states(pattern, self.limits, self.where())
+            return pattern
         finally:
             self.path.pop()
 
@@ -438,6 +468,8 @@ class _Compiler:
             return rx.alternation([self.json(arg, meta, strs) for arg in typing.get_args(tp)])
         if tp in (list, tuple) or origin in (list, tuple, Sequence):
             return self.array(tp, _constraints(meta), strs)
+        if isinstance(tp, type) and tp in FORMAT_TYPES:
+            return self.formatted(FORMAT_TYPES[tp], _constraints(meta))
         if isinstance(tp, type) and origin is None:
             if issubclass(tp, enum.Enum):
                 return rx.alternation([rx.literal(_json_literal(m)) for m in tp])
@@ -456,8 +488,18 @@ class _Compiler:
             raise ConstraintError(hint)
         raise ConstraintError(
             f"the type {tp!r} cannot be compiled to a constraint",
-            hint="supported: BaseModel, list, tuple, Literal, Enum, Union/Optional, str, int, float, bool, None",
+            hint="supported: BaseModel, list, tuple, Literal, Enum, Union/Optional, str, int, float, bool, None, "
+            "date, datetime, time, UUID",
         )
+
+    def formatted(self, name: str, c: _Constraints) -> Pattern:
+        """A JSON string in one of :data:`FORMAT_PATTERNS` (dates, times, UUIDs): exact, so it always validates."""
+        if c != _Constraints():
+            raise ConstraintError(
+                f"bounds on a {name} value ({self.where()}) cannot be enforced while decoding",
+                hint="drop them from the output type and check them after parsing",
+            )
+        return format_pattern(name)
 
     def integer(self, c: _Constraints) -> Pattern:
         bound = 10**self.limits.max_int_digits - 1
@@ -519,7 +561,8 @@ class _Compiler:
                     f"min_length together with pattern {c.pattern!r} cannot be enforced",
                     hint="express the minimum in the pattern ({m,n}) instead",
                 )
-            body = Pattern(body.group(), body.max_chars, body.max_bytes, atomic=True, free_chars=body.free_chars)
+            body = Pattern(body.group(), body.max_chars, body.max_bytes, atomic=True, free_chars=body.free_chars,
+                           states=body.states)
             return rx.concat([_QUOTE, body, _QUOTE])
         counted = max_len if max_len is not None else min_len
         # at the very start of the output a counted string must not contain \" (see _STRING_CHAR_NO_QUOTE)
@@ -602,6 +645,15 @@ class _Compiler:
             return rx.concat(parts)
         finally:
             self.models.pop()
+
+
+@functools.cache
+def format_pattern(name: str) -> Pattern:
+    """The JSON string (quotes included) of a :data:`FORMAT_PATTERNS` format, as a pattern."""
+    body = translate_user_regex(FORMAT_PATTERNS[name], json_safe=True, cap=1)
+    body = Pattern(body.group(), body.max_chars, body.max_bytes, atomic=True, free_chars=body.free_chars,
+                   states=body.states)
+    return rx.concat([_QUOTE, body, _QUOTE])
 
 
 def _field_key(model: type[BaseModel], name: str, info: FieldInfo) -> str:
@@ -718,6 +770,8 @@ def _make(
     values: dict[str, Any] | None = None,
     defaulted: Sequence[str] = (),
 ) -> CompiledConstraint[Any]:
+    if kind is not OutputKind.TEXT:
+        _check_states(pattern, limits, "output")
     if kind is not OutputKind.TEXT and pattern.free_chars > limits.max_free_chars:
         seconds = max(1, round(pattern.free_chars * 0.03))
         raise ConstraintError(

@@ -50,6 +50,9 @@ class Pattern:
             repeat (:func:`repeat_open`) is one set of states however often it repeats.
         exact: whether the pattern has no open repeat, so that no match is longer than
             :attr:`max_chars`.
+        states: an estimate of the automaton's size: the regex's length with every counted repeat
+            ``{m,n}`` written out ``n`` times (default: the length of :attr:`regex`). Compiling and indexing
+            a constraint take time and memory in proportion to it (see :attr:`Limits.max_states`).
     """
 
     regex: str
@@ -58,6 +61,11 @@ class Pattern:
     atomic: bool = False
     free_chars: int = 0
     exact: bool = True
+    states: int = -1
+
+    def __post_init__(self) -> None:
+        if self.states < 0:
+            object.__setattr__(self, "states", len(self.regex))
 
     def group(self) -> str:
         """The regex wrapped in a non-capturing group unless it is already one atom."""
@@ -83,6 +91,7 @@ def concat(parts: Iterable[Pattern]) -> Pattern:
         sum(p.max_bytes for p in items),
         free_chars=sum(p.free_chars for p in items),
         exact=all(p.exact for p in items),
+        states=sum(p.states for p in items),
     )
 
 
@@ -138,6 +147,7 @@ def alternation(options: Sequence[Pattern]) -> Pattern:
         atomic=True,
         free_chars=sum(p.free_chars for p in items),
         exact=all(p.exact for p in items),
+        states=sum(p.states for p in items),
     )
 
 
@@ -154,7 +164,8 @@ def repeat(p: Pattern, low: int, high: int) -> Pattern:
         return p
     quant = "?" if (low, high) == (0, 1) else f"{{{low}}}" if low == high else f"{{{low},{high}}}"
     return Pattern(
-        p.group() + quant, p.max_chars * high, p.max_bytes * high, free_chars=p.free_chars * high, exact=p.exact
+        p.group() + quant, p.max_chars * high, p.max_bytes * high, free_chars=p.free_chars * high, exact=p.exact,
+        states=p.states * high,
     )
 
 
@@ -179,6 +190,7 @@ def repeat_open(p: Pattern, low: int, budget: int) -> Pattern:
         p.max_bytes * budget,
         free_chars=p.free_chars * max(low, 1),
         exact=False,
+        states=p.states * max(low, 1),
     )
 
 

@@ -20,6 +20,7 @@ from typing import Any
 
 from docvlm.errors import ConstraintError
 
+from ._budget import check_budget
 from ._regex import Pattern
 
 __all__ = ["translate_user_regex"]
@@ -75,9 +76,11 @@ class _Translator:
             sum(p.max_bytes for p in parts),
             atomic=atomic,
             free_chars=sum(p.free_chars for p in parts),
+            states=sum(p.states for p in parts),
         )
 
     def node(self, op: Any, av: Any, dotall: bool) -> Pattern:
+        check_budget()
         name = str(op)
         if name == "LITERAL":
             self.check_json_char(chr(av))
@@ -100,6 +103,7 @@ class _Translator:
                 max(o.max_bytes for o in options),
                 atomic=True,
                 free_chars=sum(o.free_chars for o in options),
+                states=sum(o.states for o in options),
             )
         if name == "SUBPATTERN":
             _group, add_flags, del_flags, sub = av
@@ -107,7 +111,8 @@ class _Translator:
                 raise self.fail("inline flags other than (?s) are not supported")
             inner_dotall = (dotall or bool(add_flags & re.DOTALL)) and not del_flags & re.DOTALL
             inner = self.seq(sub, inner_dotall)
-            return Pattern(inner.group(), inner.max_chars, inner.max_bytes, atomic=True, free_chars=inner.free_chars)
+            return Pattern(inner.group(), inner.max_chars, inner.max_bytes, atomic=True, free_chars=inner.free_chars,
+                           states=inner.states)
         if name in ("MAX_REPEAT", "MIN_REPEAT"):
             low, high, sub = av
             if high >= _MAXREPEAT:
@@ -121,6 +126,7 @@ class _Translator:
                 inner.max_chars * high,
                 inner.max_bytes * high,
                 free_chars=inner.free_chars * high,
+                states=inner.states * high,
             )
         if name == "AT":
             raise self.fail("anchors are only allowed at the very start (^) and end ($)")
@@ -200,9 +206,11 @@ def translate_user_regex(pattern: str, *, json_safe: bool, cap: int) -> Pattern:
     translator = _Translator(pattern, json_safe=json_safe, cap=cap)
     try:
         parsed = _sre.parse(body)
+        flags = int(parsed.state.flags)
+        if flags & ~_ALLOWED_FLAGS:
+            raise translator.fail("flags other than (?s) are not supported")
+        return translator.seq(parsed, bool(flags & re.DOTALL))
     except re.error as exc:
         raise translator.fail(str(exc)) from exc
-    flags = int(parsed.state.flags)
-    if flags & ~_ALLOWED_FLAGS:
-        raise translator.fail("flags other than (?s) are not supported")
-    return translator.seq(parsed, bool(flags & re.DOTALL))
+    except (RecursionError, OverflowError) as exc:  # groups nested thousands deep; repeat counts past C limits
+        raise translator.fail(f"it is nested too deeply or counts too high ({type(exc).__name__})") from exc

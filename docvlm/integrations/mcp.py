@@ -2,14 +2,21 @@
 
 Serve one document to an MCP client (Claude Desktop, an IDE, an agent)::
 
-    python -m docvlm.integrations.mcp invoice.pdf
+    docvlm mcp invoice.pdf            # or: python -m docvlm.integrations.mcp invoice.pdf
 
 or build the server yourself: ``docvlm.integrations.mcp.server(document)`` returns an ``mcp`` low-level
 ``Server`` and :func:`run_stdio` serves it over stdin/stdout. The tools are those of
 :class:`~docvlm.workflows.tools.Toolbox`: each lists its pydantic argument schema as ``inputSchema``;
 a call answers the text observation, the typed payload as structured content, and for ``render_page`` /
-``zoom`` the image as PNG. Bad arguments answer ``isError`` with the message. Needs the ``mcp`` package
-(``pip install mcp``), imported only when a server is made.
+``zoom`` the image itself as PNG (``ImageContent``), so a vision model on the client side sees it. Bad
+arguments answer ``isError`` with the message.
+
+A session keeps its renders and zooms in a cache bounded by bytes (least recently used out first,
+:data:`DEFAULT_CACHE_BYTES`), so a long session cannot grow without end; asking again for a dropped image
+renders it again. A line on stdin that is not JSON is answered with a JSON-RPC parse error (``-32700``), one
+that is JSON but no JSON-RPC message with an invalid-request error (``-32600``).
+
+Needs the ``mcp`` extra (``pip install 'docvlm[mcp]'``: ``mcp>=2``), imported only when a server is made.
 """
 
 from __future__ import annotations
@@ -27,23 +34,35 @@ from docvlm.workflows.tools import ImageArtifact, Toolbox
 if TYPE_CHECKING:
     from mcp.server.lowlevel import Server
 
-__all__ = ["run_stdio", "server"]
+__all__ = ["DEFAULT_CACHE_BYTES", "run_stdio", "server"]
+
+#: The bytes of renders and zooms an MCP session keeps (decoded pixels, 4 bytes each): about eight pages at 288 dpi.
+DEFAULT_CACHE_BYTES = 256 * 2**20
 
 
 def _require_mcp() -> None:
     try:
-        import mcp  # noqa: F401
+        import mcp.server.lowlevel  # noqa: F401
+        import mcp_types  # noqa: F401  (mcp >= 2; mcp 1.x has no such module)
     except ImportError as e:
-        raise MissingDependencyError("mcp", "mcp", purpose="the MCP server") from e
+        raise MissingDependencyError("mcp>=2", "mcp", purpose="the MCP server") from e
 
 
-def server(document: Document | Toolbox | Source, model: Model | None = None, *, name: str = "docvlm") -> Server[Any]:
-    """An MCP server whose tools are the :class:`~docvlm.workflows.tools.Toolbox` tools over one document."""
+def server(document: Document | Toolbox | Source, model: Model | None = None, *, name: str = "docvlm",
+           cache_bytes: int = DEFAULT_CACHE_BYTES) -> Server[Any]:
+    """An MCP server whose tools are the :class:`~docvlm.workflows.tools.Toolbox` tools over one document.
+
+    Args:
+        document: the document, a source to open, or a toolbox (used as it is, with its own artifact store).
+        model: a model for the tools that need one (``ground``).
+        name: the server's name in the MCP handshake.
+        cache_bytes: the bytes of renders and zooms the session keeps (least recently used out first).
+    """
     _require_mcp()
     import mcp_types as types
     from mcp.server.lowlevel import Server
 
-    box = document if isinstance(document, Toolbox) else Toolbox(document, model)
+    box = document if isinstance(document, Toolbox) else Toolbox(document, model, max_artifact_bytes=cache_bytes)
 
     async def list_tools(ctx: Any, params: Any) -> types.ListToolsResult:
         return types.ListToolsResult(tools=[
@@ -54,7 +73,7 @@ def server(document: Document | Toolbox | Source, model: Model | None = None, *,
         result = box.call(params.name, params.arguments or {})
         content: list[Any] = [types.TextContent(text=result.text)]
         if isinstance(result.payload, ImageArtifact):
-            image = box.artifacts[result.payload.id]
+            image = box.artifacts.get(result.payload.id)
             assert isinstance(image, PageImage)
             content.append(types.ImageContent(data=base64.b64encode(image.to_png()).decode("ascii"),
                                               mime_type="image/png"))
@@ -64,17 +83,70 @@ def server(document: Document | Toolbox | Source, model: Model | None = None, *,
     return Server(name, on_list_tools=list_tools, on_call_tool=call_tool)
 
 
-def run_stdio(document: Document | Toolbox | Source, model: Model | None = None) -> None:
+class _ParseErrors:
+    """The read stream of a stdio transport that answers the lines it could not read, instead of dropping them.
+
+    ``mcp``'s stdio transport hands such lines on as exceptions, which the server only logs; JSON-RPC wants a
+    parse error (``-32700``) for a line that is not JSON and an invalid-request error (``-32600``) for JSON that
+    is no JSON-RPC message, each with ``id: null``.
+    """
+
+    def __init__(self, inner: Any, write: Any) -> None:
+        self.inner = inner
+        self.write = write
+        self.last_context: Any = None
+
+    async def receive(self) -> Any:
+        import mcp_types as types
+        from mcp.shared.message import SessionMessage
+        from pydantic import ValidationError
+
+        while True:
+            item = await self.inner.receive()
+            self.last_context = getattr(self.inner, "last_context", None)
+            if not isinstance(item, Exception):
+                return item
+            errors = item.errors(include_url=False) if isinstance(item, ValidationError) else []
+            if errors and errors[0]["type"] == "json_invalid":
+                error = types.ErrorData(code=types.PARSE_ERROR, message="Parse error: the line is not JSON")
+            else:
+                error = types.ErrorData(code=types.INVALID_REQUEST,
+                                        message="Invalid Request: the line is JSON but not a JSON-RPC 2.0 message")
+            await self.write.send(SessionMessage(types.JSONRPCError(jsonrpc="2.0", id=None, error=error)))
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+    def __aiter__(self) -> _ParseErrors:
+        return self
+
+    async def __anext__(self) -> Any:
+        import anyio
+
+        try:
+            return await self.receive()
+        except (anyio.EndOfStream, anyio.ClosedResourceError):
+            raise StopAsyncIteration from None
+
+    async def __aenter__(self) -> _ParseErrors:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+
+def run_stdio(document: Document | Toolbox | Source, model: Model | None = None, *,
+              cache_bytes: int = DEFAULT_CACHE_BYTES) -> None:
     """Serve one document's tools over stdin/stdout until the client disconnects."""
     import anyio
 
-    app = server(document, model)
+    app = server(document, model, cache_bytes=cache_bytes)
 
     async def main() -> None:
         from mcp.server.stdio import stdio_server
 
         async with stdio_server() as (read, write):
-            await app.run(read, write, app.create_initialization_options())
+            await app.run(_ParseErrors(read, write), write, app.create_initialization_options())
 
     anyio.run(main)
 

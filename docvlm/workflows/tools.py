@@ -18,7 +18,9 @@ the model its mistake and go on. The tools only reach the one document the toolb
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Iterator, MutableMapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -32,6 +34,7 @@ from docvlm.types import Answer, BoundingBox, Citation, Table
 
 __all__ = [
     "AnswerArgs",
+    "ArtifactStore",
     "Box",
     "CitationArgs",
     "FindTablesArgs",
@@ -265,25 +268,100 @@ def format_validation_error(e: ValidationError) -> str:
 # the toolbox ---------------------------------------------------------------------------------------
 
 
+def artifact_bytes(value: PageImage | Table) -> int:
+    """Memory an artifact holds: a page image's pixels (Pillow keeps RGB at 4 bytes a pixel); a table's cells."""
+    if isinstance(value, PageImage):
+        return value.width * value.height * 4
+    return 512 + 128 * len(value.cells)
+
+
+class ArtifactStore(MutableMapping[str, "PageImage | Table"]):
+    """A toolbox's artifacts by id; with ``max_bytes``, the least recently used go once they hold more than that.
+
+    Reading an artifact (``store[id]``, ``store.get(id)``) makes it the most recently used. The newest artifact
+    stays even when it alone is over the budget. Thread-safe.
+
+    Args:
+        max_bytes: the budget (:func:`artifact_bytes` of what is kept); ``None`` keeps everything.
+        on_evict: called with the id of every artifact pushed out.
+    """
+
+    def __init__(self, max_bytes: int | None = None, on_evict: Callable[[str], Any] | None = None) -> None:
+        if max_bytes is not None and max_bytes < 0:
+            raise ValueError(f"max_bytes must be >= 0, got {max_bytes}")
+        self.max_bytes = max_bytes
+        self._on_evict = on_evict
+        self._items: OrderedDict[str, tuple[PageImage | Table, int]] = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held now."""
+        return self._bytes
+
+    def __getitem__(self, key: str) -> PageImage | Table:
+        with self._lock:
+            value, _ = self._items[key]
+            self._items.move_to_end(key)
+            return value
+
+    def __setitem__(self, key: str, value: PageImage | Table) -> None:
+        size = artifact_bytes(value)
+        evicted: list[str] = []
+        with self._lock:
+            if key in self._items:
+                self._bytes -= self._items.pop(key)[1]
+            self._items[key] = (value, size)
+            self._bytes += size
+            while self.max_bytes is not None and self._bytes > self.max_bytes and len(self._items) > 1:
+                old, (_, old_size) = self._items.popitem(last=False)
+                self._bytes -= old_size
+                evicted.append(old)
+        if self._on_evict is not None:
+            for old in evicted:
+                self._on_evict(old)
+
+    def __delitem__(self, key: str) -> None:
+        with self._lock:
+            self._bytes -= self._items.pop(key)[1]
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._items
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(list(self._items))
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+
 class Toolbox:
     """The operations on one document as :class:`Tool` objects.
 
     Args:
         document: the document, or a source to open (path, bytes, file object); the tools reach nothing else.
         model: a model for the tools that need one (``ground``); without it those tools are not offered.
+        max_artifact_bytes: keep at most this many bytes of artifacts, least recently used out first (a
+            long-lived session, e.g. an MCP server); ``None`` keeps all of them (an agent run, which
+            ``max_images`` bounds). A render or zoom whose image was dropped is made again when asked again.
 
     Attributes:
-        artifacts: heavy results by id: :class:`~docvlm.documents.PageImage` for renders and crops,
-            :class:`~docvlm.types.Table` for tables.
+        artifacts: heavy results by id (an :class:`ArtifactStore`): :class:`~docvlm.documents.PageImage` for
+            renders and crops, :class:`~docvlm.types.Table` for tables.
         final: the :class:`~docvlm.types.Answer` once the ``answer`` tool has been called.
     """
 
-    def __init__(self, document: Document | Source, model: Model | None = None) -> None:
+    def __init__(self, document: Document | Source, model: Model | None = None, *,
+                 max_artifact_bytes: int | None = None) -> None:
         self.document = document if isinstance(document, Document) else open_document(document)
         self.model = model
-        self.artifacts: dict[str, PageImage | Table] = {}
+        self.artifacts: ArtifactStore = ArtifactStore(max_artifact_bytes, on_evict=self._forget)
         self.final: Answer | None = None
         self._keys: dict[tuple[Any, ...], str] = {}
+        self._key_of: dict[str, tuple[Any, ...]] = {}
+        self._made: dict[str, int] = {}
         n = len(self.document)
         pages = f"The document has {n} page{'s' if n != 1 else ''} (0..{n - 1}); boxes are [x0, y0, x1, y1] in page points."
         self._tools: dict[str, Tool] = {t.name: t for t in [
@@ -336,15 +414,23 @@ class Toolbox:
         return clipped
 
     def _keep(self, key: tuple[Any, ...], prefix: str, make: Callable[[], PageImage]) -> tuple[str, PageImage]:
-        if key in self._keys:
-            found = self.artifacts[self._keys[key]]
-            assert isinstance(found, PageImage)
-            return self._keys[key], found
+        aid = self._keys.get(key)
+        if aid is not None:
+            found = self.artifacts.get(aid)
+            if isinstance(found, PageImage):
+                return aid, found
         image = make()
-        aid = f"{prefix}-{sum(1 for k in self.artifacts if k.startswith(prefix + '-')) + 1}"
-        self.artifacts[aid] = image
+        self._made[prefix] = self._made.get(prefix, 0) + 1
+        aid = f"{prefix}-{self._made[prefix]}"  # never reused, even after older artifacts were dropped
         self._keys[key] = aid
+        self._key_of[aid] = key
+        self.artifacts[aid] = image
         return aid, image
+
+    def _forget(self, artifact_id: str) -> None:
+        key = self._key_of.pop(artifact_id, None)
+        if key is not None and self._keys.get(key) == artifact_id:
+            del self._keys[key]
 
     def image(self, artifact_id: str) -> PageImage:
         """The page image kept under ``artifact_id``."""

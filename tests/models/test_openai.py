@@ -12,13 +12,13 @@ from typing import Annotated, Any, Literal
 import httpx
 import pytest
 from PIL import Image
-from pydantic import BaseModel, Field, TypeAdapter, ValidationError, model_validator
+from pydantic import BaseModel, Field, model_validator
 
 from docvlm.decoding import Regex, compile_output_type
 from docvlm.errors import ModelError, UsageError
 from docvlm.models.base import Model, Request
 from docvlm.models.openai import OpenAIModel
-from docvlm.serve import DocVLMServer, make_server, schema_to_type, serve
+from docvlm.serve import DocVLMServer, make_server
 
 # ---------------------------------------------------------------------------------------------------
 # the backing model and the server
@@ -389,102 +389,6 @@ def test_async_errors_are_typed() -> None:
 
 
 # ---------------------------------------------------------------------------------------------------
-# the server, spoken to directly
-# ---------------------------------------------------------------------------------------------------
-
-
-def _post(live: Live, body: dict[str, Any]) -> httpx.Response:
-    return httpx.post(f"{live.url}/chat/completions", json=body, timeout=10)
-
-
-def test_models_endpoint(live: Live) -> None:
-    response = httpx.get(f"{live.url}/models", timeout=10)
-    assert response.status_code == 200
-    assert [m["id"] for m in response.json()["data"]] == ["scripted"]
-
-
-def test_completion_shape_and_usage(live: Live) -> None:
-    live.backend.reset(lambda r, i: "b")
-    response = _post(live, {"model": "m", "messages": [{"role": "user", "content": "12345678"}],
-                            "guided_choice": ["a", "b"]})
-    data = response.json()
-    assert response.status_code == 200 and data["object"] == "chat.completion"
-    assert data["choices"][0]["message"] == {"role": "assistant", "content": "b"}
-    assert data["usage"] == {"prompt_tokens": 2, "completion_tokens": 1, "total_tokens": 3}
-    assert live.backend.requests[0].constraint.choices == ("a", "b")
-
-
-@pytest.mark.parametrize("extra", [
-    {"structured_outputs": {"json": {"type": "integer", "maximum": 9}}},
-    {"guided_json": '{"type": "integer", "maximum": 9}'},
-])
-def test_vllm_json_fields(live: Live, extra: dict[str, Any]) -> None:
-    live.backend.reset(lambda r, i: "7")
-    response = _post(live, {"messages": [{"role": "user", "content": "?"}], **extra})
-    assert response.json()["choices"][0]["message"]["content"] == "7"
-    constraint = live.backend.requests[0].constraint
-    assert constraint.matches("9") and not constraint.matches("10")
-
-
-def test_json_answers_are_json_even_for_scalar_schemas(live: Live) -> None:
-    live.backend.reset(lambda r, i: "yes")
-    schema = {"enum": ["yes", "no"]}
-    data = _post(live, {"messages": [{"role": "user", "content": "?"}],
-                        "response_format": {"type": "json_schema", "json_schema": {"name": "c", "schema": schema}}})
-    assert data.json()["choices"][0]["message"]["content"] == '"yes"'
-
-
-@pytest.mark.parametrize(("body", "status", "message"), [
-    ({"stream": True, "messages": [{"role": "user", "content": "x"}]}, 400, "stream"),
-    ({"messages": []}, 400, "messages must be a non-empty list"),
-    ({"messages": [{"role": "tool", "content": "x"}]}, 400, "role 'tool'"),
-    ({"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "https://x/y.png"}}]}]},
-     400, "only data: URLs"),
-    ({"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": "data:image/png;base64,AAAA"}]}]},
-     400, "not a readable image"),
-    ({"messages": [{"role": "user", "content": "x"}],
-      "response_format": {"type": "json_schema", "json_schema": {"schema": {"type": "string", "format": "date"}}}},
-     400, "unsupported keyword 'format'"),
-    ({"messages": [{"role": "user", "content": "x"}], "response_format": {"type": "json_object"}}, 400, "needs a schema"),
-    ({"messages": [{"role": "user", "content": "x"}], "guided_choice": ["a"], "guided_regex": "a"}, 400, "not several"),
-    ({"messages": [{"role": "user", "content": "x"}], "structured_outputs": {"grammar": "root ::= x"}}, 400,
-     "structured_outputs.grammar is not supported"),
-    ({"messages": [{"role": "user", "content": "x"}], "temperature": -1}, 400, "temperature"),
-    ({"messages": [{"role": "user", "content": "x"}], "tools": [{"type": "function"}]}, 400, "tool calling"),
-    ({"messages": [{"role": "user", "content": "x"}], "guided_regex": "a(?=b)"}, 400, "cannot be constrained"),
-])
-def test_bad_requests(live: Live, body: dict[str, Any], status: int, message: str) -> None:
-    response = _post(live, body)
-    assert response.status_code == status
-    assert message in response.json()["error"]["message"]
-    assert live.backend.requests == []
-
-
-def test_bad_routes_and_bodies(live: Live) -> None:
-    assert httpx.get(f"{live.url}/nothing", timeout=10).status_code == 404
-    assert httpx.post(f"{live.url}/completions", json={}, timeout=10).status_code == 404
-    response = httpx.post(f"{live.url}/chat/completions", content=b"{not json", timeout=10)
-    assert response.status_code == 400 and "not JSON" in response.json()["error"]["message"]
-
-
-def test_closed_server_refuses_new_work() -> None:
-    server, _ = make_server(ScriptModel())
-    server.server_close()
-    server.server_close()  # twice is fine
-    with pytest.raises(Exception, match="shutting down"):
-        server.answer({"messages": [{"role": "user", "content": "x"}]})
-
-
-def test_serve_prints_the_url(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
-    def interrupted(self: DocVLMServer, poll_interval: float = 0.5) -> None:
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(DocVLMServer, "serve_forever", interrupted)
-    serve(ScriptModel(), port=0)
-    assert "docvlm: serving script at http://127.0.0.1:" in capsys.readouterr().out
-
-
-# ---------------------------------------------------------------------------------------------------
 # from_spec
 # ---------------------------------------------------------------------------------------------------
 
@@ -504,104 +408,3 @@ def test_from_spec(rest: str, model: str, base_url: str) -> None:
 def test_from_spec_rejects(rest: str) -> None:
     with pytest.raises(UsageError, match="openai:<model>@<base_url>"):
         OpenAIModel.from_spec(rest)
-
-
-# ---------------------------------------------------------------------------------------------------
-# JSON schema -> type
-# ---------------------------------------------------------------------------------------------------
-
-
-class Word(BaseModel):
-    text: str = Field(min_length=1, max_length=12)
-    conf: float = Field(ge=0, le=1)
-    kind: Literal["word", "number"] = "word"
-
-
-class Region(BaseModel):
-    words: list[Word] = Field(max_length=3)
-    box: tuple[int, int, int, int]
-    note: str | None = Field(default=None, max_length=8, description="free")
-    code: str = Field(alias="Code", pattern=r"^[A-Z]{2}-[0-9]{1,3}$")
-    page: Annotated[int, Field(gt=-1, lt=10)]
-    flag: bool
-    nothing: None
-
-
-@pytest.mark.parametrize("tp", [
-    Word, Region, Annotated[list[Region], Field(max_length=2)], Annotated[list[Word], Field(min_length=1, max_length=2)],
-    Literal["a", 1, None], Annotated[float, Field(ge=0, le=1)], bool, Word | Region | None,
-], ids=repr)
-def test_pydantic_schemas_round_trip_to_the_same_constraint(tp: Any) -> None:
-    schema = TypeAdapter(tp).json_schema(by_alias=True)
-    assert compile_output_type(schema_to_type(schema)).regex == compile_output_type(tp).regex
-
-
-OBJECT = {
-    "type": "object", "title": "Box",
-    "properties": {"x": {"type": "integer", "minimum": 0, "maximum": 10}, "class": {"type": "string", "maxLength": 3},
-                   "tags": {"type": "array", "items": {"enum": ["a", "b"]}, "maxItems": 2}},
-    "required": ["x", "class"], "additionalProperties": False,
-}
-
-
-@pytest.mark.parametrize(("schema", "good", "bad"), [
-    ({"type": "integer", "exclusiveMinimum": 0, "maximum": 5}, [1, 5], [0, 6]),
-    ({"type": "number", "minimum": -1.5}, [-1.5, 3], [-2]),
-    ({"type": "string", "minLength": 2, "maxLength": 3}, ["ab", "abc"], ["a", "abcd"]),
-    ({"type": "string", "pattern": "^[0-9]{2}$"}, ["12"], ["1a"]),
-    ({"type": ["string", "null"]}, ["x", None], [1]),
-    ({"const": "only"}, ["only"], ["other"]),
-    ({"anyOf": [{"type": "integer"}, {"type": "boolean"}]}, [1, True], ["1x"]),
-    ({"type": "array", "prefixItems": [{"type": "integer"}, {"type": "string"}], "items": False}, [[1, "a"]], [["a", 1]]),
-    ({"type": "array", "items": {"type": "integer"}, "minItems": 1, "maxItems": 2}, [[1], [1, 2]], [[], [1, 2, 3]]),
-    ({"type": "string", "nullable": True}, ["a", None], [3]),
-    (OBJECT, [{"x": 0, "class": "abc"}, {"x": 10, "class": "", "tags": ["b"]}],
-     [{"x": 11, "class": "a"}, {"x": 1}, {"x": 1, "class": "a", "tags": ["c"]}]),
-    ({"$defs": {"P": {"type": "object", "properties": {"v": {"$ref": "#/$defs/V"}}, "required": ["v"]},
-                "V": {"type": "integer", "maximum": 3}},
-      "type": "array", "items": {"$ref": "#/$defs/P"}}, [[{"v": 3}]], [[{"v": 4}]]),
-])
-def test_converter_table(schema: dict[str, Any], good: list[Any], bad: list[Any]) -> None:
-    adapter = TypeAdapter(schema_to_type(schema))
-    for value in good:
-        adapter.validate_python(value)
-    for value in bad:
-        with pytest.raises(ValidationError):
-            adapter.validate_python(value)
-    compile_output_type(schema_to_type(schema))  # and docvlm can constrain it
-
-
-def test_converted_objects_keep_names_and_order() -> None:
-    tp = schema_to_type(OBJECT)
-    assert tp.__name__ == "Box"
-    assert list(tp.model_json_schema(by_alias=True)["properties"]) == ["x", "class", "tags"]
-    value = tp.model_validate({"x": 1, "class": "c"})
-    assert TypeAdapter(tp).dump_json(value, by_alias=True) == b'{"x":1,"class":"c","tags":null}'
-    assert compile_output_type(tp).regex.startswith(r'\{"x":')
-    assert schema_to_type(dict(OBJECT)) is tp  # equal schemas give the same type (cache, batching)
-
-
-@pytest.mark.parametrize(("schema", "message"), [
-    ({}, "empty schema"),
-    ({"type": "object"}, "open-ended objects"),
-    ({"type": "object", "properties": {"a": {"type": "integer"}}, "additionalProperties": {"type": "string"}},
-     "additionalProperties with a schema"),
-    ({"type": "object", "properties": {}, "required": ["a"]}, "not among the properties"),
-    ({"type": "string", "format": "date-time"}, "unsupported keyword 'format'"),
-    ({"type": "integer", "multipleOf": 5}, "unsupported keyword 'multipleOf'"),
-    ({"type": "array", "items": {"type": "integer"}, "uniqueItems": True}, "unsupported keyword 'uniqueItems'"),
-    ({"type": "array"}, "needs an items schema"),
-    ({"$ref": "https://example.com/s.json"}, "only local references"),
-    ({"$ref": "#/$defs/Missing"}, "points nowhere"),
-    ({"$defs": {"N": {"type": "object", "properties": {"next": {"$ref": "#/$defs/N"}}}}, "$ref": "#/$defs/N"},
-     "recursive"),
-    ({"allOf": [{"type": "integer"}, {"minimum": 1}]}, "exactly one"),
-    ({"not": {"type": "integer"}}, "missing type"),
-    ({"enum": [1.5]}, "not a string, integer, boolean or null"),
-    ({"type": "integer", "maximum": "9"}, "finite number"),
-    ({"type": "date"}, "unsupported or missing type"),
-])
-def test_converter_refuses(schema: dict[str, Any], message: str) -> None:
-    with pytest.raises(UsageError, match="JSON schema at #") as info:
-        schema_to_type(schema)
-    assert message in info.value.message
