@@ -367,8 +367,8 @@ def _init_worker(model_spec: str, schema_spec: str, threads: int, slots: Any) ->
     _worker["slots"] = slots
     _worker["threads"] = threads
     try:
-        from docvlm.cli import load_schema
         from docvlm.models import load_model
+        from docvlm.schemas import load_schema
 
         _worker["schema"] = load_schema(schema_spec)
         # a server client gets one connection per thread, so no request waits for a connection
@@ -412,7 +412,7 @@ class _Item:
 
 def _schema_spec(schema: str | type[BaseModel]) -> tuple[str, str]:
     """(spec a worker can load, qualified name for the records)."""
-    from docvlm.cli import load_schema
+    from docvlm.schemas import load_schema
 
     if isinstance(schema, str):
         cls = load_schema(schema)

@@ -1,4 +1,11 @@
-"""The ``docvlm`` command line: a thin face over the library, JSON on stdout, one-line errors on stderr."""
+"""The ``docvlm`` command line: a thin face over the library, JSON on stdout, one-line errors on stderr.
+
+Exit status: 0 on success, 1 when the work failed (a bad document, a model or server failure, a missing extra,
+a batch with failed records), 2 for a usage error (bad options, page ranges or schema specs, including a schema
+file that does not run). Every box in the JSON output has one shape, a :class:`~docvlm.types.BoundingBox`:
+``{"space": "page", "image_size": null, "x0": ..., "y0": ..., "x1": ..., "y1": ...}`` with coordinates
+rounded to 0.001.
+"""
 
 from __future__ import annotations
 
@@ -16,9 +23,15 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from docvlm.documents import Document, open_document, parse_page_range
 from docvlm.documents.base import DEFAULT_MAX_PIXELS
-from docvlm.errors import DocVLMError
+from docvlm.errors import DocVLMError, UsageError
+from docvlm.schemas import load_schema
 
-__all__ = ["app", "main"]
+__all__ = ["EXIT_FAILURE", "EXIT_USAGE", "app", "main"]
+
+#: Exit status of a run whose work failed.
+EXIT_FAILURE = 1
+#: Exit status of a command given wrong options or arguments (as for click's own usage errors).
+EXIT_USAGE = 2
 
 app = typer.Typer(
     name="docvlm",
@@ -40,11 +53,12 @@ AllowHostOpt = Annotated[list[str] | None, typer.Option(
 
 
 def _fail(exc: BaseException) -> NoReturn:
+    """One line on stderr; exit 2 for a usage error, 1 for any other failure."""
     if _state["debug"]:
         traceback.print_exception(exc)
     msg = str(exc).replace("\n", " ")
     print(f"docvlm: error: {msg}", file=sys.stderr)
-    raise typer.Exit(2)
+    raise typer.Exit(EXIT_USAGE if isinstance(exc, UsageError) else EXIT_FAILURE)
 
 
 def _open(path: str, password: str | None, allow_hosts: list[str] | None = None) -> Document:
@@ -75,13 +89,48 @@ def _progress(total: int, what: str) -> Progress:
     )
 
 
+_BOX_KEYS = frozenset({"space", "x0", "y0", "x1", "y1"})
+
+
+def _plain(obj: Any) -> Any:
+    """JSON data with every box (a BoundingBox, or its dump) as a dumped BoundingBox with rounded coordinates."""
+    from pydantic import BaseModel
+
+    if isinstance(obj, BaseModel):
+        obj = obj.model_dump(mode="json")
+    if isinstance(obj, dict):
+        if obj.keys() >= _BOX_KEYS:
+            return {k: round(v, 3) if k in ("x0", "y0", "x1", "y1") and isinstance(v, float) else _plain(v)
+                    for k, v in obj.items()}
+        return {k: _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v) for v in obj]
+    return obj
+
+
 def _dump(obj: Any) -> None:
-    sys.stdout.write(json.dumps(obj, ensure_ascii=False) + "\n")
+    """One JSON line on stdout."""
+    sys.stdout.write(json.dumps(_plain(obj), ensure_ascii=False) + "\n")
+
+
+def _dump_pretty(obj: Any) -> None:
+    """A JSON document on stdout, indented."""
+    sys.stdout.write(json.dumps(_plain(obj), ensure_ascii=False, indent=2) + "\n")
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from docvlm._version import __version__
+
+        print(f"docvlm {__version__}")
+        raise typer.Exit()
 
 
 @app.callback()
 def _root(
     debug: Annotated[bool, typer.Option("--debug", help="show tracebacks of errors")] = False,
+    version: Annotated[bool, typer.Option("--version", help="print docvlm's version and exit", is_eager=True,
+                                          callback=_print_version)] = False,
 ) -> None:
     _state["debug"] = debug
 
@@ -129,20 +178,26 @@ def words(file: WebFileArg, pages: PagesOpt = None, password: PasswordOpt = None
     with _document(file, password, allow_host) as doc:
         for i in parse_page_range(pages, len(doc)):
             for w in doc[i].words():
-                _dump({"page": w.page, "text": w.text, "box": [round(v, 3) for v in w.box.xyxy]})
+                _dump({"page": w.page, "text": w.text, "box": w.box})
 
 
 @app.command()
 def demo(
-    out: Annotated[Path, typer.Option("-o", "--out", help="folder for the demo's files")] = Path("docvlm-demo"),
+    out: Annotated[Path | None, typer.Option(
+        "-o", "--out", help="folder for the demo's files (default: a new temporary folder)")] = None,
     model: Annotated[str, typer.Option("--model", help="model spec (default: the offline default model)")] = "default",
 ) -> None:
     """Extract a typed invoice (fields + line items) from a PDF and a scan of it, with evidence boxes in an HTML report."""
+    import tempfile
+
     from docvlm import demo as demo_module
 
+    folder = out if out is not None else Path(tempfile.mkdtemp(prefix="docvlm-demo-"))
     try:
-        demo_module.run(out, console=Console(), model=model)
+        demo_module.run(folder, console=Console(), model=model)
     except DocVLMError as exc:
+        _fail(exc)
+    except OSError as exc:
         _fail(exc)
 
 
@@ -163,36 +218,6 @@ def _draw(doc: Document, page_index: int, result: Any, target: Path | None) -> N
 
     draw(doc[page_index], result, dpi=100).to_png(target)
     print(f"docvlm: drew the result on page {page_index} -> {target}", file=sys.stderr)
-
-
-def load_schema(spec: str) -> Any:
-    """A pydantic model class from ``module:Class`` or ``path/to/file.py:Class``."""
-    import importlib
-    import importlib.util
-
-    from pydantic import BaseModel
-
-    from docvlm.errors import UsageError
-
-    where, _, name = spec.rpartition(":")
-    if not where or not name:
-        raise UsageError(f"bad schema {spec!r}", hint="write module:Class or path/to/file.py:Class")
-    try:
-        if where.endswith(".py"):
-            loader_spec = importlib.util.spec_from_file_location(Path(where).stem, where)
-            if loader_spec is None or loader_spec.loader is None:
-                raise ImportError(where)
-            module = importlib.util.module_from_spec(loader_spec)
-            sys.modules[loader_spec.name] = module
-            loader_spec.loader.exec_module(module)
-        else:
-            module = importlib.import_module(where)
-    except (ImportError, OSError) as exc:
-        raise UsageError(f"cannot import the schema module {where!r}: {exc}") from exc
-    schema = getattr(module, name, None)
-    if not (isinstance(schema, type) and issubclass(schema, BaseModel)):
-        raise UsageError(f"{spec!r} is not a pydantic model class")
-    return schema
 
 
 @app.command()
@@ -224,7 +249,7 @@ def extract(
         cls = load_schema(schema)
         indices = parse_page_range(pages, len(doc)) if pages else None
         result = extract_task(_load(model), doc, cls, pages=indices)
-        print(result.model_dump_json(indent=2))
+        _dump_pretty(result)
         _draw(doc, min((e.page or 0 for e in result.evidence.values()), default=0), result, draw)
 
 
@@ -246,7 +271,7 @@ def tables(
             found = tables_module.extract_tables(m, doc[i]) if hasattr(tables_module, "extract_tables") \
                 else tables_module.find_tables(doc[i])
             for t in found:
-                _dump({"page": i, "shape": list(t.shape), "markdown": t.to_markdown(), "table": t.model_dump(mode="json")})
+                _dump({"page": i, "shape": list(t.shape), "markdown": t.to_markdown(), "table": t})
             if found and not drawn:
                 _draw(doc, i, found, draw)
                 drawn = True
@@ -267,7 +292,7 @@ def ask(
     with _document(file, password) as doc:
         indices = parse_page_range(pages, len(doc)) if pages else None
         answer = ask_task(_load(model), doc, question, pages=indices)
-        print(answer.model_dump_json(indent=2))
+        _dump_pretty(answer)
         _draw(doc, answer.citations[0].page if answer.citations else 0, answer, draw)
 
 
@@ -290,7 +315,7 @@ def detect(
         (i,) = parse_page_range(str(page), len(doc))
         found = detect_task(_load(model), doc[i], [x.strip() for x in labels.split(",") if x.strip()])
         for d in found:
-            _dump({"page": i, "label": d.label, "box": [round(v, 3) for v in d.box.xyxy]})
+            _dump({"page": i, "label": d.label, "score": d.score, "box": d.box})
         _draw(doc, i, found, draw)
 
 
@@ -310,7 +335,7 @@ def ground(
         (i,) = parse_page_range(str(page), len(doc))
         boxes = ground_task(_load(model), doc[i], phrase)
         for b in boxes:
-            _dump({"page": i, "box": [round(v, 3) for v in b.xyxy]})
+            _dump({"page": i, "box": b})
         _draw(doc, i, boxes, draw)
 
 
@@ -397,6 +422,8 @@ def agent(
     task: Annotated[str, typer.Argument(help="what to find out, e.g. 'What is the invoice total?'")],
     model: ModelOpt = "default",
     max_steps: Annotated[int, typer.Option("--max-steps", help="most tool calls; the last one must answer")] = 8,
+    budget: Annotated[float | None, typer.Option(
+        "--budget", help="wall-clock seconds the agent may take (default 120; 0: no limit)")] = 120.0,
     trace: Annotated[Path | None, typer.Option("--trace", help="write every step as one HTML file")] = None,
     password: PasswordOpt = None,
 ) -> None:
@@ -405,7 +432,7 @@ def agent(
     from docvlm.workflows import Agent
 
     with _document(file, password) as doc:
-        runner = Agent(_load(model), max_steps=max_steps)
+        runner = Agent(_load(model), max_steps=max_steps, budget=budget or None)
         try:
             result = runner.run(doc, task)
         except AgentBudgetError as exc:
@@ -413,7 +440,7 @@ def agent(
                 exc.trace.to_html(trace)
                 print(f"docvlm: wrote the partial trace -> {trace}", file=sys.stderr)
             raise
-        print(result.model_dump_json(indent=2))
+        _dump_pretty(result)
         if trace is not None:
             result.to_html(trace)
             print(f"docvlm: wrote the trace -> {trace}", file=sys.stderr)

@@ -187,9 +187,9 @@ def test_pages_and_images_are_not_retained_after_a_document(tmp_path: Path) -> N
     import gc
 
     from docvlm.batch import process_document
-    from docvlm.cli import load_schema
     from docvlm.documents.base import Page, PageImage
     from docvlm.models import TestModel
+    from docvlm.schemas import load_schema
 
     schema_file = tmp_path / "kept_schema.py"
     schema_file.write_text(OPTIONAL_SCHEMA)

@@ -39,7 +39,12 @@ def logits_processor(constraint: CompiledConstraint[Any] | str, tokenizer: Any, 
             ``max_new_tokens``, and its index would be needlessly huge.
         ConstraintError: if outlines-core cannot build an index for the regex.
     """
-    from ._processor import RegexLogitsProcessor
+    try:
+        from ._processor import RegexLogitsProcessor
+    except ImportError as exc:
+        from docvlm._optional import missing
+
+        raise missing(exc, purpose="constrained decoding with a local model", default="torch", extra="local") from exc
 
     if isinstance(constraint, CompiledConstraint) and constraint.free_text:
         raise UsageError(

@@ -163,12 +163,16 @@ def vocabulary_from_tokenizer(tokenizer: Any) -> TokenizerVocabulary:
     digest = hashlib.sha256(f"eos={eos};".encode())
     for data in sorted(table):
         digest.update(len(data).to_bytes(4, "little") + data + repr(sorted(table[data])).encode())
-    from outlines_core import Vocabulary
-
-    result = TokenizerVocabulary(Vocabulary(eos, table), digest.hexdigest(), int(eos), size)
+    result = TokenizerVocabulary(_outlines_core().Vocabulary(eos, table), digest.hexdigest(), int(eos), size)
     with _VOCABS_LOCK, contextlib.suppress(TypeError):
         _VOCABS[tokenizer] = (len(tokenizer), result)
     return result
+
+
+def _outlines_core() -> Any:
+    from docvlm._optional import require
+
+    return require("outlines_core", "local", purpose="constrained decoding with a local model")
 
 
 def cache_dir() -> Path | None:
@@ -206,7 +210,7 @@ def _disk_path(root: Path, regex_key: str, vocabulary: TokenizerVocabulary) -> P
 
 
 def _load(path: Path) -> Any | None:
-    from outlines_core import Index
+    Index = _outlines_core().Index
 
     try:
         data = path.read_bytes()
@@ -271,10 +275,8 @@ def get_index(
     path = _disk_path(root, regex_key, vocabulary) if root is not None else None
     index = _load(path) if path is not None and path.exists() else None
     if index is None:
-        from outlines_core import Index
-
         try:
-            index = Index(pattern, vocabulary.vocabulary)
+            index = _outlines_core().Index(pattern, vocabulary.vocabulary)
         except Exception as exc:
             shown = pattern if len(pattern) <= 120 else pattern[:117] + "..."
             raise ConstraintError(f"outlines-core cannot build an index for {shown!r}: {exc}") from exc

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from docvlm._optional import require
 from docvlm.documents import Document
 from docvlm.documents._open import Source
 from docvlm.models import Model
@@ -45,8 +46,10 @@ def tools(document_or_path: Document | Toolbox | Source, model: Model | None = N
 
 def to_langchain(toolbox: Toolbox, tool: Tool) -> BaseTool:
     """One docvlm tool as a ``StructuredTool`` (``content_and_artifact``)."""
-    from langchain_core.tools import StructuredTool, ToolException
     from pydantic import ValidationError
+
+    require("langchain_core", "langchain", purpose="LangChain tools")
+    from langchain_core.tools import StructuredTool, ToolException
 
     def run(**kwargs: Any) -> tuple[str, Any]:
         result = toolbox.call(tool.name, kwargs)

@@ -67,7 +67,7 @@ def _pyarrow() -> Any:
 
 
 def _schema_class(schema: str | type[BaseModel]) -> type[BaseModel]:
-    from docvlm.cli import load_schema
+    from docvlm.schemas import load_schema
 
     if isinstance(schema, str):
         cls: type[BaseModel] = load_schema(schema)

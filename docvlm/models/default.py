@@ -83,17 +83,18 @@ def _convert(gguf: Path, target: Path) -> None:
 
 def load_default(**kwargs: Any) -> Any:
     """Load the default model (converting and caching it on first use) as a ``TransformersModel``."""
+    from docvlm._optional import missing, require
     from docvlm.models.transformers import TransformersModel
 
+    for module in ("torch", "transformers"):
+        require(module, "local", purpose="the offline default model")
     gguf = find_gguf()
     target = default_model_dir(gguf)
     if not (target / "config.json").exists():
         try:
             _convert(gguf, target)
         except ImportError as exc:
-            raise MissingDependencyError(
-                "gguf", "default", purpose="reading the default model's GGUF file", hint="pip install gguf"
-            ) from exc
+            raise missing(exc, purpose="reading the default model's GGUF file", default="gguf", extra="local") from exc
         except (OSError, ValueError, RuntimeError) as exc:
             raise ModelError(f"cannot convert {gguf} for transformers: {exc}") from exc
     kwargs.setdefault("spec", "default")

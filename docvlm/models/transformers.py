@@ -103,9 +103,10 @@ class TransformersModel(Model):
         Raises:
             ModelError: the folder is missing or holds no loadable model / processor.
         """
-        import torch
-        import transformers as tf
+        from docvlm._optional import require
 
+        torch = require("torch", "local", purpose="local transformers models")
+        tf = require("transformers", "local", purpose="local transformers models")
         from docvlm.models._processors import load_processor
 
         where = str(path)

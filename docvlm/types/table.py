@@ -11,13 +11,21 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from typing_extensions import Self
 
-from docvlm.errors import UsageError
+from docvlm.errors import MissingDependencyError, UsageError
 from docvlm.types.geometry import BoundingBox, Frame, Size, Space
 
 if TYPE_CHECKING:
     import pandas as pd
 
 __all__ = ["Table", "TableCell"]
+
+
+def _pandas(purpose: str) -> Any:
+    try:
+        import pandas
+    except ImportError as exc:
+        raise MissingDependencyError("pandas", "pandas", purpose=purpose) from exc
+    return pandas
 
 
 class TableCell(BaseModel):
@@ -273,8 +281,7 @@ class Table(BaseModel):
         One header row gives plain column names, several give a ``MultiIndex``; without header rows
         the columns are numbered. Spanning text is repeated, as in :meth:`grid`; all values are strings.
         """
-        import pandas as pd
-
+        pd = _pandas("Table.to_pandas")
         grid = self.grid()
         h = self.header_rows
         columns: Any
@@ -300,8 +307,7 @@ class Table(BaseModel):
             index: also write the index as a first column (its name, if any, in the header).
             caption: the table's caption.
         """
-        import pandas as pd
-
+        pd = _pandas("Table.from_pandas")
         if not isinstance(df, pd.DataFrame):
             raise UsageError(f"from_pandas needs a pandas DataFrame, got {type(df).__name__}")
 

@@ -55,7 +55,7 @@ def test_agent_prints_the_result_and_writes_the_trace(invoice: Path, tmp_path: P
     assert f"wrote the trace -> {out}" in res.stderr
 
 
-def test_agent_out_of_steps_exits_2_and_still_writes_the_trace(invoice: Path, tmp_path: Path,
+def test_agent_out_of_steps_exits_1_and_still_writes_the_trace(invoice: Path, tmp_path: Path,
                                                                monkeypatch: pytest.MonkeyPatch) -> None:
     def wandering(messages: list[Message], info: FunctionInfo) -> Any:
         if info.call_index == 0:
@@ -66,7 +66,7 @@ def test_agent_out_of_steps_exits_2_and_still_writes_the_trace(invoice: Path, tm
     monkeypatch.setattr(cli, "_load", lambda spec: dv.FunctionModel(wandering))
     out = tmp_path / "partial.html"
     res = runner.invoke(cli.app, ["agent", str(invoice), "What is the total?", "--max-steps", "2", "--trace", str(out)])
-    assert res.exit_code == 2
+    assert res.exit_code == 1
     assert res.stdout == ""
     assert "docvlm: error: " in res.stderr and "did not answer within max_steps=2" in res.stderr
     page = out.read_text()
@@ -76,4 +76,4 @@ def test_agent_out_of_steps_exits_2_and_still_writes_the_trace(invoice: Path, tm
 
 def test_agent_bad_file_is_a_one_line_error(tmp_path: Path) -> None:
     res = runner.invoke(cli.app, ["agent", str(tmp_path / "missing.pdf"), "task", "--model", "test"])
-    assert res.exit_code == 2 and res.stderr.startswith("docvlm: error: ") and len(res.stderr.splitlines()) == 1
+    assert res.exit_code == 1 and res.stderr.startswith("docvlm: error: ") and len(res.stderr.splitlines()) == 1

@@ -56,26 +56,31 @@ def test_words_json_lines(files: dict[str, Path]) -> None:
     assert res.exit_code == 0, res.output
     rows = [json.loads(line) for line in res.stdout.splitlines()]
     assert [(r["page"], r["text"]) for r in rows] == [(1, "Hello1"), (2, "Hello2")]
-    x0, y0, x1, y1 = rows[0]["box"]
-    assert x0 == pytest.approx(50, abs=0.01) and y0 < 60 < y1 and x1 > x0
+    box = rows[0]["box"]
+    assert box["space"] == "page" and box["image_size"] is None
+    assert box["x0"] == pytest.approx(50, abs=0.01) and box["y0"] < 60 < box["y1"] and box["x1"] > box["x0"]
+    assert all(round(box[k], 3) == box[k] for k in ("x0", "y0", "x1", "y1"))
 
 
 @pytest.mark.parametrize(
-    ("args", "message"),
+    ("args", "status", "message"),
     [
-        (["info", "{missing}"], "no such file"),
-        (["info", "{notes.txt}"], "not a PDF or a supported image"),
-        (["info", "{truncated.pdf}"], "not a readable PDF"),
-        (["info", "{encrypted.pdf}"], "needs a password"),
-        (["info", "{encrypted.pdf}", "--password", "bad"], "password is wrong"),
-        (["render", "{multi.pdf}", "--pages", "7", "-o", "{tmp}"], "outside the document's pages 1-5"),
-        (["render", "{multi.pdf}", "--pages", "x-2", "-o", "{tmp}"], "bad page range"),
-        (["render", "{huge.pdf}", "--dpi", "600", "-o", "{tmp}"], "over the budget"),
-        (["words", "{bomb.png}"], "megapixels, over the limit"),
-        (["info", "{zero-pages.pdf}"], "no pages"),
+        # the work failed: the document is missing, unreadable or too big (exit 1)
+        (["info", "{missing}"], 1, "no such file"),
+        (["info", "{notes.txt}"], 1, "not a PDF or a supported image"),
+        (["info", "{truncated.pdf}"], 1, "not a readable PDF"),
+        (["info", "{encrypted.pdf}"], 1, "needs a password"),
+        (["info", "{encrypted.pdf}", "--password", "bad"], 1, "password is wrong"),
+        (["words", "{bomb.png}"], 1, "megapixels, over the limit"),
+        (["info", "{zero-pages.pdf}"], 1, "no pages"),
+        (["render", "{huge.pdf}", "--dpi", "600", "-o", "{tmp}"], 1, "over the budget"),
+        # the command was used wrongly (exit 2)
+        (["render", "{multi.pdf}", "--pages", "7", "-o", "{tmp}"], 2, "outside the document's pages 1-5"),
+        (["render", "{multi.pdf}", "--pages", "x-2", "-o", "{tmp}"], 2, "bad page range"),
     ],
 )
-def test_bad_input_exits_2_with_one_line(files: dict[str, Path], tmp_path: Path, args: list[str], message: str) -> None:
+def test_bad_input_is_one_line_with_its_exit_status(files: dict[str, Path], tmp_path: Path, args: list[str],
+                                                    status: int, message: str) -> None:
     def fill(a: str) -> str:
         if a == "{missing}":
             return str(tmp_path / "missing.pdf")
@@ -86,7 +91,7 @@ def test_bad_input_exits_2_with_one_line(files: dict[str, Path], tmp_path: Path,
         return a
 
     res = run_cli(*[fill(a) for a in args])
-    assert res.returncode == 2, (res.stdout, res.stderr)
+    assert res.returncode == status, (res.stdout, res.stderr)
     err = res.stderr.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("docvlm: error: "), res.stderr
     assert message in err[0]
@@ -95,7 +100,7 @@ def test_bad_input_exits_2_with_one_line(files: dict[str, Path], tmp_path: Path,
 
 def test_debug_shows_traceback(files: dict[str, Path]) -> None:
     res = run_cli("--debug", "info", str(files["truncated.pdf"]))
-    assert res.returncode == 2
+    assert res.returncode == 1
     assert "Traceback" in res.stderr and "CorruptDocumentError" in res.stderr
 
 
@@ -173,7 +178,7 @@ def test_task_commands_with_a_scripted_model(files: dict[str, Path], tmp_path: P
     res = runner.invoke(app, ["ground", str(pdf), "the total", "--model", "test:1"])
     assert res.exit_code == 0, res.output
     for line in res.stdout.splitlines():
-        x0, y0, x1, y1 = json.loads(line)["box"]
-        assert 0 <= x0 <= x1 <= 595 and 0 <= y0 <= y1 <= 842
+        box = json.loads(line)["box"]
+        assert box["space"] == "page" and 0 <= box["x0"] <= box["x1"] <= 595 and 0 <= box["y0"] <= box["y1"] <= 842
     res = run_cli("detect", str(pdf), "--labels", "logo", "--model", "test", "--page", "3")
     assert res.returncode == 2 and "outside the document's pages 1-1" in res.stderr
