@@ -1,25 +1,28 @@
 """A backend for any OpenAI-compatible chat server: vLLM, SGLang, Ollama, llama.cpp, ``docvlm serve``, OpenAI.
 
-The server does the decoding; docvlm asks for structured output the way these servers understand it and
-then validates every answer itself:
+The server does the decoding; docvlm asks for structured output in the server's own dialect and then validates
+every answer itself. The dialect is named with ``server=...`` or, by default, probed once (``GET /models``: the
+``owned_by`` of the served models; then Ollama's ``GET /api/version``) before the first structured request:
 
-====================  ===================================================================================
-output kind           what is sent
-====================  ===================================================================================
-JSON (models, lists)  ``response_format={"type": "json_schema", "json_schema": {"schema": ..., "strict": true}}``
-                      (or ``{"type": "json_object", "schema": ...}`` for llama.cpp servers)
-CHOICE (``Literal``)  the same, with the schema ``{"choice": {"enum": [...]}}``; the bare answer is accepted too
-REGEX                 the server's regex field: ``{"structured_outputs": {"regex": ...}}`` (vLLM), ``guided_regex``
-                      (vLLM before 0.12, ``docvlm serve``), ``regex`` (SGLang) or none (``regex_field``)
-TEXT (``str``)        nothing
-====================  ===================================================================================
+| server | how a pydantic model, list, `Literal` choice or [`Regex`][docvlm.decoding.Regex] is asked for |
+|---|---|
+| `openai` | `response_format={"type": "json_schema", "json_schema": {"schema": ..., "strict": true}}`; a `Regex` is not sent (OpenAI has no regex constraint) |
+| `vllm` | docvlm's own bounded regex, `{"structured_outputs": {"regex": ...}}` (`guided_regex` before vLLM 0.10.2: `vllm-guided`), so answers obey exactly the bounds a local model obeys (integer and float ranges, string and list lengths, which JSON-schema engines drop) |
+| `sglang` | the same regex in SGLang's `regex` field |
+| `llamacpp` | the same regex as a GBNF `grammar` (llama.cpp's `llama-server` and llama-cpp-python) |
+| `llamacpp-json` | `response_format={"type": "json_object", "schema": ...}`, llama.cpp's JSON-schema path (these servers answer HTTP 500 to the `json_schema` form); it allows whitespace, and llama-cpp-python 0.3.36 let `{"number": 250}` through for `maximum: 100` |
+| `ollama` | Ollama's native `POST /api/chat` with `format` set to the JSON schema |
+| `docvlm` | as `openai`, plus `structured_outputs` for a `Regex` (`docvlm serve` decodes either exactly) |
+
+A ``Literal`` / enum choice is sent as the schema ``{"choice": {"enum": [...]}}`` (the bare answer is accepted
+too), or as its own regex to vLLM and SGLang; free text (``str``) is sent with no constraint and needs no probe.
 
 Servers add whitespace, reorder keys or ignore ``response_format`` altogether, so the reply is validated
 with pydantic (``TypeAdapter(output_type).validate_json``) rather than with the constraint's compact regex.
-That is why :class:`OpenAIModel` overrides :meth:`~OpenAIModel.generate_batch`: the seam's contract
+That is why [`OpenAIModel`][docvlm.models.openai.OpenAIModel] overrides ``generate_batch``: the seam's contract
 (``_complete`` returns text matching the regex) cannot hold for text a remote server formatted. An answer
 that fails validation is sent back with the error (the assistant's answer, then a user message naming the
-error) up to ``max_retries`` times, then :class:`~docvlm.errors.ModelError` says what was wrong.
+error) up to ``max_retries`` times, then [`ModelError`][docvlm.errors.ModelError] says what was wrong.
 """
 
 from __future__ import annotations
@@ -35,13 +38,14 @@ import re
 import threading
 import time
 from collections.abc import Generator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Literal
 
 import httpx
 from pydantic import TypeAdapter, ValidationError
 
 from docvlm.decoding import CompiledConstraint, Limits, OutputKind
+from docvlm.decoding._gbnf import regex_to_gbnf
 from docvlm.errors import ConstraintError, ModelError, UsageError
 from docvlm.models.base import GenerationSettings, Model, Request
 from docvlm.models.messages import Message, MessagesInput
@@ -51,7 +55,7 @@ if TYPE_CHECKING:
 
     from docvlm.models.profiles import FamilyProfile
 
-__all__ = ["OpenAIModel"]
+__all__ = ["DIALECTS", "OpenAIModel", "ServerDialect"]
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 #: The key of the object a CHOICE answer is wrapped in when asked for as JSON.
@@ -64,6 +68,48 @@ _MAX_BACKOFF_S = 8.0
 class _Reply:
     text: str
     finish_reason: str | None
+
+
+RegexField = Literal["structured_outputs", "guided_regex", "regex"]
+
+
+@dataclass(frozen=True)
+class ServerDialect:
+    """How one kind of server is asked for structured output.
+
+    Attributes:
+        name: the ``server=`` name (``"vllm"``, ``"ollama"``, ...).
+        structured: how JSON and choice outputs are constrained: ``"json_schema"`` / ``"json_object"``
+            (``response_format``), ``"regex"`` (docvlm's compiled regex in ``regex_field``), ``"grammar"``
+            (that regex as a GBNF grammar, for every output but free text) or ``"format"`` (Ollama's native
+            ``format``).
+        regex_field: the request field that carries a regex (``None``: the server has none; a ``Regex``
+            output is then validated and corrected, not constrained).
+        api: ``"openai"`` (``POST {base_url}/chat/completions``) or ``"ollama"`` (``POST /api/chat`` at the
+            server's root).
+    """
+
+    name: str
+    structured: Literal["json_schema", "json_object", "regex", "grammar", "format"]
+    regex_field: RegexField | None
+    api: Literal["openai", "ollama"] = "openai"
+
+
+#: The dialects ``OpenAIModel(server=...)`` knows; ``"auto"`` probes the server for one of them.
+DIALECTS: dict[str, ServerDialect] = {d.name: d for d in (
+    ServerDialect("openai", "json_schema", None),
+    ServerDialect("vllm", "regex", "structured_outputs"),
+    ServerDialect("vllm-guided", "regex", "guided_regex"),  # vLLM before 0.10.2
+    ServerDialect("sglang", "regex", "regex"),
+    ServerDialect("llamacpp", "grammar", None),
+    ServerDialect("llamacpp-json", "json_object", None),
+    ServerDialect("ollama", "format", None, api="ollama"),
+    ServerDialect("docvlm", "json_schema", "structured_outputs"),
+)}
+ServerName = Literal["auto", "openai", "vllm", "vllm-guided", "sglang", "llamacpp", "llamacpp-json", "ollama", "docvlm"]
+#: ``owned_by`` of ``GET /models`` entries -> dialect ("me" is llama-cpp-python's, "library" Ollama's).
+_OWNERS = {"vllm": "vllm", "sglang": "sglang", "llamacpp": "llamacpp", "me": "llamacpp", "docvlm": "docvlm",
+           "library": "ollama"}
 
 
 class _Invalid(Exception):
@@ -82,14 +128,17 @@ class OpenAIModel(Model):
         timeout: seconds for one HTTP request.
         max_retries: how many times an answer that fails validation is sent back with the error.
         concurrency: requests in flight at once in a batch.
-        response_format: ``"json_schema"`` (OpenAI, vLLM, SGLang, Ollama) or ``"json_object"`` (llama.cpp's
-            server, which answers HTTP 500 to the ``json_schema`` form).
+        server: the server's dialect (see [`DIALECTS`][docvlm.models.openai.DIALECTS]): ``"openai"``, ``"vllm"``,
+            ``"vllm-guided"`` (before 0.10.2), ``"sglang"``, ``"llamacpp"``, ``"ollama"``, ``"docvlm"``, or
+            ``"auto"`` (default) to probe the server once, before the first structured request.
+        response_format: overrides the dialect's way of asking for JSON: ``"json_schema"`` or ``"json_object"``
+            (with ``"schema"``, as llama.cpp's server wants it).
         client: an httpx client to use (and not close) instead of docvlm's own.
-        async_client: the same for :meth:`agenerate_batch`; by default each call opens its own.
+        async_client: the same for ``agenerate_batch``; by default each call opens its own.
         http_retries: how many times a 429 or 5xx answer is retried, with exponential backoff.
-        regex_field: how to ask for a :class:`~docvlm.decoding.Regex` output: ``"structured_outputs"``
-            (vLLM's current field), ``"guided_regex"`` (vLLM before 0.12), ``"regex"`` (SGLang) or ``None``
-            (OpenAI, Ollama, llama.cpp: nothing is sent; answers are still validated and corrected).
+        regex_field: overrides the dialect's field for a [`Regex`][docvlm.decoding.Regex] output:
+            ``"structured_outputs"`` (vLLM), ``"guided_regex"`` (vLLM before 0.10.2), ``"regex"`` (SGLang) or
+            ``None`` (nothing is sent; answers are still validated and corrected).
         extra_body: extra fields merged into every request body (``{"top_k": 20}``, ...).
         profile: the model family's profile (prompt quirks, box convention); generic by default.
 
@@ -112,19 +161,22 @@ class OpenAIModel(Model):
         timeout: float = 60,
         max_retries: int = 2,
         concurrency: int = 8,
-        response_format: Literal["json_schema", "json_object"] = "json_schema",
+        server: ServerName = "auto",
+        response_format: Literal["json_schema", "json_object"] | None = None,
         client: httpx.Client | None = None,
         async_client: httpx.AsyncClient | None = None,
         http_retries: int = 2,
-        regex_field: Literal["structured_outputs", "guided_regex", "regex"] | None = "structured_outputs",
+        regex_field: RegexField | None | Literal["default"] = "default",
         extra_body: dict[str, Any] | None = None,
         profile: FamilyProfile | None = None,
     ) -> None:
         if not model:
             raise UsageError("OpenAIModel needs a model name", hint="e.g. OpenAIModel('Qwen/Qwen2.5-VL-7B-Instruct', ...)")
-        if response_format not in ("json_schema", "json_object"):
+        if server != "auto" and server not in DIALECTS:
+            raise UsageError(f"server must be 'auto' or one of {', '.join(map(repr, DIALECTS))}, got {server!r}")
+        if response_format not in ("json_schema", "json_object", None):
             raise UsageError(f"response_format must be 'json_schema' or 'json_object', got {response_format!r}")
-        if regex_field not in ("structured_outputs", "guided_regex", "regex", None):
+        if regex_field not in ("structured_outputs", "guided_regex", "regex", None, "default"):
             raise UsageError(f"regex_field must be 'structured_outputs', 'guided_regex', 'regex' or None, got {regex_field!r}")
         if max_retries < 0 or http_retries < 0:
             raise UsageError("max_retries and http_retries must be >= 0")
@@ -139,9 +191,11 @@ class OpenAIModel(Model):
         self.timeout = timeout
         self.max_retries = max_retries
         self.concurrency = concurrency
+        self.server = server
         self.response_format = response_format
         self.http_retries = http_retries
         self.regex_field = regex_field
+        self._dialect: ServerDialect | None = None if server == "auto" else self._with_overrides(DIALECTS[server])
         self.extra_body = dict(extra_body or {})
         self._profile = profile
         self.spec = f"openai:{model}@{self.base_url}"
@@ -190,6 +244,54 @@ class OpenAIModel(Model):
             return self._profile
         return super().profile
 
+    # the server's dialect ------------------------------------------------------------------------------
+    def _with_overrides(self, dialect: ServerDialect) -> ServerDialect:
+        structured = dialect.structured
+        if self.response_format is not None and dialect.api == "openai":
+            structured = self.response_format
+        regex_field = dialect.regex_field if self.regex_field == "default" else self.regex_field
+        return replace(dialect, structured=structured, regex_field=regex_field)
+
+    @property
+    def dialect(self) -> ServerDialect:
+        """The server's dialect: the one named with ``server=``, else probed once (``GET /models``, then
+        Ollama's ``GET /api/version``); a server that answers neither is taken for OpenAI's API."""
+        with self._lock:
+            dialect = self._dialect
+        if dialect is None:
+            dialect = self._with_overrides(DIALECTS[self._probe()])
+            with self._lock:
+                self._dialect = dialect
+        return dialect
+
+    def _probe(self) -> str:
+        client = self._sync_client()
+        timeout = min(self.timeout, 10.0)
+
+        def get_json(url: str) -> Any:
+            try:
+                response = client.get(url, headers=self._headers, timeout=timeout)
+                return response.json() if response.status_code == 200 else None
+            except (httpx.HTTPError, ValueError):
+                return None
+
+        listing = get_json(f"{self.base_url}/models")
+        entries = listing.get("data") if isinstance(listing, dict) else None
+        owners = {str(e.get("owned_by", "")).lower() for e in entries or [] if isinstance(e, dict)}
+        found = next((_OWNERS[o] for o in sorted(owners) if o in _OWNERS), None)
+        root = re.sub(r"/v1$", "", self.base_url)
+        if found == "vllm":
+            version = get_json(f"{root}/version")
+            if isinstance(version, dict) and _version_tuple(str(version.get("version", ""))) < (0, 10, 2):
+                return "vllm-guided"
+            return found
+        if found is not None:
+            return found
+        version = get_json(f"{root}/api/version")
+        if isinstance(version, dict) and "version" in version:
+            return "ollama"
+        return "openai"
+
     # lifecycle ----------------------------------------------------------------------------------------
     def close(self) -> None:
         """Close the HTTP client docvlm opened (a client passed in is left open)."""
@@ -235,12 +337,13 @@ class OpenAIModel(Model):
         requests = self.prepare(prompts, output_type, settings=settings, **options)
         if not requests:
             return []
+        dialect = await asyncio.to_thread(self._dialect_for, requests)
         semaphore = asyncio.Semaphore(self.concurrency)
         client = self._async_client or httpx.AsyncClient(timeout=self.timeout)
 
         async def one(request: Request) -> tuple[str, Any]:
             async with semaphore:
-                return await self._run_async(client, request)
+                return await self._run_async(client, request, dialect)
 
         try:
             results = await asyncio.gather(*(one(r) for r in requests), return_exceptions=True)
@@ -253,65 +356,77 @@ class OpenAIModel(Model):
         return [value for _, value in results]  # type: ignore[misc]
 
     # drivers ------------------------------------------------------------------------------------------
+    def _dialect_for(self, requests: Sequence[Request]) -> ServerDialect:
+        """The dialect to use: free text needs none, so a server is probed only for a structured request."""
+        if self._dialect is None and all(r.constraint.kind is OutputKind.TEXT for r in requests):
+            return DIALECTS["openai"]
+        return self.dialect
+
     def _run_batch(self, requests: Sequence[Request]) -> list[tuple[str, Any]]:
-        if len(requests) <= 1:
-            return [self._run_sync(r) for r in requests]
+        if not requests:
+            return []
+        dialect = self._dialect_for(requests)
+        if len(requests) == 1:
+            return [self._run_sync(requests[0], dialect)]
         with concurrent.futures.ThreadPoolExecutor(min(self.concurrency, len(requests))) as pool:
-            futures = [pool.submit(self._run_sync, r) for r in requests]
+            futures = [pool.submit(self._run_sync, r, dialect) for r in requests]
             return [f.result() for f in futures]
 
-    def _run_sync(self, request: Request) -> tuple[str, Any]:
-        dialogue = self._dialogue(request)
+    def _run_sync(self, request: Request, dialect: ServerDialect) -> tuple[str, Any]:
+        dialogue = self._dialogue(request, dialect)
         payload = next(dialogue)
         while True:
-            reply = self._post_sync(payload)
+            reply = self._post_sync(payload, dialect)
             try:
                 payload = dialogue.send(reply)
             except StopIteration as stop:
                 result: tuple[str, Any] = stop.value
                 return result
 
-    async def _run_async(self, client: httpx.AsyncClient, request: Request) -> tuple[str, Any]:
-        dialogue = self._dialogue(request)
+    async def _run_async(self, client: httpx.AsyncClient, request: Request, dialect: ServerDialect) -> tuple[str, Any]:
+        dialogue = self._dialogue(request, dialect)
         payload = next(dialogue)
         while True:
-            reply = await self._post_async(client, payload)
+            reply = await self._post_async(client, payload, dialect)
             try:
                 payload = dialogue.send(reply)
             except StopIteration as stop:
                 result: tuple[str, Any] = stop.value
                 return result
 
-    def _post_sync(self, payload: dict[str, Any]) -> _Reply:
+    def _post_sync(self, payload: dict[str, Any], dialect: ServerDialect) -> _Reply:
         client = self._sync_client()
+        url = self._url_for(dialect)
         for attempt in range(self.http_retries + 1):
             try:
-                response = client.post(self._url, json=payload, headers=self._headers, timeout=self.timeout)
+                response = client.post(url, json=payload, headers=self._headers, timeout=self.timeout)
             except httpx.HTTPError as exc:
                 raise self._transport_error(exc) from exc
             delay = self._retry_delay(response, attempt)
             if delay is None:
-                return self._reply(response, payload)
+                return self._reply(response, payload, dialect)
             time.sleep(delay)
         raise AssertionError("unreachable")  # pragma: no cover
 
-    async def _post_async(self, client: httpx.AsyncClient, payload: dict[str, Any]) -> _Reply:
+    async def _post_async(self, client: httpx.AsyncClient, payload: dict[str, Any], dialect: ServerDialect) -> _Reply:
+        url = self._url_for(dialect)
         for attempt in range(self.http_retries + 1):
             try:
-                response = await client.post(self._url, json=payload, headers=self._headers, timeout=self.timeout)
+                response = await client.post(url, json=payload, headers=self._headers, timeout=self.timeout)
             except httpx.HTTPError as exc:
                 raise self._transport_error(exc) from exc
             delay = self._retry_delay(response, attempt)
             if delay is None:
-                return self._reply(response, payload)
+                return self._reply(response, payload, dialect)
             await asyncio.sleep(delay)
         raise AssertionError("unreachable")  # pragma: no cover
 
     # the conversation, free of I/O: yields request bodies, receives replies ---------------------------
-    def _dialogue(self, request: Request) -> Generator[dict[str, Any], _Reply, tuple[str, Any]]:
+    def _dialogue(self, request: Request, dialect: ServerDialect) -> Generator[dict[str, Any], _Reply, tuple[str, Any]]:
         constraint = request.constraint
-        messages = [_message_to_openai(m) for m in request.messages]
-        body = self._body(request)
+        to_wire = _message_to_ollama if dialect.api == "ollama" else _message_to_openai
+        messages = [to_wire(m) for m in request.messages]
+        body = self._body(request, dialect)
         error = ""
         reply = _Reply("", None)
         for _ in range(self.max_retries + 1):
@@ -332,35 +447,48 @@ class OpenAIModel(Model):
             hint="raise max_retries, simplify the output type, or serve the model with guided decoding (vLLM, SGLang)",
         )
 
-    def _body(self, request: Request) -> dict[str, Any]:
-        body: dict[str, Any] = {"model": self.model, "temperature": request.settings.temperature}
+    def _body(self, request: Request, dialect: ServerDialect) -> dict[str, Any]:
         settings = request.settings
+        sampling: dict[str, Any] = {"temperature": settings.temperature}
         if settings.top_p != 1:
-            body["top_p"] = settings.top_p
+            sampling["top_p"] = settings.top_p
         if settings.seed is not None:
-            body["seed"] = settings.seed
+            sampling["seed"] = settings.seed
         if settings.max_new_tokens is not None:
             # only an explicit cap: the constraint's own bound can exceed a server's context window
-            body["max_tokens"] = settings.max_new_tokens
+            sampling["num_predict" if dialect.api == "ollama" else "max_tokens"] = settings.max_new_tokens
+        body: dict[str, Any] = {"model": self.model}
+        if dialect.api == "ollama":
+            body.update(stream=False, options=sampling)
+        else:
+            body.update(sampling)
         constraint = request.constraint
         schema = _request_schema(constraint)
-        if schema is not None:
-            if self.response_format == "json_object":
-                body["response_format"] = {"type": "json_object", "schema": schema}
-            else:
-                body["response_format"] = {
-                    "type": "json_schema",
-                    "json_schema": {"name": _schema_name(schema), "schema": schema, "strict": True},
-                }
-        elif constraint.kind is OutputKind.REGEX and self.regex_field == "structured_outputs":
-            body["structured_outputs"] = {"regex": constraint.regex}
-        elif constraint.kind is OutputKind.REGEX and self.regex_field is not None:
-            body[self.regex_field] = constraint.regex
+        regex = constraint.regex if constraint.kind is OutputKind.REGEX else None
+        if dialect.structured == "grammar" and constraint.kind is not OutputKind.TEXT:
+            body["grammar"] = regex_to_gbnf(constraint.regex)  # docvlm's exact constraint, in llama.cpp's language
+            regex = None
+        elif schema is not None and dialect.structured == "regex" and dialect.regex_field is not None:
+            regex = constraint.regex  # docvlm's own bounded regex: the exact constraint a local model decodes under
+        elif schema is not None and dialect.structured == "format":
+            body["format"] = schema
+        elif schema is not None and dialect.structured == "json_object":
+            body["response_format"] = {"type": "json_object", "schema": schema}
+        elif schema is not None:
+            body["response_format"] = {
+                "type": "json_schema",
+                "json_schema": {"name": _schema_name(schema), "schema": schema, "strict": True},
+            }
+        if regex is not None and dialect.regex_field == "structured_outputs":
+            body["structured_outputs"] = {"regex": regex}
+        elif regex is not None and dialect.regex_field is not None:
+            body[dialect.regex_field] = regex
         return {**body, **self.extra_body}
 
     # HTTP details -------------------------------------------------------------------------------------
-    @property
-    def _url(self) -> str:
+    def _url_for(self, dialect: ServerDialect) -> str:
+        if dialect.api == "ollama":
+            return f"{re.sub(r'/v1$', '', self.base_url)}/api/chat"
         return f"{self.base_url}/chat/completions"
 
     @property
@@ -389,12 +517,15 @@ class OpenAIModel(Model):
         return ModelError(f"request to {self.base_url} failed: {type(exc).__name__}: {exc}",
                           hint=f"is an OpenAI-compatible server running at {self.base_url}?")
 
-    def _reply(self, response: httpx.Response, payload: dict[str, Any]) -> _Reply:
+    def _reply(self, response: httpx.Response, payload: dict[str, Any], dialect: ServerDialect) -> _Reply:
         if response.status_code >= 400:
-            raise self._http_error(response, payload)
+            raise self._http_error(response, payload, dialect)
         try:
             data = response.json()
-            choice = data["choices"][0]
+            if dialect.api == "ollama":  # {"message": {...}, "done_reason": "stop"}
+                choice = {"message": data["message"], "finish_reason": data.get("done_reason")}
+            else:
+                choice = data["choices"][0]
             message = choice["message"]
         except (ValueError, LookupError, TypeError) as exc:
             raise ModelError(
@@ -411,7 +542,7 @@ class OpenAIModel(Model):
             content = "".join(p.get("text", "") for p in content if isinstance(p, dict))
         return _Reply(str(content), choice.get("finish_reason"))
 
-    def _http_error(self, response: httpx.Response, payload: dict[str, Any]) -> ModelError:
+    def _http_error(self, response: httpx.Response, payload: dict[str, Any], dialect: ServerDialect) -> ModelError:
         status = response.status_code
         message = _server_message(response)
         if status in (401, 403):
@@ -421,13 +552,16 @@ class OpenAIModel(Model):
                     "and that base_url is the API root (usually ending in /v1)")
         elif status == 429 or status >= 500:
             hint = f"the server kept failing after {self.http_retries} retries; lower concurrency=..."
-            if status == 500 and self.response_format == "json_schema":
-                hint += "; llama.cpp servers answer 500 to json_schema: use response_format='json_object'"
+            if status == 500 and "json_schema" in json.dumps(payload.get("response_format", "")):
+                hint += "; llama.cpp servers answer 500 to json_schema: use server='llamacpp'"
+            if status == 500 and "grammar" in payload:
+                hint += "; a server that cannot parse the grammar can take server='llamacpp-json'"
         else:
-            hint = "the server rejected the request: check that it supports this model, images and response_format"
-            if self.regex_field is not None and self.regex_field in payload:
-                hint += f"; a server that does not know the field {self.regex_field!r} needs regex_field=None"
-        return ModelError(f"HTTP {status} from {self._url}: {message}", hint=hint)
+            hint = "the server rejected the request: check that it supports this model, images and structured output"
+            if dialect.regex_field is not None and dialect.regex_field in payload:
+                hint += (f"; a server that does not know the field {dialect.regex_field!r} or cannot compile the regex "
+                         "needs another server=... (e.g. 'openai' for JSON schemas) or regex_field=None")
+        return ModelError(f"HTTP {status} from {self._url_for(dialect)}: {message}", hint=hint)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -457,6 +591,28 @@ def _message_to_openai(message: Message) -> dict[str, Any]:
         else:
             parts.append(_image_url(part.image if isinstance(part, PageImage) else part))
     return {"role": message.role, "content": parts}
+
+
+def _message_to_ollama(message: Message) -> dict[str, Any]:
+    """A docvlm message in Ollama's native form: the text, and the images as bare base64 PNGs."""
+    from docvlm.documents.base import PageImage
+
+    out: dict[str, Any] = {"role": message.role, "content": message.text}
+    images = [p.image if isinstance(p, PageImage) else p for p in message.content if not isinstance(p, str)]
+    if images:
+        out["images"] = [_image_url(image)["image_url"]["url"].split(",", 1)[1] for image in images]
+    return out
+
+
+def _version_tuple(text: str) -> tuple[int, ...]:
+    """``"0.10.1rc1"`` -> ``(0, 10, 1)``; unparsable parts end the tuple (an unknown version sorts as newest)."""
+    parts = []
+    for piece in text.split("."):
+        digits = re.match(r"\d+", piece)
+        if digits is None:
+            break
+        parts.append(int(digits.group()))
+    return tuple(parts) if parts else (1_000_000,)
 
 
 def _request_schema(constraint: CompiledConstraint[Any]) -> dict[str, Any] | None:
