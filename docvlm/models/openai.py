@@ -166,7 +166,7 @@ class OpenAIModel(Model):
         client: httpx.Client | None = None,
         async_client: httpx.AsyncClient | None = None,
         http_retries: int = 2,
-        regex_field: RegexField | None | Literal["default"] = "default",
+        regex_field: RegexField | Literal["default"] | None = "default",
         extra_body: dict[str, Any] | None = None,
         profile: FamilyProfile | None = None,
     ) -> None:
