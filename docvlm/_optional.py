@@ -24,6 +24,8 @@ EXTRAS: dict[str, tuple[str, str]] = {
     "gguf": ("gguf", "local"),
     "outlines": ("outlines", "local"),
     "outlines_core": ("outlines-core", "local"),
+    "llama_cpp": ("llama-cpp-python", "llamacpp"),
+    "numba": ("numba", "llamacpp"),
     "langchain_core": ("langchain-core", "langchain"),
     "mcp": ("mcp", "mcp"),
     "playwright": ("playwright", "web"),

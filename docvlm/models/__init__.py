@@ -26,7 +26,7 @@ __all__ = [
 ]
 
 
-def load_model(spec: str | Model, **options: Any) -> Model:
+def load_model(spec: str | Model | object, **options: Any) -> Model:
     """A model from a spec string.
 
     Specs:
@@ -37,8 +37,11 @@ def load_model(spec: str | Model, **options: Any) -> Model:
         - ``"test"`` (or ``"test:<seed>"``): :class:`TestModel`, valid fake answers for any output type.
         - a bare folder path is read as ``transformers:<folder>``.
 
-    A :class:`Model` instance is returned as it is. Keyword ``options`` go to the backend's loader
-    (``device=``, ``dtype=``, ``api_key=``, ...).
+    A [`Model`][docvlm.models.Model] instance is returned as it is. An outlines model object
+    (``outlines.from_transformers(...)``, ``from_llamacpp(...)``, ``from_vllm_offline(...)``, ``from_mlxlm(...)``,
+    ...) is wrapped in [`OutlinesModel`][docvlm.models.outlines.OutlinesModel], so any runtime outlines supports
+    decodes under docvlm's constraints. Keyword ``options`` go to the backend's loader (``device=``, ``dtype=``,
+    ``api_key=``, ...).
 
     Raises:
         UsageError: an unknown spec.
@@ -47,6 +50,12 @@ def load_model(spec: str | Model, **options: Any) -> Model:
     """
     if isinstance(spec, Model):
         return spec
+    from docvlm.models.outlines import is_outlines_model
+
+    if is_outlines_model(spec):
+        from docvlm.models.outlines import OutlinesModel
+
+        return OutlinesModel(spec, **options)
     if not isinstance(spec, str) or not spec.strip():
         raise UsageError(f"a model spec is a non-empty string, got {spec!r}")
     spec = spec.strip()
