@@ -177,8 +177,10 @@ def test_a_slim_install_calls_a_server_and_names_the_extra_it_lacks(slim: tuple[
         doc = dv.open(dv.samples.invoice_pdf())
         print("WORDS", len(doc[0].words()))
         table = dv.find_tables(doc[0])[0]
-        for attempt in (lambda: dv.load_model("default"), table.to_pandas,
-                        lambda: __import__("docvlm.integrations.langchain", fromlist=["x"]).tools(doc)):
+        from docvlm.integrations import langchain
+        boxes = dv.Detections(detections=[dv.Detection(label="x", box=dv.BoundingBox(x0=0, y0=0, x1=1, y1=1, space="pixel"))])
+        for attempt in (lambda: dv.load_model("default"), table.to_pandas, lambda: langchain.tools(doc),
+                        lambda: langchain.DocvlmLoader(dv.samples.invoice_pdf()), boxes.to_supervision):
             try:
                 attempt()
             except dv.MissingDependencyError as exc:
@@ -194,7 +196,7 @@ def test_a_slim_install_calls_a_server_and_names_the_extra_it_lacks(slim: tuple[
     lines = res.stdout.splitlines()
     assert lines[0] == 'ANSWER {"total":145.78,"currency":"EUR"}'
     assert int(lines[1].split()[1]) > 40
-    assert [line.split()[1] for line in lines[2:]] == ["local", "pandas", "langchain"]
+    assert [line.split()[1] for line in lines[2:]] == ["local", "pandas", "langchain", "langchain", "supervision"]
     assert "pip install 'docvlm[local]'" in lines[2] and "torch" in lines[2]
     (request,) = server.requests
     assert request["response_format"]["type"] == "json_schema"

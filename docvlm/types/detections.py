@@ -10,7 +10,7 @@ import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from typing_extensions import Self
 
-from docvlm.errors import UsageError
+from docvlm.errors import MissingDependencyError, UsageError
 from docvlm.types.geometry import BoundingBox, Frame, Size, Space
 from docvlm.types.mask import Mask
 
@@ -233,10 +233,82 @@ class Detections(BaseModel, Sequence[Detection]):
         return self._with([d.model_copy(update={"box": d.box.to(space, frame)}) for d in self.detections])
 
     # exporters
-    def to_supervision(
+    def to_supervision(self, frame: Frame | Size | None = None, class_names: Sequence[str] | None = None) -> Any:
+        """A ``supervision.Detections`` (boxes in pixels), for supervision's annotators, trackers and metrics.
+
+        Args:
+            frame: the image the boxes should be in pixels of (needed for page-space boxes, or an image
+                [`Size`][docvlm.types.Size] for normalized boxes without ``image_size``).
+            class_names: fixes ``class_id`` to positions in this list; by default [`class_names`][docvlm.types.Detections.class_names].
+
+        Returns:
+            ``sv.Detections`` with ``xyxy``, ``confidence`` (NaN where unscored, ``None`` when nothing is),
+            ``class_id``, ``mask`` and ``data["class_name"]``; see [`to_supervision_kwargs`][docvlm.types.Detections.to_supervision_kwargs].
+
+        Raises:
+            MissingDependencyError: supervision is not installed (``pip install 'docvlm[supervision]'``).
+            UsageError: as for ``to_supervision_kwargs``.
+        """
+        try:
+            import supervision as sv
+        except ImportError as exc:
+            raise MissingDependencyError("supervision", "supervision", purpose="Detections.to_supervision") from exc
+        return sv.Detections(**self.to_supervision_kwargs(frame, class_names))
+
+    @classmethod
+    def from_supervision(cls, detections: Any, *, image_size: Size | tuple[int, int] | None = None,
+                         class_names: Sequence[str] | None = None) -> Detections:
+        """Detections from a ``supervision.Detections`` (pixel boxes): the inverse of [`to_supervision`][docvlm.types.Detections.to_supervision].
+
+        Labels come from ``data["class_name"]``, else from ``class_names[class_id]``, else the class id as text;
+        NaN confidences become ``None`` and masks become [`Mask`][docvlm.types.Mask]s.
+
+        Args:
+            detections: a ``supervision.Detections`` (or anything with its ``xyxy`` / ``class_id`` / ...).
+            image_size: the image the boxes are in pixels of (``(width, height)``); taken from the masks when
+                they are there.
+            class_names: names of the class ids, when ``data`` has no ``class_name``.
+
+        Raises:
+            UsageError: a class id without a name in ``class_names``.
+        """
+        xyxy = np.asarray(detections.xyxy, dtype=np.float64).reshape(-1, 4)
+        n = len(xyxy)
+        masks = getattr(detections, "mask", None)
+        if masks is not None:
+            masks = np.asarray(masks, dtype=bool)
+        size = Size(width=image_size[0], height=image_size[1]) if isinstance(image_size, tuple) else image_size
+        if size is None and masks is not None and masks.ndim == 3:
+            size = Size(width=masks.shape[2], height=masks.shape[1])
+        confidence = getattr(detections, "confidence", None)
+        class_id = getattr(detections, "class_id", None)
+        data = getattr(detections, "data", None) or {}
+        names = data.get("class_name")
+        out = []
+        for i in range(n):
+            if names is not None:
+                label = str(names[i])
+            elif class_id is not None and class_names is not None:
+                cid = int(class_id[i])
+                if not 0 <= cid < len(class_names):
+                    raise UsageError(f"class id {cid} has no name among {len(class_names)} class names")
+                label = class_names[cid]
+            else:
+                label = str(int(class_id[i])) if class_id is not None else "object"
+            score = None
+            if confidence is not None and not np.isnan(confidence[i]):
+                score = float(confidence[i])
+            extra = {k: v[i].item() if hasattr(v[i], "item") else v[i] for k, v in data.items() if k != "class_name"}
+            x0, y0, x1, y1 = (float(v) for v in xyxy[i])
+            out.append(Detection(
+                label=label, box=BoundingBox(x0=x0, y0=y0, x1=x1, y1=y1, space=Space.PIXEL, image_size=size),
+                score=score, mask=Mask.from_array(masks[i]) if masks is not None else None, data=extra))
+        return cls(detections=out)
+
+    def to_supervision_kwargs(
         self, frame: Frame | Size | None = None, class_names: Sequence[str] | None = None
     ) -> dict[str, Any]:
-        """Keyword arguments for ``supervision.Detections(**dets.to_supervision())``; supervision is not imported.
+        """Keyword arguments for ``supervision.Detections(**dets.to_supervision_kwargs())``; supervision is not imported.
 
         Boxes are converted to pixel space first (``frame`` is needed for page-space boxes, or an image
         :class:`Size` for normalized boxes without ``image_size``).

@@ -100,7 +100,7 @@ def test_empty_detections() -> None:
     assert empty.confidence.shape == (0,)
     assert empty.class_names == []
     assert empty.nms().labels == []
-    sv = empty.to_supervision()
+    sv = empty.to_supervision_kwargs()
     assert sv["xyxy"].shape == (0, 4)
     assert sv["confidence"] is None
     assert sv["mask"] is None
@@ -200,9 +200,9 @@ def test_to_converts_every_box() -> None:
     assert back.labels == ["a", "b"]
 
 
-def test_to_supervision_plain(dets: Detections) -> None:
+def test_to_supervision_kwargs_plain(dets: Detections) -> None:
     frame = Frame.for_page(Size(width=100, height=100), scale=2)
-    sv = dets.to_supervision(frame)
+    sv = dets.to_supervision_kwargs(frame)
     assert set(sv) == {"xyxy", "confidence", "class_id", "mask", "data"}
     assert sv["xyxy"].dtype == np.float32
     assert sv["xyxy"][0].tolist() == [0, 0, 20, 20]  # page boxes came to pixels
@@ -213,21 +213,21 @@ def test_to_supervision_plain(dets: Detections) -> None:
     assert sv["data"]["class_name"].tolist() == ["logo", "logo", "stamp", "signature"]
 
 
-def test_to_supervision_needs_a_frame_for_page_boxes(dets: Detections) -> None:
+def test_to_supervision_kwargs_needs_a_frame_for_page_boxes(dets: Detections) -> None:
     with pytest.raises(UsageError, match="needs a Frame"):
-        dets.to_supervision()
+        dets.to_supervision_kwargs()
 
 
-def test_to_supervision_with_fixed_class_names(dets: Detections) -> None:
-    sv = dets.to(Space.PIXEL, Frame.for_page(Size(width=100, height=100), scale=1)).to_supervision(
+def test_to_supervision_kwargs_with_fixed_class_names(dets: Detections) -> None:
+    sv = dets.to(Space.PIXEL, Frame.for_page(Size(width=100, height=100), scale=1)).to_supervision_kwargs(
         class_names=["signature", "stamp", "logo", "table"]
     )
     assert sv["class_id"].tolist() == [2, 2, 1, 0]
     with pytest.raises(UsageError, match=r"labels \['stamp', 'signature'\] are not among"):
-        dets.to_supervision(Frame.for_page(Size(width=100, height=100), scale=1), class_names=["logo"])
+        dets.to_supervision_kwargs(Frame.for_page(Size(width=100, height=100), scale=1), class_names=["logo"])
 
 
-def test_to_supervision_with_masks() -> None:
+def test_to_supervision_kwargs_with_masks() -> None:
     size = Size(width=4, height=3)
     a = np.zeros((3, 4), dtype=bool)
     a[0, 0] = True
@@ -237,11 +237,43 @@ def test_to_supervision_with_masks() -> None:
             det("b", (0, 0, 4, 3), space=Space.PIXEL, image_size=size, mask=Mask.from_array(~a)),
         ]
     )
-    sv = d.to_supervision()
+    sv = d.to_supervision_kwargs()
     assert sv["mask"].shape == (2, 3, 4)
     assert sv["mask"].dtype == np.bool_
     assert sv["mask"][0].tolist() == a.tolist()
     assert sv["confidence"] is None
     partial = Detections(detections=[d[0], det("c", (0, 0, 1, 1), space=Space.PIXEL)])
     with pytest.raises(UsageError, match="1 of 2 detections have a mask"):
-        partial.to_supervision()
+        partial.to_supervision_kwargs()
+
+
+def test_to_supervision_gives_sv_detections_and_back(dets: Detections) -> None:
+    sv = pytest.importorskip("supervision")
+    frame = Frame.for_page(Size(width=100, height=100), scale=2)
+    out = dets.to_supervision(frame)
+    assert isinstance(out, sv.Detections) and len(out) == 4
+    assert out.xyxy[0].tolist() == [0, 0, 20, 20]
+    assert out.class_id.tolist() == [0, 0, 1, 2]
+    assert out.data["class_name"].tolist() == ["logo", "logo", "stamp", "signature"]
+    assert len(out[out.confidence > 0.75]) == 2  # supervision's own filtering works on it
+    back = Detections.from_supervision(out, image_size=(200, 200))
+    assert back.labels == dets.labels and back.space is Space.PIXEL
+    assert back.scores == [pytest.approx(0.9), pytest.approx(0.8), pytest.approx(0.7), None]
+    assert np.allclose(back.to("page", frame).xyxy, dets.xyxy, atol=1e-4)
+    assert back[0].box.image_size == Size(width=200, height=200)
+
+
+def test_from_supervision_with_masks_and_class_names() -> None:
+    sv = pytest.importorskip("supervision")
+    mask = np.zeros((2, 3, 4), dtype=bool)
+    mask[0, 0, 0] = mask[1, 1:, 2:] = True
+    raw = sv.Detections(xyxy=np.array([[0, 0, 1, 1], [2, 1, 4, 3]], dtype=np.float32), mask=mask,
+                        class_id=np.array([1, 0]), data={"track": np.array([7, 8])})
+    d = Detections.from_supervision(raw, class_names=["table", "logo"])
+    assert d.labels == ["logo", "table"] and d.scores == [None, None]
+    assert d[1].mask is not None and d[1].mask.to_array().tolist() == mask[1].tolist()
+    assert d[0].box.image_size == Size(width=4, height=3) and d[0].data == {"track": 7}
+    again = d.to_supervision()
+    assert np.array_equal(again.mask, mask) and again.confidence is None
+    with pytest.raises(UsageError, match="class id 1 has no name among 1 class names"):
+        Detections.from_supervision(raw, class_names=["table"])

@@ -47,7 +47,7 @@ def test_using_types_imports_nothing_heavy() -> None:
         m = Mask.from_polygon([(1, 1), (5, 1), (5, 4)], 8, 8)
         assert Mask.from_coco(m.to_coco()) == m and m.bbox is not None and m.iou(m) == 1.0
         d = Detections(detections=[Detection(label="a", box=BoundingBox(x0=0, y0=0, x1=1, y1=1, space="normalized"))])
-        assert d.nms().to_supervision(Size(width=2, height=2))["xyxy"].shape == (1, 4)
+        assert d.nms().to_supervision_kwargs(Size(width=2, height=2))["xyxy"].shape == (1, 4)
         t = Table(cells=[TableCell(row=0, col=0, text="a", is_header=True), TableCell(row=1, col=0, text="b")])
         assert t.to_html() and t.to_markdown() and t.to_csv()
         heavy = sorted(m for m in sys.modules if m.split(".")[0] in {"cv2", "pandas", "torch", "transformers"})
