@@ -1,27 +1,25 @@
 from __future__ import annotations
 
+import base64
+import io
 from collections.abc import Sequence
 from typing import Any
 
-import base64
-import io
-
 import numpy as np
 import pytest
-from langchain_core.documents import Document
 from langchain_core.document_loaders import BaseLoader
+from langchain_core.documents import Document
 from langchain_core.language_models import LanguageModelInput
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
 from langchain_core.runnables import Runnable
 from langchain_core.utils.function_calling import convert_to_openai_tool
+from PIL import Image
 
 import docvlm as dv
 from docvlm.integrations.langchain import DocvlmLoader, tools
 from docvlm.workflows import Toolbox
 from docvlm.workflows.tools import ImageArtifact, TablesResult, TextResult
-
-from PIL import Image
 
 TOTAL = {"x0": 300, "y0": 380, "x1": 560, "y1": 420}
 
