@@ -1,7 +1,7 @@
-"""Optional dependencies: import one lazily, or raise :class:`~docvlm.errors.MissingDependencyError` naming its extra.
+"""Optional dependencies: import one lazily, or raise [`MissingDependencyError`][docvlm.errors.MissingDependencyError] naming its extra.
 
-Every function that needs a package outside docvlm's slim core calls :func:`require` (or lets an
-``ImportError`` of its own reach :func:`missing`) so that a user without the package gets one line that says
+Every function that needs a package outside docvlm's slim core calls `require` (or lets an
+``ImportError`` of its own reach `missing`) so that a user without the package gets one line that says
 which extra installs it, never a traceback from deep inside an import::
 
     torch = require("torch", "local", purpose="local models")
@@ -41,13 +41,13 @@ EXTRAS: dict[str, tuple[str, str]] = {
 
 
 def missing(exc: ImportError, *, purpose: str, default: str, extra: str | None = None) -> MissingDependencyError:
-    """The :class:`MissingDependencyError` for an ``ImportError`` raised while importing an optional package.
+    """The [`MissingDependencyError`][docvlm.errors.MissingDependencyError] for an ``ImportError`` raised while importing an optional package.
 
     Args:
         exc: the import error; its ``name`` (the module that was not found) picks the package and extra.
         purpose: what needed it ("local models", "LangChain tools", ...).
         default: the top-level module to name when ``exc`` does not say which one is missing.
-        extra: the extra to name, when the caller knows better than :data:`EXTRAS`.
+        extra: the extra to name, when the caller knows better than `EXTRAS`.
     """
     top = (exc.name or default).split(".")[0]
     package, known_extra = EXTRAS.get(top, (top, extra or EXTRAS.get(default, (default, "all"))[1]))
@@ -55,7 +55,7 @@ def missing(exc: ImportError, *, purpose: str, default: str, extra: str | None =
 
 
 def require(module: str, extra: str, *, purpose: str) -> ModuleType:
-    """Import ``module``, or raise :class:`MissingDependencyError` saying ``pip install 'docvlm[extra]'``.
+    """Import ``module``, or raise [`MissingDependencyError`][docvlm.errors.MissingDependencyError] saying ``pip install 'docvlm[extra]'``.
 
     Args:
         module: the module to import (``"torch"``, ``"langchain_core.tools"``).

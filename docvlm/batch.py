@@ -128,7 +128,7 @@ def _folder_files(folder: Path) -> list[Path]:
 def expand_inputs(inputs: Sequence[str | Path]) -> list[Path]:
     """Files, folders (recursive) and globs (``**`` recursive) to a sorted-per-input, de-duplicated list of files.
 
-    Folders and globs keep only :data:`DOCUMENT_SUFFIXES`; a file named explicitly is always kept (a wrong or
+    Folders and globs keep only `DOCUMENT_SUFFIXES`; a file named explicitly is always kept (a wrong or
     damaged one then gets an error record).
 
     Raises:
@@ -277,9 +277,9 @@ def process_document(
     data: bytes | None = None,
     slot: AbstractContextManager[Any] | None = None,
 ) -> list[dict[str, Any]]:
-    """The records of one document (or of some of its pages): what a worker of :func:`run_batch` computes.
+    """The records of one document (or of some of its pages): what a worker of `run_batch` computes.
 
-    Shared with :mod:`docvlm.integrations.ray`, so both write the same records.
+    Shared with `docvlm.integrations.ray`, so both write the same records.
 
     Args:
         model: a loaded model.
@@ -342,7 +342,7 @@ def process_document(
 
 
 def page_count(source: str, data: bytes | None = None) -> int:
-    """Pages of a document (opens it; raises what :func:`docvlm.open` raises)."""
+    """Pages of a document (opens it; raises what [`docvlm.open`][docvlm.documents._open.open_document] raises)."""
     import io
 
     from docvlm.documents import open_document
@@ -449,10 +449,10 @@ def run_batch(
 
     Args:
         inputs: files, folders (searched recursively) and globs (``**`` recursive) of PDFs and images.
-        task: ``"extract"``: fill ``schema`` with per-field evidence (:func:`docvlm.extract`).
+        task: ``"extract"``: fill ``schema`` with per-field evidence ([`docvlm.extract`][docvlm.tasks.extract]).
         schema: a pydantic model class (importable by module name) or ``"module:Class"`` /
             ``"path/to/file.py:Class"``.
-        model: a model spec (:func:`docvlm.load_model`); each worker loads it once.
+        model: a model spec ([`docvlm.load_model`][docvlm.models.load_model]); each worker loads it once.
         output: the JSON-lines file, created or resumed.
         per: ``"document"`` (one record per file) or ``"page"`` (one record per page, with a ``"page"`` key).
         workers: worker processes (default: ``os.cpu_count()``, at most one per task to do).

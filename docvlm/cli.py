@@ -2,7 +2,7 @@
 
 Exit status: 0 on success, 1 when the work failed (a bad document, a model or server failure, a missing extra,
 a batch with failed records), 2 for a usage error (bad options, page ranges or schema specs, including a schema
-file that does not run). Every box in the JSON output has one shape, a :class:`~docvlm.types.BoundingBox`:
+file that does not run). Every box in the JSON output has one shape, a [`BoundingBox`][docvlm.types.geometry.BoundingBox]:
 ``{"space": "page", "image_size": null, "x0": ..., "y0": ..., "x1": ..., "y1": ...}`` with coordinates
 rounded to 0.001.
 """

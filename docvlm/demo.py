@@ -1,7 +1,7 @@
 """``docvlm demo``: the main job, offline.
 
 A generated invoice (born-digital PDF) and a scan of it (rendered, slightly rotated, noisy: no text layer, read
-by OCR) are turned into a typed :class:`DemoInvoice` (fields and line items) by a model (the offline default,
+by OCR) are turned into a typed `DemoInvoice` (fields and line items) by a model (the offline default,
 SmolLM2-135M-Instruct, unless ``--model`` says otherwise). Every field's evidence box is drawn on the page in a
 self-contained HTML report, and the JSON is printed.
 """

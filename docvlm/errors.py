@@ -1,6 +1,6 @@
 """The exceptions docvlm raises.
 
-Every error a caller can act on derives from :class:`DocVLMError` and says what went wrong,
+Every error a caller can act on derives from [`DocVLMError`][docvlm.errors.DocVLMError] and says what went wrong,
 where (path, page) and what to do about it::
 
     DocVLMError
@@ -18,8 +18,8 @@ where (path, page) and what to do about it::
     │   └── AgentBudgetError    an agent hit max_steps or its time budget before answering (has .trace)
     └── MissingDependencyError  an optional extra is not installed (also an ImportError)
 
-Warnings derive from :class:`DocVLMWarning` (e.g. :class:`DocumentRepairedWarning` when a damaged PDF was
-opened by repairing it, so content may be missing; :class:`RowsSkippedWarning` when extraction left out table
+Warnings derive from [`DocVLMWarning`][docvlm.errors.DocVLMWarning] (e.g. [`DocumentRepairedWarning`][docvlm.errors.DocumentRepairedWarning] when a damaged PDF was
+opened by repairing it, so content may be missing; [`RowsSkippedWarning`][docvlm.errors.RowsSkippedWarning] when extraction left out table
 rows whose required cells do not read as their type).
 """
 
@@ -133,7 +133,7 @@ class AgentBudgetError(ModelError):
 
     Attributes:
         reason: ``"steps"`` or ``"time"``.
-        trace: the partial :class:`~docvlm.workflows.Trace` (every step so far; ``trace.to_html(path)`` shows it).
+        trace: the partial [`Trace`][docvlm.workflows.trace.Trace] (every step so far; ``trace.to_html(path)`` shows it).
     """
 
     def __init__(self, message: str, *, reason: str, trace: Any = None, source: str | None = None,

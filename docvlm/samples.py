@@ -6,7 +6,7 @@ from typing import Any
 
 __all__ = ["INVOICE", "invoice_pdf"]
 
-#: The ground truth of :func:`invoice_pdf`.
+#: The ground truth of `invoice_pdf`.
 INVOICE: dict[str, Any] = {
     "vendor": "Acme Tools GmbH",
     "invoice_number": "INV-2026-0042",
@@ -24,7 +24,7 @@ INVOICE: dict[str, Any] = {
 
 
 def invoice_pdf(rotation: int = 0) -> bytes:
-    """A one-page invoice PDF (A4) with key-value fields and a ruled line-item table (see :data:`INVOICE`)."""
+    """A one-page invoice PDF (A4) with key-value fields and a ruled line-item table (see `INVOICE`)."""
     import pymupdf
 
     doc = pymupdf.open()

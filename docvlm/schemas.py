@@ -6,7 +6,7 @@
 
 Every way a schema spec can be wrong (no ``:``, a missing file, a syntax error or an exception while the file
 runs, a missing class, something that is not a model, pydantic's ``BaseModel`` itself) is a
-:class:`~docvlm.errors.UsageError` of one line that names the file, and the line for a syntax error.
+[`UsageError`][docvlm.errors.UsageError] of one line that names the file, and the line for a syntax error.
 """
 
 from __future__ import annotations

@@ -78,3 +78,44 @@ def test_coordinates_picture_is_what_the_example_draws(tmp_path: Path) -> None:
     shipped = np.asarray(Image.open(ROOT / "docs" / "images" / "coordinates.png").convert("RGB"), dtype=np.int16)
     assert fresh.shape == shipped.shape
     assert np.abs(fresh - shipped).mean() < 1.0
+
+
+SPHINX_ROLE = re.compile(r":(?:py:)?(?:class|meth|func|mod|attr|data|exc|obj|const):`")
+
+
+def test_docstrings_use_mkdocstrings_cross_references_not_sphinx_roles() -> None:
+    """The API pages are rendered by mkdocstrings: a Sphinx role (":class:`X`") would show up as literal text."""
+    found = [f"{path.relative_to(ROOT)}:{n}" for path in sorted((ROOT / "docvlm").rglob("*.py"))
+             for n, line in enumerate(path.read_text().splitlines(), 1) if SPHINX_ROLE.search(line)]
+    assert found == []
+
+
+def test_the_cli_reference_page_is_generated_from_the_app() -> None:
+    import importlib.util
+
+    import typer
+
+    from docvlm.cli import app
+
+    spec = importlib.util.spec_from_file_location("cli_reference", ROOT / "docs" / "hooks" / "cli_reference.py")
+    assert spec is not None and spec.loader is not None
+    hook = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(hook)
+    page = (ROOT / "docs" / "reference" / "cli.md").read_text()
+    assert hook.MARKER in page
+    rendered = hook.on_page_markdown(page)
+    commands = typer.main.get_command(app).commands  # type: ignore[attr-defined]
+    assert len(commands) >= 15
+    for name in commands:
+        assert f"\n### `docvlm {name}`\n" in rendered, name
+    agent = rendered.split("### `docvlm agent`", 1)[1].split("\n### ", 1)[0]
+    assert "`--budget <float>`: wall-clock seconds the agent may take" in agent
+    assert rendered.startswith("# Command-line reference") and "\n# " not in rendered.split("\n", 1)[1]
+
+
+def test_ci_builds_the_docs_strictly_and_fails_on_any_warning_line() -> None:
+    run = (ROOT / ".ci" / "run").read_text()
+    assert "mkdocs build --strict --site-dir" in run and "--quiet" not in run
+    assert 'grep -q "WARNING"' in run
+    config = (ROOT / "mkdocs.yml").read_text()
+    assert "repo_url: https://" in config and "reference/cli.md" in config

@@ -22,7 +22,7 @@ What the output looks like:
   inside the bounds exactly as Python floats compare.
 * strings: any character but ``"``, ``\\`` and control characters, plus the escapes
   ``\\" \\\\ \\/ \\b \\f \\n \\r \\t`` (no ``\\uXXXX``); ``pattern`` constraints are kept
-  when they use the portable subset (see :class:`Regex`). One exception: a string with a
+  when they use the portable subset (see [`Regex`][docvlm.decoding.Regex]). One exception: a string with a
   ``max_length`` over 8 at the very start of the output (a top-level
   ``Annotated[str, Field(max_length=40)] | None``) has no ``\\"``, because outlines-core's
   automaton for it would grow exponentially.
@@ -30,20 +30,20 @@ What the output looks like:
   month and leap years; times always with an offset; lower-case UUIDs), so they always validate.
 * explicit bounds (``max_length``, ``le``, ``conlist``, ...) are exact: part of the regex.
   A ``str`` or ``list`` without ``max_length`` is open in the regex (``"(?:char)*"``,
-  ``[item(?:,item)*]``, so the token index stays small) and *budgeted* at its :class:`Limits`
+  ``[item(?:,item)*]``, so the token index stays small) and *budgeted* at its [`Limits`][docvlm.decoding.Limits]
   default (strings 256 characters, lists 64 items) in ``max_chars`` / ``max_new_tokens``; such a
   constraint has ``exact == False``, and an output that runs past the budget is cut off and
-  refused by ``parse`` with a :class:`~docvlm.errors.ConstraintError` that says so. Numbers are
+  refused by ``parse`` with a [`ConstraintError`][docvlm.errors.ConstraintError] that says so. Numbers are
   always exact (open ints get 18 digits). ``Limits.max_free_chars`` refuses explicit bounds whose
   token index would be huge; ``Limits.max_states`` and ``Limits.max_depth`` refuse types whose
   automaton would be huge (lists of lists of ... with sizes) and stop compiling them early;
   :func:`compile_budget` bounds the time of compiling and lets another thread cancel it.
 * top level: ``Literal`` / ``Enum`` are bare choices (``yes``, not ``"yes"``), ``str`` is free
-  text (no mask needed), :class:`Regex` is its pattern; everything else is JSON.
-  :meth:`CompiledConstraint.parse` turns the text back into the value.
+  text (no mask needed), [`Regex`][docvlm.decoding.Regex] is its pattern; everything else is JSON.
+  [`CompiledConstraint.parse`][docvlm.decoding.CompiledConstraint.parse] turns the text back into the value.
 
 Not expressible as a regex, so checked only by ``parse`` (which raises
-:class:`~docvlm.errors.ConstraintError`): cross-field rules (``x0 <= x1``; write them as model
+[`ConstraintError`][docvlm.errors.ConstraintError]): cross-field rules (``x0 <= x1``; write them as model
 validators, or check after decoding) and custom validators. Not supported at all: ``dict``,
 ``set``, ``Any``, recursive models, ``multiple_of``.
 

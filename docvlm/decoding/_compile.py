@@ -36,7 +36,7 @@ T = TypeVar("T")
 #: One character of a JSON string body: anything but ``"``, ``\\`` and control characters
 #: (C0 and C1), or one of the short escapes ``\\" \\\\ \\/ \\b \\f \\n \\r \\t``. No ``\\uXXXX``.
 STRING_CHAR = Pattern(r'(?:[^"\\\x00-\x1f\x7f-\x9f]|\\["\\/bfnrt])', 2, 4, atomic=True, free_chars=1)
-#: :data:`STRING_CHAR` without the ``\\"`` escape, for a counted string at the very start of the output.
+#: `STRING_CHAR` without the ``\\"`` escape, for a counted string at the very start of the output.
 #: outlines-core's automaton tracks every ``"`` that could start a new match, and with ``\\"`` allowed
 #: inside a counted ``"(?:...){0,n}"`` that grows exponentially (``n=16``: 10 s; ``n=20``: 3 minutes).
 _STRING_CHAR_NO_QUOTE = Pattern(r'(?:[^"\\\x00-\x1f\x7f-\x9f]|\\[\\/bfnrt])', 2, 4, atomic=True, free_chars=1)
@@ -57,10 +57,10 @@ class Limits:
     * **budgeted** sizes, for a ``str`` or ``list`` / variadic ``tuple`` with no ``max_length``,
       are not part of the regex (``"(?:char)*"``, ``[item(?:,item)*]``), because a counted repeat
       costs one copy of its automaton states per count: ``max_string_chars`` / ``max_list_items``
-      are only counted into :attr:`CompiledConstraint.max_chars` / ``max_bytes`` /
+      are only counted into `CompiledConstraint.max_chars` / ``max_bytes`` /
       ``max_new_tokens``. Typical outputs fit; an output that runs on (a model repeating itself
-      inside a string) is cut at ``max_new_tokens`` and :meth:`CompiledConstraint.parse` raises
-      :class:`~docvlm.errors.ConstraintError` saying so.
+      inside a string) is cut at ``max_new_tokens`` and [`CompiledConstraint.parse`][docvlm.decoding.CompiledConstraint.parse] raises
+      [`ConstraintError`][docvlm.errors.ConstraintError] saying so.
 
     Numbers are always exact: an ``int`` / ``float`` with an open side gets the digit limits below,
     in the regex (digits cost few automaton transitions).
@@ -85,7 +85,7 @@ class Limits:
             of the automaton states in which nearly the whole vocabulary is allowed: on a 49k-token
             vocabulary about 30 ms of index build, 0.4 MB of index and 7 MB of peak memory (512
             took 16 s and 3.9 GB). Budgeted strings count once however long they may run. Over
-            the guard, compiling raises :class:`~docvlm.errors.ConstraintError`. Top-level free
+            the guard, compiling raises [`ConstraintError`][docvlm.errors.ConstraintError]. Top-level free
             text (``str``) is exempt: it needs no token index.
         max_states: a guard on the automaton's size (:attr:`Pattern.states`: the regex with every
             counted repeat written out; default 200,000, ten times docvlm's own largest constraint, an
@@ -144,7 +144,7 @@ class OutputKind(str, enum.Enum):
         JSON: compact JSON validated by pydantic (models, lists, numbers, unions, ...).
         CHOICE: exactly one of a few strings, unquoted (top-level ``Literal`` / ``Enum``).
         TEXT: free text (top-level ``str``), bounded in length.
-        REGEX: text matching a :class:`Regex` (or a top-level ``str`` with a ``pattern``).
+        REGEX: text matching a [`Regex`][docvlm.decoding.Regex] (or a top-level ``str`` with a ``pattern``).
     """
 
     JSON = "json"
@@ -157,33 +157,33 @@ class OutputKind(str, enum.Enum):
 class CompiledConstraint(Generic[T]):
     """An output type compiled to a regular expression with a known length bound.
 
-    Every string that fully matches :attr:`regex` parses to a valid value of
-    :attr:`output_type` with :meth:`parse` (for JSON kinds: pydantic validation succeeds), with
+    Every string that fully matches `regex` parses to a valid value of
+    `output_type` with [`parse`][docvlm.decoding.CompiledConstraint.parse] (for JSON kinds: pydantic validation succeeds), with
     two documented exceptions that no regex can express: cross-field rules (``x0 <= x1``,
-    model validators) and custom validator functions. Those are checked by :meth:`parse`.
+    model validators) and custom validator functions. Those are checked by [`parse`][docvlm.decoding.CompiledConstraint.parse].
 
     Attributes:
         output_type: the type it was compiled from.
         regex: the regular expression (Python / Rust / outlines-core compatible, unanchored
             syntax, meant to match the whole output).
         kind: how the output is written: JSON, a bare choice, free text or a user regex.
-        max_chars: when :attr:`exact`, the most characters any match can have; otherwise a
+        max_chars: when `exact`, the most characters any match can have; otherwise a
             budget: the most characters a match has while every string / list without
-            ``max_length`` stays within its :class:`Limits` default (see :attr:`budgeted`).
+            ``max_length`` stays within its [`Limits`][docvlm.decoding.Limits] default (see `budgeted`).
         max_bytes: the same in UTF-8 bytes.
         free_chars: free-text character positions in the regex: a measure of how big and slow
-            its token index is (see :attr:`Limits.max_free_chars`).
+            its token index is (see `Limits.max_free_chars`).
         json_schema: pydantic's JSON schema of the type for server backends' ``response_format``
             (JSON kind only, else ``None``).
         choices: the exact strings a CHOICE output can be (else ``None``).
         limits: the defaults used for open bounds.
         exact: whether every size bound is in the regex, so that no match is longer than
-            :attr:`max_chars` and ``max_new_tokens`` can never cut a valid output short. ``False``
+            `max_chars` and ``max_new_tokens`` can never cut a valid output short. ``False``
             when the type has a ``str`` or ``list`` without ``max_length``: those sizes are a
             budget, not a bound.
         budgeted: where the type left a size open, with the budget counted for it, e.g.
             ``("output.vendor (str, 256 chars)", "output.items (list, 64 items)")``; empty when
-            :attr:`exact`.
+            `exact`.
     """
 
     output_type: Any
@@ -201,18 +201,18 @@ class CompiledConstraint(Generic[T]):
 
     @property
     def key(self) -> str:
-        """A stable cache key: the hex sha256 of :attr:`regex`."""
+        """A stable cache key: the hex sha256 of `regex`."""
         return _sha256(self.regex)
 
     @property
     def max_new_tokens(self) -> int:
         """The ``max_new_tokens`` to generate with: ``max_bytes + 1`` (for EOS).
 
-        When :attr:`exact`, it can never cut a match short, for any tokenizer whose tokens each
+        When `exact`, it can never cut a match short, for any tokenizer whose tokens each
         decode to at least one byte (byte-level BPE and SentencePiece byte fallback both can split
-        one character into several tokens, so :attr:`max_chars` alone is not enough). Otherwise it
+        one character into several tokens, so `max_chars` alone is not enough). Otherwise it
         is the budget: outputs whose open strings and lists stay within their defaults fit, and a
-        runaway output is cut here (and :meth:`parse` says so).
+        runaway output is cut here (and [`parse`][docvlm.decoding.CompiledConstraint.parse] says so).
         """
         return self.max_bytes + 1
 
@@ -230,7 +230,7 @@ class CompiledConstraint(Generic[T]):
         return TypeAdapter(self.output_type)
 
     def matches(self, text: str) -> bool:
-        """Whether ``text`` fully matches :attr:`regex`."""
+        """Whether ``text`` fully matches `regex`."""
         return self._compiled.fullmatch(text) is not None
 
     def is_prefix(self, text: str) -> bool | None:
@@ -263,7 +263,7 @@ class CompiledConstraint(Generic[T]):
         Raises:
             ConstraintError: if ``text`` does not fully match the regex (typically cut off by
                 ``max_new_tokens`` before EOS: the message says so, and for a budgeted
-                constraint names the open sizes and the :class:`Limits` to raise), or fails
+                constraint names the open sizes and the [`Limits`][docvlm.decoding.Limits] to raise), or fails
                 validation rules a regex cannot express.
         """
         if not self.matches(text):
@@ -719,9 +719,9 @@ def compile_output_type(output_type: Any, *, limits: Limits | None = None) -> Co
     JSON is compact (no whitespace, separators ``,`` and ``:``), keys are always all present and
     in declaration order (aliases used), ``None`` only where the type allows it. Explicit bounds
     (``max_length``, ``le``, ...) are exact, in the regex; a ``str`` or ``list`` without
-    ``max_length`` is open in the regex and budgeted at its :class:`Limits` default in
-    ``max_chars`` / ``max_new_tokens`` (then :attr:`CompiledConstraint.exact` is ``False``). Top-level ``Literal`` / ``Enum`` become bare
-    choices (``a`` rather than ``"a"``), top-level ``str`` free text and :class:`Regex` its
+    ``max_length`` is open in the regex and budgeted at its [`Limits`][docvlm.decoding.Limits] default in
+    ``max_chars`` / ``max_new_tokens`` (then `CompiledConstraint.exact` is ``False``). Top-level ``Literal`` / ``Enum`` become bare
+    choices (``a`` rather than ``"a"``), top-level ``str`` free text and [`Regex`][docvlm.decoding.Regex] its
     pattern; everything else is JSON.
 
     Results are cached per ``(output_type, limits)`` when the type is hashable.
@@ -730,7 +730,7 @@ def compile_output_type(output_type: Any, *, limits: Limits | None = None) -> Co
         output_type: a pydantic model, ``list[...]``, ``tuple[...]``, ``Literal[...]``, an Enum,
             ``Union`` / ``Optional`` (including discriminated unions), ``int``, ``float``,
             ``bool``, ``None``, ``str`` (each optionally ``Annotated`` with ``Field`` /
-            annotated-types constraints), or a :class:`Regex`.
+            annotated-types constraints), or a [`Regex`][docvlm.decoding.Regex].
         limits: defaults for open bounds; ``Limits()`` if not given.
 
     Returns:
@@ -739,7 +739,7 @@ def compile_output_type(output_type: Any, *, limits: Limits | None = None) -> Co
     Raises:
         ConstraintError: for unsupported types (``dict``, ``set``, ``Any``, recursive models,
             ``multiple_of``, ...), contradictory bounds, or explicit bounds over
-            :attr:`Limits.max_free_chars`.
+            `Limits.max_free_chars`.
     """
     limits = limits or Limits()
     try:

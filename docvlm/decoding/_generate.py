@@ -16,14 +16,14 @@ def logits_processor(constraint: CompiledConstraint[Any] | str, tokenizer: Any, 
     """A logits processor for ``model.generate`` that enforces a constraint.
 
     Use it with ``max_new_tokens=constraint.max_new_tokens`` and decode the new tokens with
-    ``skip_special_tokens=True`` before :meth:`CompiledConstraint.parse`::
+    ``skip_special_tokens=True`` before [`CompiledConstraint.parse`][docvlm.decoding.CompiledConstraint.parse]::
 
         c = compile_output_type(list[Box])
         out = model.generate(**inputs, logits_processor=[logits_processor(c, tok)],
                              max_new_tokens=c.max_new_tokens)
         boxes = c.parse(tok.decode(out[0, inputs["input_ids"].shape[1]:], skip_special_tokens=True))
 
-    The index is taken from :func:`docvlm.decoding.get_index` (memory, then disk cache).
+    The index is taken from [`docvlm.decoding.get_index`][docvlm.decoding.get_index] (memory, then disk cache).
 
     Args:
         constraint: a compiled constraint or a bare regex.

@@ -25,7 +25,7 @@ class RegexLogitsProcessor(LogitsProcessor):
     reused for several calls. After a row reaches an accepting state it may end with EOS.
 
     Args:
-        index: the ``outlines_core.Index`` (from :func:`docvlm.decoding.get_index`).
+        index: the ``outlines_core.Index`` (from [`docvlm.decoding.get_index`][docvlm.decoding.get_index]).
         vocab_size: one more than the largest token id of the vocabulary behind ``index``.
     """
 

@@ -4,7 +4,7 @@ Compiling a regex against a tokenizer's vocabulary into an ``outlines_core.Index
 may follow in which automaton state) takes from milliseconds to seconds per (regex, vocabulary)
 pair. This module keeps indexes
 
-* in memory: an LRU of the most recent :data:`MEMORY_ENTRIES`, keyed by
+* in memory: an LRU of the most recent `MEMORY_ENTRIES`, keyed by
   ``sha256(regex)`` + the vocabulary fingerprint;
 * on disk: outlines-core 0.2 serializes an ``Index`` to bytes (``Index.__reduce__`` /
   ``Index.from_binary``); files live under ``$DOCVLM_CACHE_DIR`` (default
@@ -249,13 +249,13 @@ def get_index(
 ) -> Any:
     """The outlines-core ``Index`` of a regex over a vocabulary, from cache when possible.
 
-    Lookup order: memory LRU, then the disk cache (see :func:`cache_dir`), then a fresh build
+    Lookup order: memory LRU, then the disk cache (see [`cache_dir`][docvlm.decoding.cache_dir]), then a fresh build
     (stored in both).
 
     Args:
         regex: the regular expression, or a compiled constraint (its ``regex`` is used).
-        vocabulary: from :func:`vocabulary_from_tokenizer`.
-        disk: use the disk cache (when :func:`cache_dir` is not ``None``).
+        vocabulary: from [`vocabulary_from_tokenizer`][docvlm.decoding.vocabulary_from_tokenizer].
+        disk: use the disk cache (when [`cache_dir`][docvlm.decoding.cache_dir] is not ``None``).
 
     Returns:
         An ``outlines_core.Index``.

@@ -5,7 +5,7 @@ The browser runs in a background thread with its own asyncio loop, so web docume
 timeout, even when a hostile page hangs its renderer. The browser is launched on first use and closed at
 interpreter exit.
 
-Safety: every request of the page is intercepted and answered by :mod:`docvlm.documents._web_net`
+Safety: every request of the page is intercepted and answered by `docvlm.documents._web_net`
 (address checks, redirects hop by hop, byte and request budgets); the browser itself is pointed at a proxy
 that refuses connections, so nothing that escapes interception (a WebSocket, a preconnect, a redirect the
 browser follows) reaches the network. Downloads, pop-ups, service workers and permissions are off.
@@ -59,7 +59,7 @@ def chromium_path() -> str | None:
 
 @dataclass
 class LoadSettings:
-    """What one page load may do (built from :class:`docvlm.documents.web.WebOptions`)."""
+    """What one page load may do (built from `docvlm.documents.web.WebOptions`)."""
 
     viewport: tuple[int, int]
     device_scale: float

@@ -18,7 +18,7 @@ Two engines, both optional and found at run time:
 (<Space.PAGE: 'page'>, 96.5)
 
 Boxes are in page space: the pixel boxes of the rendering are converted through its
-:class:`~docvlm.types.Frame`, so rotated PDF pages, crops and image pages come out exact.
+[`Frame`][docvlm.types.geometry.Frame], so rotated PDF pages, crops and image pages come out exact.
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ _INSTALL_HINT = (
 
 
 class OCREngine(str, Enum):
-    """Which OCR engine :func:`ocr_words` runs."""
+    """Which OCR engine `ocr_words` runs."""
 
     AUTO = "auto"
     TESSERACT = "tesseract"
@@ -61,7 +61,7 @@ class OCREngine(str, Enum):
 
 
 class OCRWordList(WordList):
-    """A :class:`~docvlm.types.WordList` from OCR, with one confidence per word.
+    """A [`WordList`][docvlm.types.text.WordList] from OCR, with one confidence per word.
 
     Attributes:
         engine: the engine that read the words (``"tesseract"`` or ``"rapidocr"``).
@@ -124,11 +124,11 @@ def ocr_words(
     """Read the words of a page (or of one rendering of it) by OCR, boxes in page space.
 
     Args:
-        page: a :class:`~docvlm.documents.Page`, rendered here, or a
-            :class:`~docvlm.documents.PageImage` (a rendering or a crop), read as it is.
+        page: a [`Page`][docvlm.documents.base.Page], rendered here, or a
+            [`PageImage`][docvlm.documents.base.PageImage] (a rendering or a crop), read as it is.
         engine: ``"tesseract"``, ``"rapidocr"`` or ``"auto"`` (Tesseract if on ``PATH``, else RapidOCR).
         dpi: resolution to render a page at. By default PDF pages are rendered at
-            :data:`DEFAULT_OCR_DPI` (lowered to fit the pixel budget for very large pages) and image pages
+            `DEFAULT_OCR_DPI` (lowered to fit the pixel budget for very large pages) and image pages
             are read at their own pixels; ignored for a ``PageImage``.
         lang: Tesseract language(s), e.g. ``"eng"`` or ``"eng+deu"``. RapidOCR's bundled model reads
             English and Chinese only.
@@ -136,7 +136,7 @@ def ocr_words(
 
     Returns:
         The words in reading order with block / line / word numbers from the engine (0-based) and
-        one confidence per word (:attr:`OCRWordList.confidences`).
+        one confidence per word (`OCRWordList.confidences`).
 
     Raises:
         MissingDependencyError: the engine asked for (or, for ``"auto"``, every engine) is not installed,
@@ -261,7 +261,7 @@ def parse_tesseract_tsv(tsv: str) -> tuple[list[_RawRow], list[float]]:
 
     Block, line and word numbers become 0-based; lines are numbered within their block (Tesseract numbers
     them within paragraphs). Empty words are dropped, and so are the edges of ruled boxes read as characters
-    (see :func:`strip_rules`).
+    (see `strip_rules`).
     """
     rows: list[_RawRow] = []
     conf: list[float] = []

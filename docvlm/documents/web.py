@@ -1,19 +1,19 @@
 """Web pages as documents: headless Chromium renders the page, the DOM gives the text layer.
 
 ``dv.open("https://…")``, ``dv.open("page.html")`` and ``dv.open(html, format="html")`` return a
-:class:`WebDocument`. The whole page (scrolled to its full height) is cut into viewport-height tiles, each a
-:class:`WebPage`; a tile's page space is CSS pixels, origin at the tile's top-left, so a tile is a page like any
+`WebDocument`. The whole page (scrolled to its full height) is cut into viewport-height tiles, each a
+`WebPage`; a tile's page space is CSS pixels, origin at the tile's top-left, so a tile is a page like any
 other (``page.tile`` says where it lies on the whole page). Cuts between tiles are moved up to the gap between
 two lines of text when there is one nearby, so no line is cut in half. Words come from the DOM (a ``Range``
 per word, its client rects), and links, form fields and ``<table>`` elements come as structured extras.
 
-Safe by default (see :class:`WebOptions`): no local files, no loopback / private / link-local addresses (checked
+Safe by default (see `WebOptions`): no local files, no loopback / private / link-local addresses (checked
 after DNS resolution, on every redirect hop and for every sub-resource), a JavaScript time budget, a total
 timeout, a byte budget; downloads, pop-ups and permissions are denied. What was refused is listed in
-:attr:`WebDocument.blocked` and in the document's metadata.
+`WebDocument.blocked` and in the document's metadata.
 
 Without Chromium (or without playwright) the page is laid out by PyMuPDF's HTML ``Story`` instead: no
-JavaScript, no sub-resources, with a :class:`WebRendererWarning` saying how to install the real renderer.
+JavaScript, no sub-resources, with a `WebRendererWarning` saying how to install the real renderer.
 """
 
 from __future__ import annotations
@@ -455,7 +455,7 @@ class WebDocument(Document):
         return list(self._fields)
 
     def tables(self) -> list[Table]:
-        """Every visible ``<table>`` as a :class:`~docvlm.types.Table` (spans, header cells, text, boxes).
+        """Every visible ``<table>`` as a [`Table`][docvlm.types.table.Table] (spans, header cells, text, boxes).
 
         A table belongs to the tile where it starts; its boxes are in that tile's page space, so a long table's
         lower cells lie below the tile's bottom edge. Nested tables are listed on their own as well.
@@ -532,7 +532,7 @@ def open_web(source: str | bytes, kind: Literal["url", "file", "html"], options:
         label: how the document names its source in messages.
 
     Returns:
-        a :class:`WebDocument`; a URL that serves a PDF or an image opens as that document instead.
+        a `WebDocument`; a URL that serves a PDF or an image opens as that document instead.
 
     Raises:
         BlockedURLError: the URL is refused by the safety rules (local file, private address, scheme).

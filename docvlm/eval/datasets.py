@@ -3,33 +3,33 @@
 ===============  ==================================================================  =============================
 format           what ``path`` is                                                    samples
 ===============  ==================================================================  =============================
-``funsd``        a FUNSD annotation JSON, or a folder of them (``annotations/`` next  :class:`FieldsSample`: linked
+``funsd``        a FUNSD annotation JSON, or a folder of them (``annotations/`` next  [`FieldsSample`][docvlm.eval.datasets.FieldsSample]: linked
                  to ``images/`` as FUNSD ships, or flat); the page is the file with   question -> answer pairs
                  the same stem (PNG, JPEG, TIFF or PDF)
-``sroie``        a SROIE folder: ``key/`` (or ``entities/``) JSON key files, ``box/``  :class:`FieldsSample`
+``sroie``        a SROIE folder: ``key/`` (or ``entities/``) JSON key files, ``box/``  [`FieldsSample`][docvlm.eval.datasets.FieldsSample]
                  text-line files (``x1,y1,...,x4,y4,text``), ``img/`` images; or the  (company, date, address,
                  same files side by side                                              total)
-``docvqa``       a DocVQA ``*_qas.json`` / ``val_v1.0.json`` (``{"data": [...]}``)    :class:`QASample`
-``coco``         a COCO detection / segmentation JSON (images next to it or in       :class:`DetectionSample`
+``docvqa``       a DocVQA ``*_qas.json`` / ``val_v1.0.json`` (``{"data": [...]}``)    [`QASample`][docvlm.eval.datasets.QASample]
+``coco``         a COCO detection / segmentation JSON (images next to it or in       [`DetectionSample`][docvlm.eval.datasets.DetectionSample]
                  ``images/``)
-``icdar2013``    an ICDAR-2013 table-competition ``*-str.xml``, or a folder of them;  :class:`TableSample`, one per
+``icdar2013``    an ICDAR-2013 table-competition ``*-str.xml``, or a folder of them;  [`TableSample`][docvlm.eval.datasets.TableSample], one per
                  the PDF is the file named in ``<document filename=...>``             table region
-``pubtabnet``    a PubTabNet JSONL (images next to it or in a ``<split>/`` folder)    :class:`TableSample`
-``mcq``          a JSONL of ``{"id", "document", "question", "choices", "answer"}``   :class:`ChoiceSample`
+``pubtabnet``    a PubTabNet JSONL (images next to it or in a ``<split>/`` folder)    [`TableSample`][docvlm.eval.datasets.TableSample]
+``mcq``          a JSONL of ``{"id", "document", "question", "choices", "answer"}``   [`ChoiceSample`][docvlm.eval.datasets.ChoiceSample]
                  (``answer``: the right choice's index or letter)
 ``synthetic``    ``invoice``, ``form`` or ``table``, optionally ``:n`` and ``:seed``  generated PDFs with exact
-                 (``"invoice:20:0"``)                                                 truth (:mod:`docvlm.synth`)
+                 (``"invoice:20:0"``)                                                 truth (`docvlm.synth`)
 ===============  ==================================================================  =============================
 
 All geometry ends up in docvlm's page space of the sample's document: image pixels for images (FUNSD,
 SROIE, COCO and PubTabNet boxes are pixels already), PDF points from the CropBox's top-left corner for PDFs
 (ICDAR-2013 boxes are PDF points with the origin at the bottom-left, and are converted).
 
-Bad input: a file that cannot be read or has the wrong overall shape raises :class:`DatasetError` (with the
+Bad input: a file that cannot be read or has the wrong overall shape raises [`DatasetError`][docvlm.eval.datasets.DatasetError] (with the
 file). A bad *record* inside a good file (an entity without a box, a question without answers, an
-annotation pointing at a missing image) is skipped and reported in :attr:`Dataset.skipped` with the file, the
+annotation pointing at a missing image) is skipped and reported in `Dataset.skipped` with the file, the
 record's index and the reason, because public datasets carry a few broken records and an evaluation should
-still run on the rest; pass ``strict=True`` to raise :class:`DatasetError` at the first one instead.
+still run on the rest; pass ``strict=True`` to raise [`DatasetError`][docvlm.eval.datasets.DatasetError] at the first one instead.
 """
 
 from __future__ import annotations
@@ -134,7 +134,7 @@ class FieldsSample(_SampleBase):
 
     Attributes:
         fields: the true fields.
-        schema_name: a fixed extraction schema (``"invoice"`` / ``"form"``: :mod:`docvlm.synth`'s), else one is
+        schema_name: a fixed extraction schema (``"invoice"`` / ``"form"``: `docvlm.synth`'s), else one is
             built from the fields (every field an optional string).
     """
 
@@ -433,7 +433,7 @@ def load_sroie(path: Path, *, strict: bool = False) -> tuple[list[Sample], list[
 
 # DocVQA ----------------------------------------------------------------------------------------------------
 def load_docvqa(path: Path, *, strict: bool = False) -> tuple[list[Sample], list[SkippedRecord]]:
-    """DocVQA question-answer JSON: one :class:`QASample` per question with answers."""
+    """DocVQA question-answer JSON: one [`QASample`][docvlm.eval.datasets.QASample] per question with answers."""
     out = _Collector(strict)
     data = _read_json(path)
     records = data.get("data") if isinstance(data, dict) else None
@@ -465,7 +465,7 @@ def load_docvqa(path: Path, *, strict: bool = False) -> tuple[list[Sample], list
 
 # COCO ------------------------------------------------------------------------------------------------------
 def load_coco(path: Path, *, strict: bool = False) -> tuple[list[Sample], list[SkippedRecord]]:
-    """COCO detection / segmentation JSON: one :class:`DetectionSample` per image (crowd regions are skipped)."""
+    """COCO detection / segmentation JSON: one [`DetectionSample`][docvlm.eval.datasets.DetectionSample] per image (crowd regions are skipped)."""
     out = _Collector(strict)
     data = _read_json(path)
     if not isinstance(data, dict) or not all(isinstance(data.get(k), list) for k in ("images", "annotations", "categories")):
@@ -565,7 +565,7 @@ def _bbox_el(el: ET.Element) -> tuple[float, float, float, float]:
 
 
 def load_icdar2013(path: Path, *, strict: bool = False) -> tuple[list[Sample], list[SkippedRecord]]:
-    """ICDAR-2013 table structure XML: one :class:`TableSample` per table region, boxes converted to page space."""
+    """ICDAR-2013 table structure XML: one [`TableSample`][docvlm.eval.datasets.TableSample] per table region, boxes converted to page space."""
     import pymupdf
 
     out = _Collector(strict)
@@ -672,7 +672,7 @@ class _HTMLTable:
 
 
 def table_from_html(html_text: str) -> Table:
-    """A :class:`~docvlm.Table` from an HTML ``<table>`` (spans honoured; ``<th>`` and ``<thead>`` cells are headers).
+    """A [`Table`][docvlm.types.table.Table] from an HTML ``<table>`` (spans honoured; ``<th>`` and ``<thead>`` cells are headers).
 
     >>> table_from_html("<table><tr><th>a</th><th>b</th></tr><tr><td colspan='2'>c</td></tr></table>").shape
     (2, 2)
@@ -713,7 +713,7 @@ def _pubtabnet_table(rec: dict[str, Any]) -> tuple[Table, str]:
 
 def _jsonl(path: Path, out: _Collector) -> Iterator[tuple[int, dict[str, Any]]]:
     """The records of a JSON-lines file as (line number, object); a line that is not a JSON object is skipped
-    with its reason. A file that cannot be read is a :class:`DatasetError`."""
+    with its reason. A file that cannot be read is a [`DatasetError`][docvlm.eval.datasets.DatasetError]."""
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except FileNotFoundError:
@@ -735,7 +735,7 @@ def _jsonl(path: Path, out: _Collector) -> Iterator[tuple[int, dict[str, Any]]]:
 
 
 def load_pubtabnet(path: Path, *, strict: bool = False) -> tuple[list[Sample], list[SkippedRecord]]:
-    """PubTabNet JSONL: one :class:`TableSample` per line (the table is the whole image, so no region)."""
+    """PubTabNet JSONL: one [`TableSample`][docvlm.eval.datasets.TableSample] per line (the table is the whole image, so no region)."""
     out = _Collector(strict)
     samples: list[Sample] = []
     for n, rec in _jsonl(path, out):
@@ -782,7 +782,7 @@ def load_mcq(path: Path, *, strict: bool = False) -> tuple[list[Sample], list[Sk
 
 # synthetic -------------------------------------------------------------------------------------------------
 def synthetic_dataset(kind: str = "invoice", n: int = 20, seed: int = 0) -> Dataset:
-    """Generated documents with exact truth (:func:`docvlm.synth.generate_dataset`) as a dataset.
+    """Generated documents with exact truth (`docvlm.synth.generate_dataset`) as a dataset.
 
     Args:
         kind: ``"invoice"`` or ``"form"`` (field samples with the generator's schema), or ``"table"``.
@@ -819,7 +819,7 @@ def _synthetic(spec: str) -> Dataset:
 # entry point -----------------------------------------------------------------------------------------------
 Loader = Callable[..., tuple[list[Sample], list[SkippedRecord]]]
 
-#: The formats :func:`load_dataset` reads, by name.
+#: The formats [`load_dataset`][docvlm.eval.datasets.load_dataset] reads, by name.
 FORMATS: dict[str, Loader] = {
     "funsd": load_funsd,
     "sroie": load_sroie,
@@ -836,8 +836,8 @@ def load_dataset(path: str | Path, format: str, *, strict: bool = False, limit: 
 
     Args:
         path: the file or folder (for ``"synthetic"``: ``kind[:n[:seed]]``).
-        format: one of :data:`FORMATS` or ``"synthetic"``.
-        strict: raise :class:`DatasetError` at the first bad record instead of skipping it.
+        format: one of `FORMATS` or ``"synthetic"``.
+        strict: raise [`DatasetError`][docvlm.eval.datasets.DatasetError] at the first bad record instead of skipping it.
         limit: keep only the first ``limit`` samples.
 
     Raises:

@@ -3,20 +3,20 @@
 =======================  ===================================================================================
 metric                   definition
 =======================  ===================================================================================
-:func:`box_iou`          intersection over union of two boxes in one space
-:func:`detection_map`    COCO-style mean average precision over IoU thresholds ``0.50:0.05:0.95``: per class,
+[`box_iou`][docvlm.eval.metrics.box_iou]          intersection over union of two boxes in one space
+[`detection_map`][docvlm.eval.metrics.detection_map]    COCO-style mean average precision over IoU thresholds ``0.50:0.05:0.95``: per class,
                          detections sorted by score (stable), each matched greedily to the unmatched truth box
                          of highest IoU at or above the threshold; precision made monotone and read at 101
                          recall points (``pycocotools`` ``COCOeval``)
-:func:`mask_iou`         intersection over union of two :class:`~docvlm.types.Mask` foregrounds
-:func:`point_accuracy`   share of points that fall inside their truth box (RefCOCO-style pointing)
-:func:`anls`             Average Normalized Levenshtein Similarity (DocVQA): per question the best
+[`mask_iou`][docvlm.eval.metrics.mask_iou]         intersection over union of two [`Mask`][docvlm.types.mask.Mask] foregrounds
+[`point_accuracy`][docvlm.eval.metrics.point_accuracy]   share of points that fall inside their truth box (RefCOCO-style pointing)
+[`anls`][docvlm.eval.metrics.anls]             Average Normalized Levenshtein Similarity (DocVQA): per question the best
                          ``1 - NL`` over the accepted answers, 0 where ``NL >= 0.5``
-:func:`cer`, :func:`wer` character / word error rate: edit distance over reference length, summed over a corpus
-:func:`field_scores`     field-level precision, recall and F1 of an extraction, optionally requiring the
+[`cer`][docvlm.eval.metrics.cer], [`wer`][docvlm.eval.metrics.wer] character / word error rate: edit distance over reference length, summed over a corpus
+[`field_scores`][docvlm.eval.metrics.field_scores]     field-level precision, recall and F1 of an extraction, optionally requiring the
                          evidence box to overlap the truth box (IoU >= 0.5)
-:func:`teds`             Tree-Edit-Distance-based Similarity of tables (PubTabNet), with or without cell text
-:func:`circular_eval`    MMBench CircularEval: a question counts only if answered right under every rotation
+[`teds`][docvlm.eval.metrics.teds]             Tree-Edit-Distance-based Similarity of tables (PubTabNet), with or without cell text
+[`circular_eval`][docvlm.eval.metrics.circular_eval]    MMBench CircularEval: a question counts only if answered right under every rotation
                          of its options
 =======================  ===================================================================================
 
@@ -144,7 +144,7 @@ def _pairs(predictions: str | Sequence[str], references: str | Sequence[str]) ->
 def cer(predictions: str | Sequence[str], references: str | Sequence[str]) -> float:
     """Character error rate: the summed edit distances over the summed reference lengths (corpus-level).
 
-    Texts are compared as given (normalize them first if wanted, e.g. with :func:`normalize_text`). With
+    Texts are compared as given (normalize them first if wanted, e.g. with [`normalize_text`][docvlm.eval.metrics.normalize_text]). With
     empty references only, the rate is 0 when every prediction is empty too, else 1.
 
     >>> cer("abcd", "abce"), cer(["ab", "cd"], ["ab", "xd"])
@@ -155,7 +155,7 @@ def cer(predictions: str | Sequence[str], references: str | Sequence[str]) -> fl
 
 
 def wer(predictions: str | Sequence[str], references: str | Sequence[str]) -> float:
-    """Word error rate: :func:`cer` over whitespace-separated words instead of characters.
+    """Word error rate: [`cer`][docvlm.eval.metrics.cer] over whitespace-separated words instead of characters.
 
     >>> wer("the cat sat", "the cat sat down")
     0.25
@@ -187,7 +187,7 @@ def anls_score(prediction: str, answers: Sequence[str], *, threshold: float = 0.
 
 
 def anls(predictions: Sequence[str], answers: Sequence[Sequence[str]], *, threshold: float = 0.5) -> float:
-    """Mean :func:`anls_score` over questions (DocVQA's metric); 0 for no questions."""
+    """Mean [`anls_score`][docvlm.eval.metrics.anls_score] over questions (DocVQA's metric); 0 for no questions."""
     if len(predictions) != len(answers):
         raise UsageError(f"{len(predictions)} predictions for {len(answers)} questions")
     if not predictions:
@@ -385,7 +385,7 @@ def detection_map(
 
 # field extraction -----------------------------------------------------------------------------------------
 def flatten_fields(value: BaseModel | Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Leaf values by field path (``"total"``, ``"items[0].amount"``, as in :class:`~docvlm.FieldEvidence`)."""
+    """Leaf values by field path (``"total"``, ``"items[0].amount"``, as in [`FieldEvidence`][docvlm.types.answer.FieldEvidence])."""
     data: Any = value.model_dump(mode="json") if isinstance(value, BaseModel) else value
     out: dict[str, Any] = {}
 
@@ -424,7 +424,7 @@ def values_match(predicted: Any, truth: Any, *, ignore_case: bool = False, toler
 
 
 class FieldScores(BaseModel):
-    """Field-level extraction scores; add them (``a + b``, :meth:`total`) to pool documents (micro average).
+    """Field-level extraction scores; add them (``a + b``, `total`) to pool documents (micro average).
 
     A field is *predicted* when the extraction gives it a value (not ``None``), *expected* when the truth has
     a value, and *correct* when both hold and the values match (and, with ``min_iou``, the evidence box
@@ -484,7 +484,7 @@ def field_scores(
     min_iou: float | None = None,
     ignore_case: bool = False,
 ) -> FieldScores:
-    """Field-level precision / recall / F1 of one extraction (see :class:`FieldScores`).
+    """Field-level precision / recall / F1 of one extraction (see [`FieldScores`][docvlm.eval.metrics.FieldScores]).
 
     Args:
         predicted: the extracted object (a pydantic model or a mapping; nested values become paths).
@@ -665,7 +665,7 @@ def teds(predicted: Table | str, truth: Table | str, *, structure_only: bool = F
     edit distance of their texts (0 with ``structure_only``), else 0 — PubTabNet's reference definition.
 
     Args:
-        predicted: a :class:`~docvlm.Table` or an HTML string.
+        predicted: a [`Table`][docvlm.types.table.Table] or an HTML string.
         truth: the same.
         structure_only: ignore cell text (TEDS-S).
 
@@ -706,7 +706,7 @@ def circular_eval(results: Sequence[Sequence[bool]]) -> float:
     """CircularEval accuracy: the share of questions answered right under *every* rotation of their choices.
 
     Args:
-        results: per question, whether each rotation (:func:`circular_variants`) was answered right.
+        results: per question, whether each rotation ([`circular_variants`][docvlm.eval.metrics.circular_variants]) was answered right.
 
     >>> circular_eval([[True, True, True], [True, False, True]])
     0.5

@@ -3,20 +3,20 @@
 ==========  =====================================  =================================================================
 task        samples                                per sample, then pooled over the dataset
 ==========  =====================================  =================================================================
-``extract`` :class:`~docvlm.eval.FieldsSample`     :func:`~docvlm.extract` of the sample's schema; field precision,
+``extract`` [`FieldsSample`][docvlm.eval.datasets.FieldsSample]     [`extract`][docvlm.tasks.extract] of the sample's schema; field precision,
                                                    recall and F1 on values, and again requiring evidence IoU >= 0.5
                                                    (micro-averaged over all fields)
-``tables``  :class:`~docvlm.eval.TableSample`      :func:`~docvlm.extract_tables` in the truth region (``model`` may
+``tables``  [`TableSample`][docvlm.eval.datasets.TableSample]      [`extract_tables`][docvlm.tasks.tables.extract_tables] in the truth region (``model`` may
                                                    be ``None``: the classical path); TEDS, TEDS-S (structure only),
                                                    the share of truth cells whose box a predicted cell hits (IoU
                                                    >= 0.5), averaged over tables. When the truth marks no header
                                                    cells (ICDAR 2013), the prediction's header rows are not scored
-``ground``  :class:`~docvlm.eval.DetectionSample`  :func:`~docvlm.ground` each label (COCO) or each field's value
+``ground``  [`DetectionSample`][docvlm.eval.datasets.DetectionSample]  [`ground`][docvlm.tasks.vision.ground] each label (COCO) or each field's value
             or ``FieldsSample``                    (FUNSD, SROIE); COCO mAP@[.5:.95] and mAP@.5 (no scores: the
                                                    model's order), accuracy@0.5 and mean of the best IoU per truth
                                                    box, point accuracy of the first box's centre
-``qa``      :class:`~docvlm.eval.QASample`         :func:`~docvlm.ask`; ANLS and exact match
-``mcq``     :class:`~docvlm.eval.ChoiceSample`     the model picks a letter under every rotation of the choices;
+``qa``      [`QASample`][docvlm.eval.datasets.QASample]         [`ask`][docvlm.tasks.ask]; ANLS and exact match
+``mcq``     [`ChoiceSample`][docvlm.eval.datasets.ChoiceSample]     the model picks a letter under every rotation of the choices;
                                                    CircularEval accuracy and plain (first-rotation) accuracy
 ==========  =====================================  =================================================================
 
@@ -72,7 +72,7 @@ from docvlm.types.table import Table
 
 __all__ = ["TASKS", "EvalReport", "SampleResult", "evaluate", "svg_histogram"]
 
-#: The tasks :func:`evaluate` runs, and the sample kinds each accepts.
+#: The tasks [`evaluate`][docvlm.eval.runner.evaluate] runs, and the sample kinds each accepts.
 TASKS: dict[str, tuple[type[BaseModel], ...]] = {
     "extract": (FieldsSample,),
     "tables": (TableSample,),
@@ -122,7 +122,7 @@ class SampleResult(BaseModel):
 
 
 class EvalReport(BaseModel):
-    """The outcome of :func:`evaluate`.
+    """The outcome of [`evaluate`][docvlm.eval.runner.evaluate].
 
     Attributes:
         task: the task run.
@@ -402,9 +402,9 @@ def evaluate(
     Args:
         model: a model, a model spec (``"default"``, ``"test"``, ``"transformers:..."``), or ``None`` for the
             classical table path (``task="tables"`` only).
-        dataset: a loaded :class:`~docvlm.eval.Dataset`, or a path to load with ``format``.
+        dataset: a loaded [`Dataset`][docvlm.eval.datasets.Dataset], or a path to load with ``format``.
         task: ``"extract"``, ``"tables"``, ``"ground"``, ``"qa"`` or ``"mcq"``.
-        format: the dataset format when ``dataset`` is a path (see :func:`~docvlm.eval.load_dataset`).
+        format: the dataset format when ``dataset`` is a path (see [`load_dataset`][docvlm.eval.datasets.load_dataset]).
         limit: evaluate only the first ``limit`` samples.
         out: a folder for ``results.jsonl``, ``metrics.json`` and ``report.html`` (created if needed).
         progress: called as ``progress(done, total)`` after each sample.

@@ -1,2 +1,2 @@
-"""Faces for outside frameworks: :mod:`docvlm.integrations.langchain` (langchain-core tools) and
-:mod:`docvlm.integrations.mcp` (a Model Context Protocol server). Each imports its framework lazily."""
+"""Faces for outside frameworks: [`docvlm.integrations.langchain`][docvlm.integrations.langchain] (langchain-core tools) and
+[`docvlm.integrations.mcp`][docvlm.integrations.mcp] (a Model Context Protocol server). Each imports its framework lazily."""

@@ -1,6 +1,6 @@
-"""Batch extraction on Ray Data: the records of :func:`docvlm.batch.run_batch`, on one machine or a cluster.
+"""Batch extraction on Ray Data: the records of `docvlm.batch.run_batch`, on one machine or a cluster.
 
-The pipeline (:func:`build_dataset`) is plain Ray Data::
+The pipeline (`build_dataset`) is plain Ray Data::
 
     read_binary_files(paths)                      file bytes and paths, read by Ray tasks
       -> map_batches(_plan)                       hash each file; with per="page", open it and split its pages
@@ -9,7 +9,7 @@ The pipeline (:func:`build_dataset`) is plain Ray Data::
                                                   renders, reads the words and extracts (docvlm.batch's code)
       -> rows {"source", "sha256", "page", "status", "record"}
 
-and :func:`run` writes it: a ``.jsonl`` output is appended record by record on the driver, with the same
+and `run` writes it: a ``.jsonl`` output is appended record by record on the driver, with the same
 resume and de-duplication rules as ``docvlm batch`` (a re-run skips the work already in the file); any other
 output is a folder of Parquet files (``Dataset.write_parquet``), one row per record, whose ``record`` column
 is the JSON line.
@@ -19,7 +19,7 @@ and transforms) that a rendered row cannot carry; the actors are the pool that s
 (``openai:<model>@http://vllm:8000/v1``) the actors are CPU actors and the GPU work is the server's; with a
 local GPU model give ``num_gpus=1`` so each actor holds one GPU.
 
-On a cluster, call ``ray.init(address="auto")`` (or set ``RAY_ADDRESS``) before :func:`run`, and give paths
+On a cluster, call ``ray.init(address="auto")`` (or set ``RAY_ADDRESS``) before `run`, and give paths
 every node can read (a shared file system, or ``s3://`` / ``gs://`` URIs, which are passed to Ray as they are).
 Requires the extra ``docvlm[ray]``.
 """
@@ -208,7 +208,7 @@ def build_dataset(
 
     Returns:
         A ``ray.data.Dataset`` of rows ``{"source", "sha256", "page", "status", "record"}``, ``record`` being the JSON line
-        of :func:`docvlm.batch.run_batch`; work in ``skip`` gives rows with status ``"skipped"`` and no record.
+        of `docvlm.batch.run_batch`; work in ``skip`` gives rows with status ``"skipped"`` and no record.
 
     Raises:
         UsageError: bad arguments, or inputs that match nothing.
@@ -255,7 +255,7 @@ def run(
     output is a folder of Parquet files written by Ray (no resume: write to a new folder).
 
     Args:
-        inputs, schema, model, per, concurrency, batch_size, num_cpus, num_gpus: as for :func:`build_dataset`.
+        inputs, schema, model, per, concurrency, batch_size, num_cpus, num_gpus: as for `build_dataset`.
         output: the JSON-lines file or the Parquet folder.
 
     Returns:

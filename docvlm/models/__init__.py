@@ -34,7 +34,7 @@ def load_model(spec: str | Model | object, **options: Any) -> Model:
           (text-only; tasks give it the page's text layer).
         - ``"transformers:<folder or hub id>"``: any image-text-to-text VLM or causal LM.
         - ``"openai:<model>@<base_url>"``: an OpenAI-compatible server (vLLM, SGLang, Ollama, llama.cpp).
-        - ``"test"`` (or ``"test:<seed>"``): :class:`TestModel`, valid fake answers for any output type.
+        - ``"test"`` (or ``"test:<seed>"``): [`TestModel`][docvlm.models.test.TestModel], valid fake answers for any output type.
         - a bare folder path is read as ``transformers:<folder>``.
 
     A [`Model`][docvlm.models.Model] instance is returned as it is. An outlines model object

@@ -3,9 +3,9 @@
 Several VLM processors (Qwen2-VL, Qwen2.5-VL, Qwen3-VL, SmolVLM, ...) insist on a *video*
 processor. Video processors need torchvision, so without it these processors fail to load, or
 ``AutoProcessor`` quietly falls back to returning just the tokenizer. docvlm only ever sends
-images, so :func:`load_processor` swaps in an *image-only* subclass of the stock processor: the
+images, so `load_processor` swaps in an *image-only* subclass of the stock processor: the
 same class minus the video processor. The subclass is registered with ``AutoProcessor`` for the
-model's config class (in every process that calls :func:`load_processor`) and saves itself under
+model's config class (in every process that calls `load_processor`) and saves itself under
 the stock class's name, so a folder it writes loads anywhere.
 
 Importing this module imports neither torch nor transformers.
@@ -227,7 +227,7 @@ def load_processor(path: str | Path, **kwargs: Any) -> Any:
     """Load the processor of a local model folder, without needing torchvision.
 
     Processors that insist on a video processor (Qwen2/2.5/3-VL, SmolVLM, ...) are loaded as their
-    image-only twin (:func:`image_only_processor_class`), which is also registered with
+    image-only twin (`image_only_processor_class`), which is also registered with
     ``AutoProcessor`` for the folder's config class. Everything else goes through
     ``AutoProcessor``. A text-only model folder gives its tokenizer.
 

@@ -1,6 +1,6 @@
 """The model seam: messages and an output type in, a validated value out.
 
-A backend implements one method, :meth:`Model._complete`, which turns a batch of requests into raw
+A backend implements one method, `Model._complete`, which turns a batch of requests into raw
 output texts that follow each request's compiled constraint. Everything else (normalizing messages,
 compiling and caching the constraint, parsing and validating, the async twins) is shared here.
 """
@@ -40,7 +40,7 @@ class GenerationSettings:
 
     Attributes:
         max_new_tokens: a cap on new tokens. By default the constraint's own bound, which can never cut
-            a valid output short; a smaller cap can, and then a :class:`~docvlm.errors.ConstraintError`
+            a valid output short; a smaller cap can, and then a [`ConstraintError`][docvlm.errors.ConstraintError]
             says so (never half an object).
         temperature: 0 for greedy decoding (the default), > 0 to sample.
         top_p: nucleus sampling mass when sampling.
@@ -78,7 +78,7 @@ class Request:
         return [img for m in self.messages for img in m.images]
 
     def max_new_tokens(self) -> int:
-        """The token cap of this request: the constraint's bound, never more than :data:`BUDGET_CAP_TOKENS` for a
+        """The token cap of this request: the constraint's bound, never more than `BUDGET_CAP_TOKENS` for a
         budgeted constraint (open strings / lists), and never more than the settings' own cap."""
         bound = self.constraint.max_new_tokens
         if not self.constraint.exact:
@@ -103,14 +103,14 @@ def compile_cached(output_type: Any, limits: Limits) -> CompiledConstraint[Any]:
 class Model(abc.ABC):
     """A language or vision-language model that answers typed questions.
 
-    Subclasses implement :meth:`_complete`. Users call :meth:`generate` / :meth:`generate_batch` (or the
+    Subclasses implement `_complete`. Users call [`generate`][docvlm.models.base.Model.generate] / [`generate_batch`][docvlm.models.base.Model.generate_batch] (or the
     async twins) with a prompt and an output type: a pydantic model, ``list[...]``, a ``Literal`` / enum
-    choice, a :class:`~docvlm.decoding.Regex`, ``int`` / ``float`` / ``bool``, or ``str``.
+    choice, a [`Regex`][docvlm.decoding.Regex], ``int`` / ``float`` / ``bool``, or ``str``.
 
     Attributes:
         spec: the spec the model was loaded from (``"transformers:..."``, ``"test"``, ...).
         supports_images: whether image parts may appear in messages.
-        limits: default bounds for open-ended output types (see :class:`~docvlm.decoding.Limits`).
+        limits: default bounds for open-ended output types (see [`Limits`][docvlm.decoding.Limits]).
     """
 
     spec: str = ""
@@ -172,12 +172,12 @@ class Model(abc.ABC):
 
     async def agenerate(self, prompt: MessagesInput, output_type: Any = str, *,
                         settings: GenerationSettings | None = None, **options: Any) -> Any:
-        """Async twin of :meth:`generate`."""
+        """Async twin of [`generate`][docvlm.models.base.Model.generate]."""
         return (await self.agenerate_batch([prompt], output_type, settings=settings, **options))[0]
 
     async def agenerate_batch(self, prompts: Sequence[MessagesInput], output_type: Any = str, *,
                               settings: GenerationSettings | None = None, **options: Any) -> list[Any]:
-        """Async twin of :meth:`generate_batch`; local backends run in a worker thread."""
+        """Async twin of [`generate_batch`][docvlm.models.base.Model.generate_batch]; local backends run in a worker thread."""
         return await asyncio.to_thread(self.generate_batch, prompts, output_type, settings=settings, **options)
 
     # shared helpers ----------------------------------------------------------------------------------

@@ -32,7 +32,7 @@ def _is_image(part: object) -> bool:
 class Message:
     """One chat message: a role and an ordered list of parts, each a string or an image.
 
-    Images may be PIL images or :class:`~docvlm.documents.PageImage` renderings (which keep their frame,
+    Images may be PIL images or [`PageImage`][docvlm.documents.base.PageImage] renderings (which keep their frame,
     so tasks can map the model's boxes back to page space).
     """
 
@@ -65,7 +65,7 @@ class Message:
 
     @property
     def page_images(self) -> list[PageImage | None]:
-        """For each image part, its :class:`PageImage` (with the frame) or ``None`` for a bare PIL image."""
+        """For each image part, its [`PageImage`][docvlm.documents.base.PageImage] (with the frame) or ``None`` for a bare PIL image."""
         from docvlm.documents.base import PageImage
 
         return [p if isinstance(p, PageImage) else None for p in self.content if not isinstance(p, str)]
@@ -75,11 +75,11 @@ MessagesInput: TypeAlias = Union[str, Message, Sequence[Union[Message, Mapping[s
 
 
 def to_messages(prompt: MessagesInput) -> list[Message]:
-    """Normalize what users pass as a prompt into a list of :class:`Message`.
+    """Normalize what users pass as a prompt into a list of [`Message`][docvlm.models.messages.Message].
 
     - a string: one user message;
     - a list of strings and images: one user message with those parts, in order;
-    - a list of :class:`Message` or ``{"role": ..., "content": ...}`` dicts: those messages.
+    - a list of [`Message`][docvlm.models.messages.Message] or ``{"role": ..., "content": ...}`` dicts: those messages.
     """
     if isinstance(prompt, str):
         return [Message("user", [prompt])]

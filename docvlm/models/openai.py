@@ -128,7 +128,7 @@ class OpenAIModel(Model):
         timeout: seconds for one HTTP request.
         max_retries: how many times an answer that fails validation is sent back with the error.
         concurrency: requests in flight at once in a batch.
-        server: the server's dialect (see [`DIALECTS`][docvlm.models.openai.DIALECTS]): ``"openai"``, ``"vllm"``,
+        server: the server's dialect (see ``DIALECTS``): ``"openai"``, ``"vllm"``,
             ``"vllm-guided"`` (before 0.10.2), ``"sglang"``, ``"llamacpp"``, ``"ollama"``, ``"docvlm"``, or
             ``"auto"`` (default) to probe the server once, before the first structured request.
         response_format: overrides the dialect's way of asking for JSON: ``"json_schema"`` or ``"json_object"``
@@ -333,7 +333,7 @@ class OpenAIModel(Model):
 
     async def agenerate_batch(self, prompts: Sequence[MessagesInput], output_type: Any = str, *,
                               settings: GenerationSettings | None = None, **options: Any) -> list[Any]:
-        """Async twin of :meth:`generate_batch`: native httpx async calls, ``concurrency`` at once."""
+        """Async twin of [`generate_batch`][docvlm.models.openai.OpenAIModel.generate_batch]: native httpx async calls, ``concurrency`` at once."""
         requests = self.prepare(prompts, output_type, settings=settings, **options)
         if not requests:
             return []
@@ -672,7 +672,7 @@ _FENCE = re.compile(r"^\s*```[A-Za-z0-9_-]*\s*\n?(.*?)\n?\s*```\s*$", re.S)
 
 
 def _validate(constraint: CompiledConstraint[Any], text: str) -> Any:
-    """The validated value of a server's answer, or :class:`_Invalid` saying what is wrong with it."""
+    """The validated value of a server's answer, or `_Invalid` saying what is wrong with it."""
     kind = constraint.kind
     if kind is OutputKind.JSON:
         fenced = _FENCE.match(text)

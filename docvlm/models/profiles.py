@@ -1,9 +1,9 @@
 """Family profiles: how each vision-language model family speaks, mapped onto docvlm's geometry.
 
-A :class:`FamilyProfile` holds a family's *dialect*: how its prompt is built (chat template or a raw
+A [`FamilyProfile`][docvlm.models.profiles.FamilyProfile] holds a family's *dialect*: how its prompt is built (chat template or a raw
 task prompt), which task tokens it knows, and above all its **box convention**: the numbers a model
 writes for a box and what they mean. Tasks never see these conventions; they ask the model's profile
-to turn raw output into :class:`~docvlm.types.BoundingBox` / :class:`~docvlm.types.Point` objects in the
+to turn raw output into [`BoundingBox`][docvlm.types.geometry.BoundingBox] / [`Point`][docvlm.types.geometry.Point] objects in the
 pixel space of the *original* image (``space="pixel"``, ``image_size`` set)::
 
     profile = model.profile                     # profile_for(config.model_type), e.g. "qwen2_5_vl"
@@ -11,7 +11,7 @@ pixel space of the *original* image (``space="pixel"``, ``image_size`` set)::
     for label, box in profile.parse_boxes(text, image_size=size, input_size=model.input_image_size(image)):
         ...
 
-The conventions (see :class:`BoxConvention`), each with the source it was checked against:
+The conventions (see [`BoxConvention`][docvlm.models.profiles.BoxConvention]), each with the source it was checked against:
 
 ========================  ==========================================================================
 ``qwen2_vl``              integers 0..1000 of the image, ``(x0,y0),(x1,y1)`` between
@@ -510,22 +510,22 @@ class FamilyProfile:
     Raw numbers are always in the family's own order and scale (``y0, x0, y1, x1`` loc indices for
     PaliGemma, loc bins for Florence-2, ...); results are always in the pixel space of the original
     image. ``input_size`` is the size the model saw after its processor resized the image
-    (:meth:`docvlm.models.base.Model.input_image_size`); only :attr:`BoxConvention.INPUT_PIXELS`
+    ([`docvlm.models.base.Model.input_image_size`][docvlm.models.base.Model.input_image_size]); only `BoxConvention.INPUT_PIXELS`
     families need it, and without it they assume the processor's default resize
-    (:meth:`default_input_size`).
+    ([`default_input_size`][docvlm.models.profiles.FamilyProfile.default_input_size]).
 
     Attributes:
         name: a short family name (``"qwen2_5_vl"``).
         model_types: the transformers ``config.model_type`` values this profile serves.
-        box_convention: how one coordinate is written (see :class:`BoxConvention`).
+        box_convention: how one coordinate is written (see [`BoxConvention`][docvlm.models.profiles.BoxConvention]).
         supports_grounding: whether the family was trained to output boxes; when False, boxes come
-            only from the prompt convention (:meth:`box_prompt_hint`) and are rough at best.
+            only from the prompt convention ([`box_prompt_hint`][docvlm.models.profiles.FamilyProfile.box_prompt_hint]) and are rough at best.
         uses_chat_template: False for families that take a raw task prompt (PaliGemma, Florence-2).
         image_token: the placeholder a raw prompt carries once per image (PaliGemma's ``"<image>"``),
             or None when the processor or chat template places images itself.
         box_key: the JSON key this family writes a box under (``"bbox_2d"`` for Qwen2.5/3-VL).
         point_key: the JSON key for a point.
-        decimals: fraction digits of :attr:`BoxConvention.REL_1` coordinates when encoding.
+        decimals: fraction digits of `BoxConvention.REL_1` coordinates when encoding.
         json_fence: whether the family wraps JSON answers in a markdown code fence.
         notes: where the convention comes from and its caveats.
     """
@@ -548,12 +548,12 @@ class FamilyProfile:
     # capabilities --------------------------------------------------------------------------------
     @property
     def image_token_in_prompt(self) -> bool:
-        """Whether a raw prompt must carry :attr:`image_token` once per image."""
+        """Whether a raw prompt must carry `image_token` once per image."""
         return self.image_token is not None
 
     @property
     def supported_tasks(self) -> tuple[str, ...]:
-        """Task names :meth:`task_prompt` accepts (empty for families prompted in free text)."""
+        """Task names [`task_prompt`][docvlm.models.profiles.FamilyProfile.task_prompt] accepts (empty for families prompted in free text)."""
         return tuple(self._TASKS)
 
     @property
@@ -614,10 +614,10 @@ class FamilyProfile:
         Args:
             values: the 4 numbers as the model wrote them.
             image_size: the original image's size.
-            input_size: the size the model saw (input-pixel families; default :meth:`default_input_size`).
+            input_size: the size the model saw (input-pixel families; default [`default_input_size`][docvlm.models.profiles.FamilyProfile.default_input_size]).
 
         Returns:
-            A :class:`BoundingBox` with ``space="pixel"`` and ``image_size=image_size``.
+            A [`BoundingBox`][docvlm.types.geometry.BoundingBox] with ``space="pixel"`` and ``image_size=image_size``.
 
         Raises:
             UsageError: not exactly 4 finite numbers.
@@ -674,7 +674,7 @@ class FamilyProfile:
     def encode_box(
         self, box: BoundingBox, *, image_size: Size | None = None, input_size: Size | None = None
     ) -> tuple[float, float, float, float]:
-        """The 4 numbers this family would write for ``box`` (the inverse of :meth:`to_pixel_box`, quantized).
+        """The 4 numbers this family would write for ``box`` (the inverse of [`to_pixel_box`][docvlm.models.profiles.FamilyProfile.to_pixel_box], quantized).
 
         Useful for fakes that imitate a family (a TestModel answering in its dialect) and for region
         prompts (Florence-2 ``<REGION_TO_DESCRIPTION>``).
@@ -694,7 +694,7 @@ class FamilyProfile:
     def encode_point(
         self, point: Point, *, image_size: Size | None = None, input_size: Size | None = None
     ) -> tuple[float, float]:
-        """The 2 numbers this family would write for ``point`` (inverse of :meth:`to_pixel_point`, quantized).
+        """The 2 numbers this family would write for ``point`` (inverse of [`to_pixel_point`][docvlm.models.profiles.FamilyProfile.to_pixel_point], quantized).
 
         Raises:
             UsageError: a page-space point, or a pixel point without an image size.
@@ -723,7 +723,7 @@ class FamilyProfile:
         le=1)]`` for 0..1 ones, ``Annotated[int, Field(ge=0, le=max(input_size))]`` for Qwen2.5-VL
         (``le`` is the input width or height when ``axis`` says which), and the loc index range for
         the token families (0..1023 PaliGemma, 0..999 Florence-2; their native output is tokens, see
-        :meth:`native_box_regex`).
+        [`native_box_regex`][docvlm.models.profiles.FamilyProfile.native_box_regex]).
 
         Raises:
             UsageError: an input-pixel family without ``input_size``.
@@ -793,7 +793,7 @@ class FamilyProfile:
         """The raw prompt for a native task of a task-token family (Florence-2, PaliGemma).
 
         Args:
-            task: a name from :attr:`supported_tasks` (or the family's own task token, e.g. ``"<OD>"``).
+            task: a name from [`supported_tasks`][docvlm.models.profiles.FamilyProfile.supported_tasks] (or the family's own task token, e.g. ``"<OD>"``).
             text: the task's input, for tasks that take one (a phrase; for PaliGemma ``detect`` also a
                 list of labels).
             language: the output language of PaliGemma's ``caption`` / ``answer`` / ``ocr`` prefixes.
@@ -872,8 +872,8 @@ class FamilyProfile:
     def format_boxes(self, items: Iterable[tuple[str | None, BoundingBox]], *, input_size: Size | None = None) -> str:
         """Native output text for labelled boxes, as a model of this family would write it.
 
-        Boxes are in pixel space with ``image_size`` set (or normalized); :meth:`parse_boxes` reads the
-        result back within :meth:`quantization_error`.
+        Boxes are in pixel space with ``image_size`` set (or normalized); [`parse_boxes`][docvlm.models.profiles.FamilyProfile.parse_boxes] reads the
+        result back within [`quantization_error`][docvlm.models.profiles.FamilyProfile.quantization_error].
         """
         records = []
         for label, box in items:
@@ -884,7 +884,7 @@ class FamilyProfile:
         return self._json_text(records)
 
     def format_points(self, items: Iterable[tuple[str | None, Point]], *, input_size: Size | None = None) -> str:
-        """Native output text for labelled points (JSON families), the inverse of :meth:`parse_points`."""
+        """Native output text for labelled points (JSON families), the inverse of [`parse_points`][docvlm.models.profiles.FamilyProfile.parse_points]."""
         records = []
         for label, point in items:
             record: dict[str, Any] = {self.point_key: list(self.encode_point(point, input_size=input_size))}
@@ -903,7 +903,7 @@ class Qwen2VLProfile(FamilyProfile):
     """Qwen2-VL: ``<|object_ref_start|>label<|object_ref_end|><|box_start|>(x0,y0),(x1,y1)<|box_end|>``, 0..1000."""
 
     def format_boxes(self, items: Iterable[tuple[str | None, BoundingBox]], *, input_size: Size | None = None) -> str:
-        """Qwen2-VL's grounding tokens for each box (see :meth:`FamilyProfile.format_boxes`)."""
+        """Qwen2-VL's grounding tokens for each box (see [`FamilyProfile.format_boxes`][docvlm.models.profiles.FamilyProfile.format_boxes])."""
         parts = []
         for label, box in items:
             x0, y0, x1, y1 = (_fmt(v) for v in self.encode_box(box, input_size=input_size))
@@ -927,7 +927,7 @@ class Qwen25VLProfile(FamilyProfile):
     max_pixels: int = 28 * 28 * 1280
 
     def default_input_size(self, image_size: Size) -> Size:
-        """:func:`smart_resize` with the processor defaults; pass ``input_size`` when the processor differs."""
+        """[`smart_resize`][docvlm.models.profiles.smart_resize] with the processor defaults; pass ``input_size`` when the processor differs."""
         return smart_resize(image_size, factor=self.resize_factor, min_pixels=self.min_pixels, max_pixels=self.max_pixels)
 
 
@@ -1063,7 +1063,7 @@ class Florence2Profile(FamilyProfile):
         """``label<loc_x0><loc_y0><loc_x1><loc_y1>...`` to labelled pixel boxes (bin centres).
 
         A label followed by 8 locs gives two boxes (phrase grounding); a trailing incomplete group is
-        dropped. For ``<OCR_WITH_REGION>`` use :meth:`parse_quads`, for segmentation :meth:`parse_polygons`.
+        dropped. For ``<OCR_WITH_REGION>`` use `parse_quads`, for segmentation [`parse_polygons`][docvlm.models.profiles.FamilyProfile.parse_polygons].
         """
         return [
             LabeledBox(label, self.to_pixel_box(g, image_size=image_size))
@@ -1227,7 +1227,7 @@ def profile_for(model_type: str | None) -> FamilyProfile:
         model_type: the model type; case and surrounding whitespace are ignored.
 
     Returns:
-        The family's profile, or :data:`GENERIC` for an unknown or missing model type.
+        The family's profile, or `GENERIC` for an unknown or missing model type.
     """
     if not model_type:
         return GENERIC

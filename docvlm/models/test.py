@@ -1,4 +1,4 @@
-"""Fakes shipped for users' own tests: :class:`TestModel` and :class:`FunctionModel`.
+"""Fakes shipped for users' own tests: [`TestModel`][docvlm.models.test.TestModel] and [`FunctionModel`][docvlm.models.test.FunctionModel].
 
 Both go through the same seam as real backends, so code under test runs unchanged::
 
@@ -158,7 +158,7 @@ class TestModel(Model):
 
 @dataclass
 class FunctionInfo:
-    """What a :class:`FunctionModel`'s function learns about a call besides the messages."""
+    """What a [`FunctionModel`][docvlm.models.test.FunctionModel]'s function learns about a call besides the messages."""
 
     output_type: Any
     constraint: CompiledConstraint[Any]

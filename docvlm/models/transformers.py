@@ -49,7 +49,7 @@ def _no_center_crop(processor: Any) -> None:
 class TransformersModel(Model):
     """A transformers model behind docvlm's model seam.
 
-    Prefer :meth:`from_pretrained` (or ``dv.load_model("transformers:<folder>")``); the constructor takes an
+    Prefer [`from_pretrained`][docvlm.models.transformers.TransformersModel.from_pretrained] (or ``dv.load_model("transformers:<folder>")``); the constructor takes an
     already loaded model and its processor (a tokenizer for text-only models).
 
     Args:

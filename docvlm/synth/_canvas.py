@@ -1,7 +1,7 @@
 """A page to draw on that remembers where each piece of ground truth was drawn, then measures it back.
 
 Drawing positions are only used to *find* a value's words again: the truth boxes are the boxes of those
-words in the text layer of the finished PDF, as :meth:`docvlm.Page.words` reports them.
+words in the text layer of the finished PDF, as `docvlm.Page.words` reports them.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ class Mark:
 
 @dataclass
 class Canvas:
-    """One PDF page; text and lines are collected and written in one pass by :meth:`finish`."""
+    """One PDF page; text and lines are collected and written in one pass by `finish`."""
 
     width: float
     height: float
@@ -87,7 +87,7 @@ class Canvas:
         return x0, x0 + width
 
     def mark(self, key: str, text: str, rect: tuple[float, float, float, float]) -> None:
-        """Remember ``text``, drawn by several :meth:`text` calls inside ``rect``, under ``key``."""
+        """Remember ``text``, drawn by several `text` calls inside ``rect``, under ``key``."""
         self.marks.append(Mark(key, text, rect))
 
     def line(self, x0: float, y0: float, x1: float, y1: float, *, width: float = 0.8,

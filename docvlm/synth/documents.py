@@ -2,7 +2,7 @@
 
 Every generator draws a born-digital PDF with PyMuPDF from ``random.Random(seed)`` alone (no network, no
 files), then reads the PDF's text layer back to measure the truth: a field's evidence box is the union of
-the boxes of the words that print its value, exactly as :meth:`docvlm.Page.words` reports them. A value
+the boxes of the words that print its value, exactly as `docvlm.Page.words` reports them. A value
 whose words cannot be found again is a generator bug and raises, so the truth never silently drifts
 from the page.
 
@@ -107,7 +107,7 @@ _STRICT = ConfigDict(extra="forbid")
 
 
 class InvoiceFields(BaseModel):
-    """The fields to extract from an invoice; names match the keys of an invoice's :attr:`SyntheticDocument.fields`."""
+    """The fields to extract from an invoice; names match the keys of an invoice's `SyntheticDocument.fields`."""
 
     model_config = _STRICT
 
@@ -124,7 +124,7 @@ class InvoiceFields(BaseModel):
 
 
 class FormFields(BaseModel):
-    """The fields to extract from a form; names match the keys of a form's :attr:`SyntheticDocument.fields`."""
+    """The fields to extract from a form; names match the keys of a form's `SyntheticDocument.fields`."""
 
     model_config = _STRICT
 
@@ -164,18 +164,18 @@ class SyntheticDocument(BaseModel):
     blocks: list[TextBlock] = Field(default_factory=list)
 
     def open(self) -> Document:
-        """The PDF opened with :func:`docvlm.open`."""
+        """The PDF opened with [`docvlm.open`][docvlm.documents._open.open_document]."""
         from docvlm.documents import open_document
 
         return open_document(self.pdf, format="pdf")
 
     @property
     def schema_type(self) -> type[BaseModel] | None:
-        """The extraction schema for this kind (:class:`InvoiceFields`, :class:`FormFields`), if any."""
+        """The extraction schema for this kind (`InvoiceFields`, `FormFields`), if any."""
         return _SCHEMAS.get(self.kind)
 
     def expected(self) -> BaseModel:
-        """The true answer as an instance of :attr:`schema_type`, e.g. to score ``dv.extract`` against.
+        """The true answer as an instance of [`schema_type`][docvlm.eval.datasets.FieldsSample.schema_type], e.g. to score ``dv.extract`` against.
 
         Raises:
             UsageError: this kind of document has no extraction schema.
@@ -341,7 +341,7 @@ def generate_invoice(seed: int) -> SyntheticDocument:
 
     Layouts vary with the seed: header and label placement, label wording ("Invoice No." / "Invoice #" /
     "Number:"), date and number formats, currencies (symbol or ISO code), fonts (Helvetica, Times, Courier),
-    sizes and page format (A4 / Letter). Truth keys are :class:`InvoiceFields`'s field names (``due_date``
+    sizes and page format (A4 / Letter). Truth keys are `InvoiceFields`'s field names (``due_date``
     only when printed); the line items are ``tables[0]``.
 
     Args:
@@ -530,7 +530,7 @@ def generate_form(seed: int) -> SyntheticDocument:
 
     Labels vary ("Full name" / "Applicant name" / ...), as do the style (``label: value`` on one line, a small
     label above the value, or values in ruled boxes), fonts and field order; a few fields that are not in
-    :class:`FormFields` are mixed in. Truth keys are :class:`FormFields`'s field names.
+    `FormFields` are mixed in. Truth keys are `FormFields`'s field names.
 
     Args:
         seed: any integer; the same seed gives the same bytes and truth.

@@ -38,7 +38,7 @@ Range = float | tuple[float, float]
 
 
 class ScannedDocument(BaseModel):
-    """A simulated scan of a :class:`~docvlm.synth.SyntheticDocument` and its truth in the image's coordinates.
+    """A simulated scan of a `SyntheticDocument` and its truth in the image's coordinates.
 
     Boxes are in the page space of the image document (``docvlm.open(scanned.image_bytes)``), which is the
     image's pixels.
@@ -78,7 +78,7 @@ class ScannedDocument(BaseModel):
     blocks: list[TextBlock] = Field(default_factory=list)
 
     def open(self) -> Document:
-        """The image opened with :func:`docvlm.open`."""
+        """The image opened with [`docvlm.open`][docvlm.documents._open.open_document]."""
         from docvlm.documents import open_document
 
         return open_document(self.image_bytes)

@@ -4,11 +4,11 @@ names.
 A value's *key* is the label printed just left of it on the same visual line (``Invoice No.:  A-167182``,
 ``Birth date   01/04/1983``) or above it in the same column (``Bill to:`` over a name and address block, a small
 label over a form box). A field's *vocabulary* is the words of its name plus common spellings of those words on
-documents (:data:`LABEL_SYNONYMS`, extendable per call). :func:`key_score` says how well a key names a field:
+documents (`LABEL_SYNONYMS`, extendable per call). `key_score` says how well a key names a field:
 the share of the key's words the field's vocabulary covers plus the share of the field's name words the key
 covers, so ``Phone number`` names ``phone`` better than ``policy_number``.
 
-These scores rank the candidate values that :func:`docvlm.tasks.extract.extract` offers the model; the model
+These scores rank the candidate values that [`docvlm.tasks.extract.extract`][docvlm.tasks.extract.extract] offers the model; the model
 still chooses, under a constraint, among the best-ranked candidates.
 """
 

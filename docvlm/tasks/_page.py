@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
 __all__ = ["PageInput", "as_page", "check_region", "input_size_of", "model_box_to_page", "view"]
 
-#: What tasks accept as "a page": a :class:`Page`, a one-page :class:`Document`, a PIL image, or a path / bytes of
+#: What tasks accept as "a page": a [`Page`][docvlm.documents.base.Page], a one-page [`Document`][docvlm.documents.base.Document], a PIL image, or a path / bytes of
 #: a one-page document.
 PageInput: TypeAlias = Union[Page, Document, "Image.Image", str, bytes, "os.PathLike[str]"]
 
@@ -29,7 +29,7 @@ VISION_MAX_PIXELS = 1_600_000
 
 
 def as_page(page: PageInput) -> Page:
-    """The :class:`Page` behind a task's input.
+    """The [`Page`][docvlm.documents.base.Page] behind a task's input.
 
     Raises:
         UsageError: a multi-page document where one page is needed (pick ``doc[i]``), or an unknown input.

@@ -2,11 +2,11 @@
 
 How it works (text-grounded, LMDX-style):
 
-1. The document's words (text layer, or OCR) become segments and visual lines (:mod:`docvlm.tasks.text`).
+1. The document's words (text layer, or OCR) become segments and visual lines ([`docvlm.tasks.text`][docvlm.tasks.text]).
 2. For every leaf field of the schema, docvlm collects the *candidate values* the page actually contains and
    that validate as the field's type: segment texts and ``label: value`` tails for strings, printed numbers
    for numeric fields, printed dates for dates, printed options for ``Literal`` / ``Enum`` fields.
-3. Candidates are ranked by layout (:mod:`docvlm.tasks._keys`): each value is linked to the label printed
+3. Candidates are ranked by layout (`docvlm.tasks._keys`): each value is linked to the label printed
    with it, and values whose label names the field come first; a value whose label names another field
    better is left to that field; unlabelled fields get unlabelled values of the shape their name implies.
 4. The model reads the page text (and the page image, for a vision model) and fills a JSON object whose every
@@ -310,7 +310,7 @@ def _shortlist(leaves: Sequence[_Leaf], cands: dict[str, list[_Candidate]],
     """Rank each field's candidates by layout: values printed with a label that names the field first (and
     only those, when there are some); values whose label names another field better are left to that field;
     unlabelled values in reading order, of the shape the field's name implies. The model chooses among the
-    first ``max_choices``. ``vocab``: each field's name words and label phrases (:func:`field_vocabulary`)."""
+    first ``max_choices``. ``vocab``: each field's name words and label phrases (`field_vocabulary`)."""
     label_words = {w for _, phrases in vocab.values() for p, _ in phrases for w in p}
 
     def restates_a_label(text: str) -> bool:  # "Invoice", "Invoice #": a title or label, not a value
@@ -406,9 +406,9 @@ def extract(
             pages, and each field takes the first value found.
         max_choices: how many of a field's candidate values, best ranked by layout first, the model chooses
             from (``None``: every value printed in the document that validates as the field's type). Values printed next to a label that names the field rank first (see
-            :mod:`docvlm.tasks._keys`); a small model chooses far better among a few.
+            `docvlm.tasks._keys`); a small model chooses far better among a few.
         synonyms: more label spellings for words of field names, e.g. ``{"iban": ("account", "bank account")}``,
-            merged into :data:`docvlm.tasks._keys.LABEL_SYNONYMS`.
+            merged into `docvlm.tasks._keys.LABEL_SYNONYMS`.
 
     Raises:
         FieldNotFoundError: a required field has no value in the document.

@@ -2,7 +2,7 @@
 
 The model is a small graph network over the page's text lines, vector graphics and a low-resolution
 rendering (ONNX on CPU, about 1-2 s a page). It labels regions with the eleven DocLayNet classes in
-:data:`LAYOUT_LABELS` and returns them in reading order. It reads the text layer, so it does not work
+`LAYOUT_LABELS` and returns them in reading order. It reads the text layer, so it does not work
 on images or scans: a rendering of a page turned into an image-only PDF comes back with no regions.
 """
 
@@ -20,7 +20,7 @@ from docvlm.types.geometry import BoundingBox
 
 __all__ = ["LAYOUT_LABELS", "layout"]
 
-#: The labels :func:`layout` gives, as PyMuPDF's layout model names them (DocLayNet's classes).
+#: The labels [`layout`][docvlm.tasks.layout.layout] gives, as PyMuPDF's layout model names them (DocLayNet's classes).
 LAYOUT_LABELS: tuple[str, ...] = (
     "title",
     "section-header",
@@ -44,11 +44,11 @@ _SNAP_COVER = 0.8  # a table region snaps to a ruled table covering this share o
 def layout(page: PageInput) -> Detections:
     """The regions of a born-digital PDF page, labelled and in reading order, boxes in page space.
 
-    Labels are those of :data:`LAYOUT_LABELS`; detections carry no score (the model gives none).
+    Labels are those of `LAYOUT_LABELS`; detections carry no score (the model gives none).
     Embedded images come back as ``picture`` regions with the image's exact placement, and a ``table``
     region snaps to the table's ruling when it has one (the model itself boxes a table's text only).
     Rotated pages and pages with a CropBox are handled: boxes are in the page space of
-    :class:`~docvlm.documents.Page` (unrotated, origin at the CropBox's top-left). The result is
+    [`Page`][docvlm.documents.base.Page] (unrotated, origin at the CropBox's top-left). The result is
     cached on the page object, so asking again costs nothing.
 
     Args:

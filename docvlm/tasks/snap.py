@@ -2,7 +2,7 @@
 
 A vision model writes boxes in a coarse convention (0..1000 of the image, loc tokens, two-decimal
 fractions) and rarely hugs the glyphs. When the page has a text layer (or OCR words), the words the box
-mostly covers say where the text really is: :func:`snap_to_words` replaces the box by the union of those
+mostly covers say where the text really is: [`snap_to_words`][docvlm.tasks.snap.snap_to_words] replaces the box by the union of those
 words' boxes.
 
 Snapping is for text targets. A box around a picture, a stamp or a signature that happens to contain a

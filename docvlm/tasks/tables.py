@@ -1,16 +1,16 @@
 """Tables: the classical path (PyMuPDF's line finder, word alignment), and the model path (a VLM or an LLM).
 
-:func:`extract_tables` is the entry point. Without a model (``model=None``) it reads a born-digital PDF:
+[`extract_tables`][docvlm.tasks.tables.extract_tables] is the entry point. Without a model (``model=None``) it reads a born-digital PDF:
 
-1. ruled tables from the page's vector lines (:func:`find_tables` with ``strategy="lines"``): cell boxes are
+1. ruled tables from the page's vector lines ([`find_tables`][docvlm.tasks.tables.find_tables] with ``strategy="lines"``): cell boxes are
    the ruling, a cell whose inner lines are missing spans rows or columns; rules drawn as thin filled
    rectangles count, and the missing outer borders of open-sided tables are implied; body rows that continue
-   below a ruled (or shaded) header with horizontal rules only, or none, join it (:func:`_continue_below`);
+   below a ruled (or shaded) header with horizontal rules only, or none, join it (`_continue_below`);
 2. only when the page (or ``region``) has no ruled table: borderless tables from the alignment of the
    words (``strategy="text"``, docvlm's own), looked for inside ``region``, or else inside the table regions
-   that the layout model (:func:`~docvlm.tasks.layout.layout`) finds, so paragraphs are not taken for tables.
+   that the layout model ([`layout`][docvlm.tasks.layout.layout]) finds, so paragraphs are not taken for tables.
 
-With a model it asks twice per table: first for the grid (:class:`TableGrid`: rows, columns, header rows and
+With a model it asks twice per table: first for the grid ([`TableGrid`][docvlm.tasks.tables.TableGrid]: rows, columns, header rows and
 merged cells, small bounded integers), then, row by row, for the text of the cells that start in that row
 (a fixed-length list of bounded strings: a whole table as one JSON object would exceed any sensible
 constrained-decoding budget). A vision model sees the table region rendered; a text-only model gets the
@@ -178,7 +178,7 @@ def _open_sides(horizontal: list[tuple[float, float, float]], vertical: list[tup
     """The missing outer borders of open-sided ruled tables, as lines for the finder's ``add_lines``.
 
     Many tables draw their row rules and inner column lines but no left or right border, so the finder
-    drops the outer columns. Rules (:func:`_segments`) that end at the same x and follow each other down the
+    drops the outer columns. Rules (`_segments`) that end at the same x and follow each other down the
     page, each pair bridged by a column line, imply a border there from the first to the last of them.
     """
     if len(horizontal) < 2 or not vertical:
@@ -527,7 +527,7 @@ class MergedCell(BaseModel):
 
 
 class TableGrid(BaseModel):
-    """The shape of a table, the first thing :func:`extract_tables` asks a model (no text yet).
+    """The shape of a table, the first thing [`extract_tables`][docvlm.tasks.tables.extract_tables] asks a model (no text yet).
 
     Attributes:
         n_rows: rows of the finest grid (0: there is no table).
@@ -598,7 +598,7 @@ def extract_tables(model: Model | None, page: PageInput, *, region: BoundingBox 
         model: ``None`` for the classical path (born-digital PDFs: vector lines, then text alignment; see the
             module docs); a vision-language model to read the table from the rendered region; or a text-only
             model to read it from the words of the region.
-        page: the page (a :class:`~docvlm.documents.Page`, a one-page document, a PIL image or a path).
+        page: the page (a [`Page`][docvlm.documents.base.Page], a one-page document, a PIL image or a path).
         region: where the table is (page space). Without it the classical path searches the whole page, and
             a model is asked about each table region the layout model finds on a PDF page with a text layer,
             or about the whole page otherwise.
@@ -758,7 +758,7 @@ def _spell(tokens: list[str], pool: list[WordRow], norms: list[str], used: set[i
 
 
 def table_answers(table: Table) -> Callable[[list[Message], FunctionInfo], Any]:
-    """A :class:`~docvlm.models.FunctionModel` function that answers :func:`extract_tables`' questions with ``table``.
+    """A [`FunctionModel`][docvlm.models.test.FunctionModel] function that answers [`extract_tables`][docvlm.tasks.tables.extract_tables]' questions with ``table``.
 
     For tests: ``extract_tables(FunctionModel(table_answers(expected)), page, region=...)`` returns
     ``expected``'s grid, spans, header rows and text (boxes come from the page's words, as for any model).

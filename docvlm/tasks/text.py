@@ -61,7 +61,7 @@ class Segment:
         )
 
     def span_box(self, start: int, end: int) -> BoundingBox:
-        """The box of the words covering characters ``start:end`` of :attr:`text`."""
+        """The box of the words covering characters ``start:end`` of [`text`][docvlm.tasks.text]."""
         pos = 0
         chosen: list[WordRow] = []
         for w in self.words:

@@ -1,26 +1,26 @@
 """Vision tasks: find things on a page with a vision-language model, answers in page space.
 
-:func:`detect` (labelled boxes), :func:`ground` (boxes of a phrase), :func:`point` (points of a phrase) and
-:func:`segment` (masks of a phrase) all work the same way:
+[`detect`][docvlm.tasks.vision.detect] (labelled boxes), [`ground`][docvlm.tasks.vision.ground] (boxes of a phrase), [`point`][docvlm.tasks.vision.point] (points of a phrase) and
+[`segment`][docvlm.tasks.vision.segment] (masks of a phrase) all work the same way:
 
-1. the page (or a ``region`` of it, to zoom in) is rendered as the model's view (:func:`~docvlm.tasks._page.view`);
-2. the model is asked in its family's own dialect (:attr:`Model.profile <docvlm.models.Model.profile>`), under
+1. the page (or a ``region`` of it, to zoom in) is rendered as the model's view (`view`);
+2. the model is asked in its family's own dialect (`Model.profile`), under
    a constraint that only allows well-formed answers and always allows an empty one:
 
    - JSON families (generic, Qwen2/2.5/3-VL, Idefics3 / SmolVLM, LLaVA) get a JSON list type built for the
      call: boxes under the family's key (``"bbox_2d"`` for Qwen2.5/3-VL, else ``"bbox"``), coordinates
      bounded by the family's convention (0..1000, 0..1, or pixels of Qwen2.5-VL's resized input), labels
      restricted to the ones asked for, at most ``max_boxes`` items. The prompt says how to write a box
-     (:meth:`~docvlm.models.profiles.FamilyProfile.box_prompt_hint`) and to answer ``[]`` when there is none;
+     ([`box_prompt_hint`][docvlm.models.profiles.FamilyProfile.box_prompt_hint]) and to answer ``[]`` when there is none;
    - loc-token families get their native task prompt (PaliGemma ``detect`` / ``segment``, Florence-2
      ``<CAPTION_TO_PHRASE_GROUNDING>`` / ``<REFERRING_EXPRESSION_SEGMENTATION>``) and a
-     :class:`~docvlm.decoding.Regex` of their native output, with the label restricted to what was asked;
+     [`Regex`][docvlm.decoding.Regex] of their native output, with the label restricted to what was asked;
      the empty string is their "nothing found";
 3. the family's numbers are mapped to the view's pixels by the profile and to page space by the view's
-   :class:`~docvlm.types.Frame`, so rotation, crop boxes and zoom regions are accounted for exactly.
+   [`Frame`][docvlm.types.geometry.Frame], so rotation, crop boxes and zoom regions are accounted for exactly.
 
-Text-only models cannot look at a page: :func:`ground` falls back to the text layer for them
-(:func:`docvlm.tasks.ask.ground_text`); the other tasks raise :class:`~docvlm.errors.UsageError`.
+Text-only models cannot look at a page: [`ground`][docvlm.tasks.vision.ground] falls back to the text layer for them
+([`docvlm.tasks.ask.ground_text`][docvlm.tasks.ask.ground_text]); the other tasks raise [`UsageError`][docvlm.errors.UsageError].
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ if TYPE_CHECKING:
 
 __all__ = ["detect", "ground", "point", "segment"]
 
-#: Most vertices of one polygon a JSON-family model may write in :func:`segment`.
+#: Most vertices of one polygon a JSON-family model may write in [`segment`][docvlm.tasks.vision.segment].
 MAX_POLYGON_VERTICES = 32
 #: PaliGemma mask codes: 16 ``<segNNN>`` tokens, each 000..127.
 _PG_SEG16 = r"(?:<seg(?:0[0-9]{2}|1[01][0-9]|12[0-7])>){16}"
@@ -127,7 +127,7 @@ def _one_loc(profile: FamilyProfile) -> str:
 def _fit(model: Model, unit: str, wanted: int) -> int:
     """How many repeats of the regex ``unit`` (at most ``wanted``, at least 1) fit the model's constraint budget.
 
-    The constraint compiler counts every character class of a :class:`~docvlm.decoding.Regex` (the digits of
+    The constraint compiler counts every character class of a [`Regex`][docvlm.decoding.Regex] (the digits of
     a loc token too) as a free-text position and refuses patterns with more than
     ``model.limits.max_free_chars`` of them, so long repeats of loc tokens are capped here: a PaliGemma
     ``detect`` answer then holds at most 21 boxes under the default limits.
@@ -224,7 +224,7 @@ def _hint(model: Model, input_size: Size | None) -> str:
 # ------------------------------------------------------------------------------------------------
 def _boxes(model: Model, image: PageImage, bounds: BoundingBox, phrases: tuple[str, ...], *, max_boxes: int,
            labelled: bool) -> list[tuple[str, BoundingBox]]:
-    """(label, page-space box) for ``phrases`` (labels of :func:`detect`, or the one phrase of :func:`ground`)."""
+    """(label, page-space box) for ``phrases`` (labels of [`detect`][docvlm.tasks.vision.detect], or the one phrase of [`ground`][docvlm.tasks.vision.ground])."""
     profile = model.profile
     dialect = _dialect(profile)
     if dialect == "paligemma":
@@ -304,16 +304,16 @@ def detect(
 
     Args:
         model: a vision-language model.
-        page: a :class:`~docvlm.documents.Page`, a one-page document, a PIL image, or a path / bytes.
+        page: a [`Page`][docvlm.documents.base.Page], a one-page document, a PIL image, or a path / bytes.
         labels: the classes to look for; duplicates are dropped.
         region: a page-space box to zoom into; only it is shown to the model, at a higher resolution.
         dpi: the resolution of the model's view (default: as high as the view's pixel budget allows).
-        snap: tighten each box to the text-layer words it covers (:func:`~docvlm.tasks.snap.snap_to_words`);
+        snap: tighten each box to the text-layer words it covers ([`snap_to_words`][docvlm.tasks.snap.snap_to_words]);
             for text labels only.
         max_boxes: the most boxes the model may answer.
 
     Returns:
-        :class:`~docvlm.types.Detections` with boxes in page space, in the model's order.
+        [`Detections`][docvlm.types.detections.Detections] with boxes in page space, in the model's order.
 
     Raises:
         UsageError: a text-only model, no labels, or a region outside the page.
@@ -345,16 +345,16 @@ def ground(
     prompt asks for it, so the model is never forced to invent a box.
 
     With ``snap`` (the default) each box is tightened to the text-layer words it mostly covers
-    (:func:`~docvlm.tasks.snap.snap_to_words`), which turns a model's rough box around text into the exact
+    ([`snap_to_words`][docvlm.tasks.snap.snap_to_words]), which turns a model's rough box around text into the exact
     glyph box; pages without words are left as the model answered. Pass ``snap=False`` for things that are
     not text (a logo, a stamp): snapping would shrink such a box onto words inside it.
 
     A text-only model cannot see the page: it is asked about the text layer instead
-    (:func:`docvlm.tasks.ask.ground_text`), which gives boxes exact to the glyph.
+    ([`docvlm.tasks.ask.ground_text`][docvlm.tasks.ask.ground_text]), which gives boxes exact to the glyph.
 
     Args:
         model: a vision-language model (or a text-only one, see above).
-        page: a :class:`~docvlm.documents.Page`, a one-page document, a PIL image, or a path / bytes.
+        page: a [`Page`][docvlm.documents.base.Page], a one-page document, a PIL image, or a path / bytes.
         phrase: what to find.
         region: a page-space box to zoom into; only it is shown to the model, at a higher resolution.
         dpi: the resolution of the model's view (default: as high as the view's pixel budget allows).
@@ -403,7 +403,7 @@ def point(
 
     Args:
         model: a vision-language model.
-        page: a :class:`~docvlm.documents.Page`, a one-page document, a PIL image, or a path / bytes.
+        page: a [`Page`][docvlm.documents.base.Page], a one-page document, a PIL image, or a path / bytes.
         phrase: what to point at.
         region: a page-space box to zoom into.
         dpi: the resolution of the model's view.
@@ -448,14 +448,14 @@ def segment(
     dpi: float | None = None,
     max_masks: int = 4,
 ) -> Detections:
-    """Masks of what a phrase refers to (``"the company logo"``), one :class:`~docvlm.types.Detection` per object.
+    """Masks of what a phrase refers to (``"the company logo"``), one [`Detection`][docvlm.types.detections.Detection] per object.
 
     Each detection carries:
 
     - ``box``: the object's box in **page space**;
-    - ``mask``: a :class:`~docvlm.types.Mask` over the **image the model saw** (the page or ``region``
+    - ``mask``: a [`Mask`][docvlm.types.mask.Mask] over the **image the model saw** (the page or ``region``
       rendering), at that image's resolution, so nothing the model said is lost to resampling;
-    - ``data["frame"]``: that image's :class:`~docvlm.types.Frame`, which relates the mask's pixels to page
+    - ``data["frame"]``: that image's [`Frame`][docvlm.types.geometry.Frame], which relates the mask's pixels to page
       space (``det.box.to("pixel", det.data["frame"])`` lands on the mask);
     - ``data["polygons"]``: the outline(s) in page space, to draw the mask again at any resolution:
       ``Mask.from_polygons([p.to("pixel", f) for p in polygons], f.image_size.height, f.image_size.width)``
@@ -470,14 +470,14 @@ def segment(
 
     Args:
         model: a vision-language model.
-        page: a :class:`~docvlm.documents.Page`, a one-page document, a PIL image, or a path / bytes.
+        page: a [`Page`][docvlm.documents.base.Page], a one-page document, a PIL image, or a path / bytes.
         phrase: what to segment.
         region: a page-space box to zoom into (the masks are then over the region's rendering).
         dpi: the resolution of the model's view.
         max_masks: the most objects the model may answer.
 
     Returns:
-        :class:`~docvlm.types.Detections` labelled with the phrase; empty when it is not on the page.
+        [`Detections`][docvlm.types.detections.Detections] labelled with the phrase; empty when it is not on the page.
 
     Raises:
         UsageError: a text-only model, an empty phrase or a region outside the page.

@@ -1,7 +1,7 @@
 """Pure pydantic result types: geometry with explicit spaces, masks, detections, tables and answers.
 
 Nothing here imports a heavy dependency at import time: OpenCV and pandas load only inside the
-methods that need them (:meth:`Mask.to_polygons`, :meth:`Table.to_pandas`, :meth:`Table.from_pandas`).
+methods that need them ([`Mask.to_polygons`][docvlm.types.mask.Mask.to_polygons], [`Table.to_pandas`][docvlm.types.table.Table.to_pandas], [`Table.from_pandas`][docvlm.types.table.Table.from_pandas]).
 """
 
 from docvlm.types.answer import Answer, Citation, FieldEvidence

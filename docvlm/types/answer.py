@@ -96,7 +96,7 @@ class FieldEvidence(BaseModel):
 
     @staticmethod
     def join_path(parts: Iterable[str | int]) -> str:
-        """The path for ``parts``, the inverse of :attr:`parts`: ``("items", 0, "amount")`` -> ``"items[0].amount"``."""
+        """The path for ``parts``, the inverse of [`parts`][docvlm.types.answer.FieldEvidence.parts]: ``("items", 0, "amount")`` -> ``"items[0].amount"``."""
         out = ""
         for part in parts:
             if isinstance(part, int):

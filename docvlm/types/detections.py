@@ -53,10 +53,10 @@ class Detection(BaseModel):
 
 
 class Detections(BaseModel, Sequence[Detection]):
-    """An ordered collection of :class:`Detection` whose boxes all share one space.
+    """An ordered collection of [`Detection`][docvlm.types.detections.Detection] whose boxes all share one space.
 
     It behaves as a sequence (``len``, iteration, ``dets[0]``; ``dets[1:3]``, ``dets[[0, 2]]`` and
-    ``dets[dets.confidence > 0.5]`` give a new :class:`Detections`), and offers the array views
+    ``dets[dets.confidence > 0.5]`` give a new [`Detections`][docvlm.types.detections.Detections]), and offers the array views
     that annotation and evaluation tools expect.
 
     >>> d = Detections(detections=[Detection(label="logo", box=BoundingBox(x0=0, y0=0, x1=10, y1=5))])
@@ -97,7 +97,7 @@ class Detections(BaseModel, Sequence[Detection]):
     def __getitem__(
         self, index: int | slice | Sequence[int] | npt.NDArray[Any]
     ) -> Detection | Detections:
-        """An item by position, or a new :class:`Detections` for a slice, integer indices or a boolean mask."""
+        """An item by position, or a new [`Detections`][docvlm.types.detections.Detections] for a slice, integer indices or a boolean mask."""
         if isinstance(index, int | np.integer):
             return self.detections[int(index)]
         if isinstance(index, slice):
@@ -138,7 +138,7 @@ class Detections(BaseModel, Sequence[Detection]):
 
     @property
     def xyxy(self) -> npt.NDArray[np.float32]:
-        """Boxes as an ``N x 4`` float32 array of ``x0, y0, x1, y1`` in :attr:`space`."""
+        """Boxes as an ``N x 4`` float32 array of ``x0, y0, x1, y1`` in [`space`][docvlm.types.detections.Detections.space]."""
         out = np.array([d.box.xyxy for d in self.detections], dtype=np.float32)
         return out.reshape(len(self), 4)
 
@@ -149,12 +149,12 @@ class Detections(BaseModel, Sequence[Detection]):
 
     @property
     def class_names(self) -> list[str]:
-        """Distinct labels in order of first appearance; :attr:`class_id` indexes into this list."""
+        """Distinct labels in order of first appearance; [`class_id`][docvlm.types.detections.Detections.class_id] indexes into this list."""
         return list(dict.fromkeys(self.labels))
 
     @property
     def class_id(self) -> npt.NDArray[np.int64]:
-        """For each detection, the index of its label in :attr:`class_names`."""
+        """For each detection, the index of its label in [`class_names`][docvlm.types.detections.Detections.class_names]."""
         return self._class_ids(self.class_names)
 
     def _class_ids(self, class_names: Sequence[str]) -> npt.NDArray[np.int64]:
@@ -229,7 +229,7 @@ class Detections(BaseModel, Sequence[Detection]):
         return self[~suppressed]
 
     def to(self, space: Space | str, frame: Frame | Size | None = None) -> Detections:
-        """All boxes converted to ``space`` (see :meth:`BoundingBox.to`); masks stay as they are."""
+        """All boxes converted to ``space`` (see [`BoundingBox.to`][docvlm.types.geometry.BoundingBox.to]); masks stay as they are."""
         return self._with([d.model_copy(update={"box": d.box.to(space, frame)}) for d in self.detections])
 
     # exporters
@@ -239,11 +239,11 @@ class Detections(BaseModel, Sequence[Detection]):
         Args:
             frame: the image the boxes should be in pixels of (needed for page-space boxes, or an image
                 [`Size`][docvlm.types.Size] for normalized boxes without ``image_size``).
-            class_names: fixes ``class_id`` to positions in this list; by default [`class_names`][docvlm.types.Detections.class_names].
+            class_names: fixes ``class_id`` to positions in this list; by default [`class_names`][docvlm.types.detections.Detections.class_names].
 
         Returns:
             ``sv.Detections`` with ``xyxy``, ``confidence`` (NaN where unscored, ``None`` when nothing is),
-            ``class_id``, ``mask`` and ``data["class_name"]``; see [`to_supervision_kwargs`][docvlm.types.Detections.to_supervision_kwargs].
+            ``class_id``, ``mask`` and ``data["class_name"]``; see [`to_supervision_kwargs`][docvlm.types.detections.Detections.to_supervision_kwargs].
 
         Raises:
             MissingDependencyError: supervision is not installed (``pip install 'docvlm[supervision]'``).
@@ -258,7 +258,7 @@ class Detections(BaseModel, Sequence[Detection]):
     @classmethod
     def from_supervision(cls, detections: Any, *, image_size: Size | tuple[int, int] | None = None,
                          class_names: Sequence[str] | None = None) -> Detections:
-        """Detections from a ``supervision.Detections`` (pixel boxes): the inverse of [`to_supervision`][docvlm.types.Detections.to_supervision].
+        """Detections from a ``supervision.Detections`` (pixel boxes): the inverse of [`to_supervision`][docvlm.types.detections.Detections.to_supervision].
 
         Labels come from ``data["class_name"]``, else from ``class_names[class_id]``, else the class id as text;
         NaN confidences become ``None`` and masks become [`Mask`][docvlm.types.Mask]s.
@@ -311,12 +311,12 @@ class Detections(BaseModel, Sequence[Detection]):
         """Keyword arguments for ``supervision.Detections(**dets.to_supervision_kwargs())``; supervision is not imported.
 
         Boxes are converted to pixel space first (``frame`` is needed for page-space boxes, or an image
-        :class:`Size` for normalized boxes without ``image_size``).
+        [`Size`][docvlm.types.geometry.Size] for normalized boxes without ``image_size``).
 
         Args:
             frame: the image the boxes should be in pixels of.
             class_names: fixes ``class_id`` to positions in this list (e.g. the classes you prompted
-                for, so that ids agree across images); by default :attr:`class_names`.
+                for, so that ids agree across images); by default [`class_names`][docvlm.types.detections.Detections.class_names].
 
         Returns:
             ``xyxy`` (float32 ``N x 4``), ``confidence`` (float32 ``N``, NaN where unscored, or ``None``

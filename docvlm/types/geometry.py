@@ -1,6 +1,6 @@
 """Geometry with an explicit coordinate space: boxes, points, polygons, quads and the transforms between spaces.
 
-Three spaces, named by :class:`Space`:
+Three spaces, named by [`Space`][docvlm.types.geometry.Space]:
 
 - ``page``: the source's own units. For a PDF these are PDF points (1/72 inch) of the *unrotated* page,
   origin at the top-left of the visible area (CropBox), y pointing down, exactly what PyMuPDF's text
@@ -9,8 +9,8 @@ Three spaces, named by :class:`Space`:
   ``image_size``.
 - ``normalized``: fractions ``0..1`` of one image's width and height.
 
-Converting between ``page`` and the image spaces needs a :class:`Frame`, which every rendered
-:class:`~docvlm.documents.PageImage` carries (``page_image.frame``). No arithmetic on bare tuples
+Converting between ``page`` and the image spaces needs a [`Frame`][docvlm.types.geometry.Frame], which every rendered
+[`PageImage`][docvlm.documents.base.PageImage] carries (``page_image.frame``). No arithmetic on bare tuples
 crosses a module boundary: conversions are methods.
 """
 
@@ -285,7 +285,7 @@ class Point(_Spatial):
         return (self.x, self.y)
 
     def to(self, space: Space | str, frame: Frame | Size | None = None) -> Point:
-        """This point in ``space``; ``frame`` is a :class:`Frame` (needed for page space) or an image :class:`Size`."""
+        """This point in ``space``; ``frame`` is a [`Frame`][docvlm.types.geometry.Frame] (needed for page space) or an image [`Size`][docvlm.types.geometry.Size]."""
         dst = Space(space)
         fr, size = self._split(frame)
         ((x, y),) = _map_points([self.xy], self.space, dst, frame=fr, image_size=size or self.image_size)
@@ -297,7 +297,7 @@ class Point(_Spatial):
 
 
 class BoundingBox(_Spatial):
-    """An axis-aligned box ``x0 <= x1``, ``y0 <= y1`` in an explicit :class:`Space`.
+    """An axis-aligned box ``x0 <= x1``, ``y0 <= y1`` in an explicit [`Space`][docvlm.types.geometry.Space].
 
     >>> b = BoundingBox(x0=10, y0=10, x1=30, y1=20)
     >>> b.area, b.width_height
@@ -463,8 +463,8 @@ class BoundingBox(_Spatial):
     def to(self, space: Space | str, frame: Frame | Size | None = None) -> BoundingBox:
         """This box in ``space``.
 
-        ``frame`` is the :class:`Frame` of the image involved (``page_image.frame``), required whenever page
-        space is on either side; between pixel and normalized space an image :class:`Size` is enough
+        ``frame`` is the [`Frame`][docvlm.types.geometry.Frame] of the image involved (``page_image.frame``), required whenever page
+        space is on either side; between pixel and normalized space an image [`Size`][docvlm.types.geometry.Size] is enough
         (or the box's own ``image_size``).
         """
         dst = Space(space)

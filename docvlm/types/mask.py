@@ -1,8 +1,8 @@
 """Binary segmentation masks stored as COCO run-length encoding (RLE).
 
-A :class:`Mask` is always in the pixel space of one image of ``size = (height, width)``; pixel
+A [`Mask`][docvlm.types.mask.Mask] is always in the pixel space of one image of ``size = (height, width)``; pixel
 ``(row, col)`` covers the square ``[col, col + 1] x [row, row + 1]`` of that space, the same continuous
-convention :class:`~docvlm.types.BoundingBox` uses (a box ``(0, 0, width, height)`` is the whole image).
+convention [`BoundingBox`][docvlm.types.geometry.BoundingBox] uses (a box ``(0, 0, width, height)`` is the whole image).
 
 The encoding is exactly the one of ``pycocotools``: ``counts`` are run lengths over the pixels in
 column-major (Fortran) order, starting with a run of zeros (which may be empty). The compressed string
@@ -134,7 +134,7 @@ def _rasterize(points: npt.NDArray[np.float64], height: int, width: int) -> npt.
 class Mask(BaseModel):
     """A binary mask over an image, run-length encoded exactly like COCO / pycocotools.
 
-    Build one with :meth:`from_array`, :meth:`from_polygon` or :meth:`from_coco`; constructing
+    Build one with [`from_array`][docvlm.types.mask.Mask.from_array], [`from_polygon`][docvlm.types.mask.Mask.from_polygon] or [`from_coco`][docvlm.types.mask.Mask.from_coco]; constructing
     ``Mask(size=..., counts=...)`` directly also accepts a compressed COCO string as ``counts``.
     Counts are stored canonically (no empty runs except a leading zero-run), so two masks with the
     same pixels compare equal.
@@ -208,7 +208,7 @@ class Mask(BaseModel):
         the image are cut off.
 
         Args:
-            polygon: a :class:`Polygon` in pixel or normalized space (normalized coordinates are scaled
+            polygon: a [`Polygon`][docvlm.types.geometry.Polygon] in pixel or normalized space (normalized coordinates are scaled
                 by ``width`` and ``height``), or ``(x, y)`` vertices in pixels.
             height: image height in pixels.
             width: image width in pixels.
@@ -223,7 +223,7 @@ class Mask(BaseModel):
     def from_polygons(
         cls, polygons: Iterable[Polygon | Sequence[tuple[float, float]]], height: int, width: int
     ) -> Mask:
-        """The union of several polygons rasterized as in :meth:`from_polygon` (e.g. a COCO segmentation list)."""
+        """The union of several polygons rasterized as in [`from_polygon`][docvlm.types.mask.Mask.from_polygon] (e.g. a COCO segmentation list)."""
         try:
             h, w = operator.index(height), operator.index(width)
         except TypeError:
@@ -281,7 +281,7 @@ class Mask(BaseModel):
 
     @property
     def image_size(self) -> Size:
-        """The image size as a :class:`~docvlm.types.Size` (width, height)."""
+        """The image size as a [`Size`][docvlm.types.geometry.Size] (width, height)."""
         return Size(width=self.width, height=self.height)
 
     @property
@@ -337,7 +337,7 @@ class Mask(BaseModel):
         """Outlines of the connected foreground regions (8-connectivity), largest area first.
 
         Vertices lie on pixel corners, tracing the outer boundary of the foreground pixels, so a
-        polygon's area equals its region's pixel count and :meth:`from_polygons` of the result gives
+        polygon's area equals its region's pixel count and [`from_polygons`][docvlm.types.mask.Mask.from_polygons] of the result gives
         the mask back with holes filled in (holes are not reported). Regions that touch only at a
         corner come back as one outline that touches itself there.
         """

@@ -29,7 +29,7 @@ def _pandas(purpose: str) -> Any:
 
 
 class TableCell(BaseModel):
-    """One cell of a :class:`Table`, anchored at its top-left grid position.
+    """One cell of a [`Table`][docvlm.types.table.Table], anchored at its top-left grid position.
 
     Attributes:
         row: 0-based row of the cell's top edge.
@@ -68,7 +68,7 @@ class Table(BaseModel):
     """A table as cells on an ``n_rows x n_cols`` grid.
 
     Cells may span several rows and columns; grid positions no cell covers are empty. Leading rows
-    made only of header cells are the header (:attr:`header_rows`), which the exports treat as column
+    made only of header cells are the header ([`header_rows`][docvlm.types.table.Table.header_rows]), which the exports treat as column
     names. ``n_rows`` and ``n_cols`` default to the extent of the cells.
 
     >>> t = Table(cells=[TableCell(row=0, col=0, text="Item", is_header=True),
@@ -194,7 +194,7 @@ class Table(BaseModel):
         return out
 
     def to(self, space: Space | str, frame: Frame | Size | None = None) -> Table:
-        """The table with its own and all cell boxes converted to ``space`` (see :meth:`BoundingBox.to`)."""
+        """The table with its own and all cell boxes converted to ``space`` (see [`BoundingBox.to`][docvlm.types.geometry.BoundingBox.to])."""
         cells = [c if c.box is None else c.model_copy(update={"box": c.box.to(space, frame)}) for c in self.cells]
         box = None if self.box is None else self.box.to(space, frame)
         return self.model_copy(update={"cells": cells, "box": box})
@@ -276,10 +276,10 @@ class Table(BaseModel):
         return buf.getvalue()
 
     def to_pandas(self) -> pd.DataFrame:
-        """A :class:`pandas.DataFrame` of the body rows, the header rows becoming its columns.
+        """A `pandas.DataFrame` of the body rows, the header rows becoming its columns.
 
         One header row gives plain column names, several give a ``MultiIndex``; without header rows
-        the columns are numbered. Spanning text is repeated, as in :meth:`grid`; all values are strings.
+        the columns are numbered. Spanning text is repeated, as in [`grid`][docvlm.types.table.Table.grid]; all values are strings.
         """
         pd = _pandas("Table.to_pandas")
         grid = self.grid()
@@ -295,12 +295,12 @@ class Table(BaseModel):
 
     @classmethod
     def from_pandas(cls, df: pd.DataFrame, *, index: bool = False, caption: str | None = None) -> Table:
-        """A table from a :class:`pandas.DataFrame`; the inverse of :meth:`to_pandas`.
+        """A table from a `pandas.DataFrame`; the inverse of [`to_pandas`][docvlm.types.table.Table.to_pandas].
 
         Column names become header rows, one per level of a ``MultiIndex``, unless the columns are a
         default ``RangeIndex``. Equal adjacent names of an upper level under the same parents merge into
         one cell spanning columns, and a name repeated down a single column into one cell spanning rows,
-        which undoes the repetition of :meth:`to_pandas`. Values become text with ``str``; missing values become ``""``.
+        which undoes the repetition of [`to_pandas`][docvlm.types.table.Table.to_pandas]. Values become text with ``str``; missing values become ``""``.
 
         Args:
             df: the data frame.

@@ -39,10 +39,10 @@ WordRow = tuple[float, float, float, float, str, int, int, int]
 
 
 class WordList(Sequence[Word]):
-    """The words of one page: a sequence of :class:`Word` built on access from compact rows.
+    """The words of one page: a sequence of [`Word`][docvlm.types.text.Word] built on access from compact rows.
 
     A page can hold thousands of words; most uses only need a few of them, or all of them as arrays
-    (:attr:`xyxy`, :attr:`texts`), so the :class:`Word` objects are only created when indexed or iterated.
+    ([`xyxy`][docvlm.types.text.WordList.xyxy], `texts`), so the [`Word`][docvlm.types.text.Word] objects are only created when indexed or iterated.
     Compares equal to a list of the same words.
     """
 

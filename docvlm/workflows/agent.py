@@ -13,20 +13,20 @@
 Each step the model writes one tool call under a constraint that only allows well-formed calls: a
 discriminated union ``{"tool": <name>, "args": <that tool's argument model>}`` over the tools on offer
 (compiled once per tool set, so a local model's token index is built once and cached). The loop runs the
-call through a :class:`~docvlm.workflows.trace.TracedToolbox` and shows the model the observation: text,
+call through a [`TracedToolbox`][docvlm.workflows.trace.TracedToolbox] and shows the model the observation: text,
 plus the rendered image for a vision-language model (the region's text-layer lines for a text-only model).
 Calls the constraint cannot rule out (a page past the end, a box off the page, an output cut off by the
 token cap) come back as ``error: ...`` observations the model can correct on the next step.
 
-The run ends when the ``answer`` tool succeeds (:class:`AgentResult`: the typed
-:class:`~docvlm.types.Answer` with citations, and the trace), or raises
-:class:`~docvlm.errors.AgentBudgetError` (with the partial trace) when ``max_steps`` or the wall-clock
+The run ends when the ``answer`` tool succeeds ([`AgentResult`][docvlm.workflows.agent.AgentResult]: the typed
+[`Answer`][docvlm.types.answer.Answer] with citations, and the trace), or raises
+[`AgentBudgetError`][docvlm.errors.AgentBudgetError] (with the partial trace) when ``max_steps`` or the wall-clock
 ``budget`` runs out first. On the last step only the ``answer`` tool is allowed, so a model that has not
 answered yet must answer then. ``max_images`` caps the images a run makes (renders and crops); past it,
 image tools give an error observation.
 
 A text-only model (or any model with ``Agent(..., extractive=True)``) answers *extractively*, the way
-:func:`docvlm.ask` does: the ``answer`` tool's argument is ``{"text": <one of the spans it was shown>}``, a
+[`docvlm.ask`][docvlm.tasks.ask] does: the ``answer`` tool's argument is ``{"text": <one of the spans it was shown>}``, a
 ``Literal`` of the text spans that the run's observations showed it so far (segment texts, ``label: value``
 tails and numbers from ``read_text``, ``zoom``, ``ground``, ``find_tables``; the ``max_answer_spans`` most
 relevant to the task, most recent first), so the tool-call union is compiled per step. docvlm adds the citation:
@@ -34,7 +34,7 @@ the page and the glyph boxes of the span's words. Before the first model call th
 shares the most words with the task (a ``read_text`` step in the trace, shown with the task), so the model has
 text to answer from at once; until some text was shown, ``answer`` is not offered.
 
-Safety: tools only read the one document given to :meth:`Agent.run`; text in the document is shown as
+Safety: tools only read the one document given to [`Agent.run`][docvlm.workflows.agent.Agent.run]; text in the document is shown as
 data, and the tools have no side effects, so a page saying "ignore your instructions" can at worst change
 which reads the model asks for.
 """
@@ -76,9 +76,9 @@ from docvlm.workflows.trace import Trace, TracedToolbox
 
 __all__ = ["Agent", "AgentResult", "AnswerSpan", "ToolSpec", "span_answer_args", "tool_call_type"]
 
-#: A tool an agent offers: the name of a :class:`~docvlm.workflows.Toolbox` tool (or of an extra tool of
-#: :mod:`docvlm.workflows.pipelines`: ``"layout"``, ``"extract_table"``), or a function that builds a
-#: :class:`~docvlm.workflows.Tool` on the run's toolbox.
+#: A tool an agent offers: the name of a [`Toolbox`][docvlm.workflows.tools.Toolbox] tool (or of an extra tool of
+#: [`docvlm.workflows.pipelines`][docvlm.workflows.pipelines]: ``"layout"``, ``"extract_table"``), or a function that builds a
+#: [`Tool`][docvlm.workflows.tools.Tool] on the run's toolbox.
 ToolSpec: TypeAlias = Union[str, Callable[[Toolbox], Tool]]  # noqa: UP007 - a runtime alias
 
 _IMAGE_TOOLS = frozenset({"render_page", "zoom"})
@@ -109,7 +109,7 @@ _WORD = re.compile(r"[^\W_]+")
 
 
 class AgentResult(BaseModel):
-    """The outcome of :meth:`Agent.run`.
+    """The outcome of [`Agent.run`][docvlm.workflows.agent.Agent.run].
 
     Attributes:
         answer: the final answer with its citations (page-space boxes).
@@ -255,7 +255,7 @@ class Agent:
     Args:
         model: any docvlm model or model spec: a vision-language model (it sees renders and crops), a
             text-only one such as ``"default"`` (observations as text), or a ``FunctionModel`` script.
-        tools: the tools to offer (names or builders, see :data:`ToolSpec`); ``answer`` is always added.
+        tools: the tools to offer (names or builders, see `ToolSpec`); ``answer`` is always added.
             Default: every toolbox tool; for a text-only model all but ``render_page`` and ``zoom``.
         max_steps: the most model calls in a run; the last one may only call ``answer``.
         max_images: the most images (renders, crops) a run makes.

@@ -1,21 +1,22 @@
 """Pipelines: fixed compositions of the same tools an agent calls, with no model choosing the steps.
 
->>> import docvlm as dv
->>> from docvlm.workflows import read_tables
->>> result = read_tables(dv.samples.invoice_pdf())
->>> [t.shape for t in result.value]  # the line items, and the totals block the layout model calls a table
-[(4, 4), (3, 2)]
->>> [s.tool for s in result.trace.steps]
-['layout', 'zoom', 'extract_table', 'zoom', 'extract_table']
+Examples:
+    >>> import docvlm as dv
+    >>> from docvlm.workflows import read_tables
+    >>> result = read_tables(dv.samples.invoice_pdf())
+    >>> [t.shape for t in result.value]  # the line items, and the totals block the layout model calls a table
+    [(4, 4), (3, 2)]
+    >>> [s.tool for s in result.trace.steps]
+    ['layout', 'zoom', 'extract_table', 'zoom', 'extract_table']
 
 Two are built in:
 
-* :func:`read_tables`: ``layout`` -> for each table region: ``zoom`` -> ``extract_table``;
-* :func:`read_field`: ``ground`` a field's label -> ``read_text`` of the region to its right (or below it).
+* [`read_tables`][docvlm.workflows.pipelines.read_tables]: ``layout`` -> for each table region: ``zoom`` -> ``extract_table``;
+* [`read_field`][docvlm.workflows.pipelines.read_field]: ``ground`` a field's label -> ``read_text`` of the region to its right (or below it).
 
 Build your own the same way: a function that calls tools on a
-:class:`~docvlm.workflows.trace.TracedToolbox` and returns a :class:`PipelineResult` (the value and the
-trace of every call). :func:`toolbox` gives a traced toolbox with the extra tools of this module
+[`TracedToolbox`][docvlm.workflows.trace.TracedToolbox] and returns a [`PipelineResult`][docvlm.workflows.pipelines.PipelineResult] (the value and the
+trace of every call). [`toolbox`][docvlm.workflows.pipelines.toolbox] gives a traced toolbox with the extra tools of this module
 (``layout``, ``extract_table``) added::
 
     def first_words(document):
@@ -83,7 +84,7 @@ class LayoutResult(BaseModel):
 
 def layout_tool(box: Toolbox) -> Tool:
     """A ``layout`` tool on ``box``: the labelled regions of a born-digital PDF page in reading order
-    (:func:`docvlm.tasks.layout`)."""
+    ([`docvlm.tasks.layout`][docvlm.tasks.layout])."""
 
     def run(args: LayoutArgs) -> ToolResult[LayoutResult]:
         from docvlm.tasks import layout
@@ -100,7 +101,7 @@ def layout_tool(box: Toolbox) -> Tool:
 
 
 def extract_table_tool(box: Toolbox) -> Tool:
-    """An ``extract_table`` tool on ``box``: the table in a region (:func:`docvlm.tasks.extract_tables`), read
+    """An ``extract_table`` tool on ``box``: the table in a region ([`docvlm.tasks.extract_tables`][docvlm.tasks.tables.extract_tables]), read
     with the toolbox's model when it has one, else from the PDF's ruling and text layer."""
 
     def run(args: ExtractTableArgs) -> ToolResult[TableSummary]:
@@ -125,14 +126,14 @@ def extract_table_tool(box: Toolbox) -> Tool:
                 ExtractTableArgs, run)
 
 
-#: The extra tools by name, for ``Agent(tools=[...])`` and :func:`toolbox`.
+#: The extra tools by name, for ``Agent(tools=[...])`` and [`toolbox`][docvlm.workflows.pipelines.toolbox].
 EXTRA_TOOLS: dict[str, Callable[[Toolbox], Tool]] = {"layout": layout_tool, "extract_table": extract_table_tool}
 
 
 def toolbox(document: Document | Source | Toolbox, model: Model | None = None) -> TracedToolbox:
     """A traced toolbox over ``document`` with the extra tools (``layout``, ``extract_table``) added.
 
-    A :class:`TracedToolbox` is used as it is (its trace goes on); a plain toolbox gives a traced one over the
+    A [`TracedToolbox`][docvlm.workflows.trace.TracedToolbox] is used as it is (its trace goes on); a plain toolbox gives a traced one over the
     same document and model.
     """
     if isinstance(document, TracedToolbox):

@@ -1,17 +1,18 @@
 """What a workflow did, step by step: tool, arguments, result, timing and images; written as one HTML page.
 
->>> import docvlm as dv
->>> from docvlm.workflows import TracedToolbox
->>> box = TracedToolbox(dv.open(dv.samples.invoice_pdf()))
->>> _ = box.call("zoom", {"page": 0, "box": {"x0": 300, "y0": 380, "x1": 560, "y1": 420}})
->>> _ = box.call("read_text", {"page": 9})
->>> [(s.tool, s.images, s.error is not None) for s in box.trace.steps]
-[('zoom', ['crop-1'], False), ('read_text', [], True)]
+Examples:
+    >>> import docvlm as dv
+    >>> from docvlm.workflows import TracedToolbox
+    >>> box = TracedToolbox(dv.open(dv.samples.invoice_pdf()))
+    >>> _ = box.call("zoom", {"page": 0, "box": {"x0": 300, "y0": 380, "x1": 560, "y1": 420}})
+    >>> _ = box.call("read_text", {"page": 9})
+    >>> [(s.tool, s.images, s.error is not None) for s in box.trace.steps]
+    [('zoom', ['crop-1'], False), ('read_text', [], True)]
 
-A :class:`TracedToolbox` is a :class:`~docvlm.workflows.tools.Toolbox` whose every call is recorded in
-its :attr:`~TracedToolbox.trace`; agents and pipelines run on one, and so can a LangChain agent
-(``docvlm.integrations.langchain.tools(TracedToolbox(doc))``). A :class:`Trace` is JSON (images are
-referenced by artifact id, never embedded); :meth:`Trace.to_html` writes a self-contained page with
+A [`TracedToolbox`][docvlm.workflows.trace.TracedToolbox] is a [`Toolbox`][docvlm.workflows.tools.Toolbox] whose every call is recorded in
+its `trace`; agents and pipelines run on one, and so can a LangChain agent
+(``docvlm.integrations.langchain.tools(TracedToolbox(doc))``). A [`Trace`][docvlm.workflows.trace.Trace] is JSON (images are
+referenced by artifact id, never embedded); [`Trace.to_html`][docvlm.workflows.trace.Trace.to_html] writes a self-contained page with
 each step's images inlined and its boxes drawn on the page.
 """
 
@@ -68,7 +69,7 @@ class Step(BaseModel):
         result: the typed result as JSON (``None`` for an error).
         regions: page-space boxes the step looked at (a zoom region, a read region) or found (grounded
             boxes, tables, citations).
-        images: ids of the images the step made, in :attr:`Toolbox.artifacts <docvlm.workflows.Toolbox.artifacts>`.
+        images: ids of the images the step made, in `Toolbox.artifacts`.
         started: seconds from the start of the trace to the start of the call.
         seconds: how long the tool ran.
         model_seconds: how long the model took to choose this call (agent runs only; ``None`` for a call the
@@ -110,7 +111,7 @@ class Trace(BaseModel):
     _t0: float = PrivateAttr(default_factory=time.perf_counter)
 
     def bind(self, toolbox: Toolbox) -> Trace:
-        """Keep ``toolbox`` (its document and images) for :meth:`to_html`; returns the trace."""
+        """Keep ``toolbox`` (its document and images) for [`to_html`][docvlm.workflows.trace.Trace.to_html]; returns the trace."""
         self._toolbox = toolbox
         if self.source is None:
             self.source = toolbox.document.source
@@ -122,7 +123,7 @@ class Trace(BaseModel):
 
     def record(self, result: ToolResult[Any], arguments: dict[str, Any] | BaseModel | None, *, started: float,
                seconds: float, model_seconds: float | None = None) -> Step:
-        """Append the step of one finished call (``started`` from :meth:`elapsed`) and return it."""
+        """Append the step of one finished call (``started`` from [`elapsed`][docvlm.workflows.trace.Trace.elapsed]) and return it."""
         args = arguments.model_dump(mode="json") if isinstance(arguments, BaseModel) else dict(arguments or {})
         payload = result.payload
         error = payload.message if isinstance(payload, ToolError) else None
@@ -234,7 +235,7 @@ class Trace(BaseModel):
 
 
 class TracedToolbox(Toolbox):
-    """A :class:`~docvlm.workflows.tools.Toolbox` that records every call in :attr:`trace`.
+    """A [`Toolbox`][docvlm.workflows.tools.Toolbox] that records every call in [`trace`][docvlm.workflows.trace].
 
     Args:
         document: the document, or a source to open.
@@ -248,7 +249,7 @@ class TracedToolbox(Toolbox):
         self.model_seconds: float | None = None
 
     def call(self, name: str, args: dict[str, Any] | BaseModel | None = None) -> ToolResult[Any]:
-        """Run and record one call; :attr:`model_seconds`, if set, is recorded with it and then cleared."""
+        """Run and record one call; `model_seconds`, if set, is recorded with it and then cleared."""
         started = self.trace.elapsed()
         t0 = time.perf_counter()
         result = super().call(name, args)
