@@ -38,7 +38,11 @@ def _exec_file(where: str) -> ModuleType:
     path = Path(where)
     if not path.is_file():
         raise UsageError(f"no schema file {where!r}", hint=_FORM)
-    loader_spec = importlib.util.spec_from_file_location(f"docvlm_schema_{path.stem}", path)
+    name = path.stem  # the module's name shows in records (batch: "invoice_schema.Invoice")
+    loaded = sys.modules.get(name)
+    if loaded is not None and getattr(loaded, "__file__", None) != str(path):
+        name = f"docvlm_schema_{name}"  # never shadow a module of that name (a schema file called json.py)
+    loader_spec = importlib.util.spec_from_file_location(name, path)
     if loader_spec is None or loader_spec.loader is None:  # pragma: no cover - any .py file has a loader
         raise UsageError(f"cannot load the schema file {where!r}", hint=_FORM)
     module = importlib.util.module_from_spec(loader_spec)
