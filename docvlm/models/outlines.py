@@ -73,6 +73,9 @@ class OutlinesModel(Model):
     def __init__(self, model: Any, *, spec: str = "", profile: FamilyProfile | None = None,
                  supports_images: bool | None = None, limits: Limits | None = None, backend: str | None = None,
                  max_generators: int = 32) -> None:
+        from docvlm._optional import require
+
+        require("outlines", "local", purpose="outlines models")
         from outlines.models.base import AsyncModel
         from outlines.models.base import Model as OutlinesBase
 
@@ -84,8 +87,6 @@ class OutlinesModel(Model):
         if getattr(model, "tensor_library_name", "") == "numpy":
             # outlines masks numpy logits (llama.cpp) with numba kernels; without numba, llama-cpp-python's chat path
             # drops the failing logits processor and the output is not constrained at all
-            from docvlm._optional import require
-
             require("numba", "llamacpp", purpose=f"constrained decoding with outlines' {type(model).__name__}")
         self.model: Any = model
         self.kind = type(model).__name__

@@ -54,11 +54,20 @@ def test_every_broken_schema_is_one_usage_error(tmp_path: Path, invoice: Path, s
     with pytest.raises(UsageError) as caught:
         load_schema(spec)
     assert message.format(file=schema, dir=tmp_path) in str(caught.value)
-    res = subprocess.run([sys.executable, "-m", "docvlm", "extract", str(invoice), "--schema", spec, "--model", "test"],
-                         capture_output=True, text=True, timeout=120, check=False)
-    assert res.returncode == 2, res.stderr
+    res = runner.invoke(cli.app, ["extract", str(invoice), "--schema", spec, "--model", "test"])
+    assert res.exit_code == 2, res.output
     assert res.stdout == ""
     assert res.stderr.splitlines() == [f"docvlm: error: {caught.value}"]
+
+
+def test_a_broken_schema_file_is_one_line_from_the_installed_command(tmp_path: Path, invoice: Path) -> None:
+    schema = tmp_path / "schema.py"
+    schema.write_text("class Invoice(BaseModel:\n    pass\n")
+    res = subprocess.run([sys.executable, "-m", "docvlm", "extract", str(invoice), "--schema", f"{schema}:Invoice"],
+                         capture_output=True, text=True, timeout=120, check=False)
+    assert (res.returncode, res.stdout) == (2, "")
+    (line,) = res.stderr.splitlines()  # the syntax error's wording depends on the Python version
+    assert line.startswith(f"docvlm: error: syntax error in the schema file {schema}, line 1: ")
 
 
 def test_a_schema_file_named_like_a_module_does_not_shadow_it(tmp_path: Path) -> None:
