@@ -37,7 +37,7 @@ What the output looks like:
   always exact (open ints get 18 digits). ``Limits.max_free_chars`` refuses explicit bounds whose
   token index would be huge; ``Limits.max_states`` and ``Limits.max_depth`` refuse types whose
   automaton would be huge (lists of lists of ... with sizes) and stop compiling them early;
-  :func:`compile_budget` bounds the time of compiling and lets another thread cancel it.
+  [`compile_budget`][docvlm.decoding.compile_budget] bounds the time of compiling and lets another thread cancel it.
 * top level: ``Literal`` / ``Enum`` are bare choices (``yes``, not ``"yes"``), ``str`` is free
   text (no mask needed), [`Regex`][docvlm.decoding.Regex] is its pattern; everything else is JSON.
   [`CompiledConstraint.parse`][docvlm.decoding.CompiledConstraint.parse] turns the text back into the value.

@@ -1,8 +1,8 @@
 """A deadline on compiling constraints that a caller can also cancel from another thread.
 
-Compiling is pure Python: it cannot be interrupted from outside, so it checks :func:`check_budget` at every
+Compiling is pure Python: it cannot be interrupted from outside, so it checks [`check_budget`][docvlm.decoding.check_budget] at every
 nested field, list item and regex node instead. A server compiles a client's schema inside
-:func:`compile_budget` and sets the event when the client goes away.
+[`compile_budget`][docvlm.decoding.compile_budget] and sets the event when the client goes away.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ def compile_budget(seconds: float | None = None, *, cancel: threading.Event | No
 
     Compiling checks the budget at every nested field, list item and regex node, so a type that would take
     long stops soon after the deadline, or after ``cancel`` is set (from another thread: a server whose
-    client went away), with a :class:`~docvlm.errors.ConstraintError`. Nothing half-compiled is cached.
+    client went away), with a [`ConstraintError`][docvlm.errors.ConstraintError]. Nothing half-compiled is cached.
 
     >>> from docvlm.decoding import compile_budget, compile_output_type
     >>> with compile_budget(5.0):
@@ -57,7 +57,7 @@ def compile_budget(seconds: float | None = None, *, cancel: threading.Event | No
 
 
 def check_budget() -> None:
-    """Raise :class:`~docvlm.errors.ConstraintError` when the :func:`compile_budget` in force ran out or was cancelled."""
+    """Raise [`ConstraintError`][docvlm.errors.ConstraintError] when the [`compile_budget`][docvlm.decoding.compile_budget] in force ran out or was cancelled."""
     budget = _BUDGET.get()
     if budget is None:
         return

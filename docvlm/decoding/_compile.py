@@ -87,7 +87,7 @@ class Limits:
             took 16 s and 3.9 GB). Budgeted strings count once however long they may run. Over
             the guard, compiling raises [`ConstraintError`][docvlm.errors.ConstraintError]. Top-level free
             text (``str``) is exempt: it needs no token index.
-        max_states: a guard on the automaton's size (:attr:`Pattern.states`: the regex with every
+        max_states: a guard on the automaton's size (`Pattern.states`: the regex with every
             counted repeat written out; default 200,000, ten times docvlm's own largest constraint, an
             agent's tool-call union). A list of lists of ... with ``max_length=2`` doubles it at every
             level; compiling stops as soon as it is over the guard, before the regex is written out.
@@ -493,7 +493,7 @@ class _Compiler:
         )
 
     def formatted(self, name: str, c: _Constraints) -> Pattern:
-        """A JSON string in one of :data:`FORMAT_PATTERNS` (dates, times, UUIDs): exact, so it always validates."""
+        """A JSON string in one of `FORMAT_PATTERNS` (dates, times, UUIDs): exact, so it always validates."""
         if c != _Constraints():
             raise ConstraintError(
                 f"bounds on a {name} value ({self.where()}) cannot be enforced while decoding",
@@ -649,7 +649,7 @@ class _Compiler:
 
 @functools.cache
 def format_pattern(name: str) -> Pattern:
-    """The JSON string (quotes included) of a :data:`FORMAT_PATTERNS` format, as a pattern."""
+    """The JSON string (quotes included) of a `FORMAT_PATTERNS` format, as a pattern."""
     body = translate_user_regex(FORMAT_PATTERNS[name], json_safe=True, cap=1)
     body = Pattern(body.group(), body.max_chars, body.max_bytes, atomic=True, free_chars=body.free_chars,
                    states=body.states)

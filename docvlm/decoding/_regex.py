@@ -1,9 +1,9 @@
 """Regular-expression building blocks with known length bounds.
 
-Every pattern produced here uses only the syntax that Python's :mod:`re`, Rust's ``regex`` crate
+Every pattern produced here uses only the syntax that Python's `re`, Rust's ``regex`` crate
 (used by outlines-core) and ``hypothesis.strategies.from_regex`` read the same way: literals,
 ``[...]`` classes, ``(?:...)`` groups, ``|``, ``?``, ``{m,n}``, and (for sizes the user left open,
-see :func:`repeat_open`) ``*``, ``+`` and ``{m,}``. No ``\\d`` (Unicode digits in Rust), no anchors,
+see `repeat_open`) ``*``, ``+`` and ``{m,}``. No ``\\d`` (Unicode digits in Rust), no anchors,
 no lookaround.
 """
 
@@ -39,20 +39,20 @@ class Pattern:
     """A regex with upper bounds on the length of anything it matches.
 
     Attributes:
-        regex: the pattern (one atom or a sequence; see :func:`group`).
-        max_chars: the most characters a match can have; when not :attr:`exact`, a budget: the most
+        regex: the pattern (one atom or a sequence; see `group`).
+        max_chars: the most characters a match can have; when not `exact`, a budget: the most
             characters a match has if every open repeat stays within its budgeted count.
         max_bytes: the same in UTF-8 bytes.
         atomic: whether ``regex`` can take a quantifier or join an alternation without a group.
         free_chars: how many free-text character positions the pattern has (a string character,
             a character class): each is an automaton state in which most of a vocabulary stays
             allowed, which is what makes a token index big and slow to build. The body of an open
-            repeat (:func:`repeat_open`) is one set of states however often it repeats.
+            repeat (`repeat_open`) is one set of states however often it repeats.
         exact: whether the pattern has no open repeat, so that no match is longer than
-            :attr:`max_chars`.
+            `max_chars`.
         states: an estimate of the automaton's size: the regex's length with every counted repeat
-            ``{m,n}`` written out ``n`` times (default: the length of :attr:`regex`). Compiling and indexing
-            a constraint take time and memory in proportion to it (see :attr:`Limits.max_states`).
+            ``{m,n}`` written out ``n`` times (default: the length of `regex`). Compiling and indexing
+            a constraint take time and memory in proportion to it (see `Limits.max_states`).
     """
 
     regex: str
@@ -173,8 +173,8 @@ def repeat_open(p: Pattern, low: int, budget: int) -> Pattern:
     """``p`` repeated ``low`` or more times, with no upper bound in the regex.
 
     The automaton stays small (one loop over ``p``'s states, plus ``low`` copies for the
-    minimum), but the length is no longer bounded: :attr:`Pattern.max_chars` counts ``budget``
-    repetitions and the result is not :attr:`Pattern.exact`.
+    minimum), but the length is no longer bounded: `Pattern.max_chars` counts ``budget``
+    repetitions and the result is not `Pattern.exact`.
 
     Args:
         p: the pattern to repeat.
@@ -326,7 +326,7 @@ def _int_range_alts_regex(lo: int, hi: int) -> str:
 
 
 def int_range_pattern(lo: int, hi: int) -> Pattern:
-    """:func:`int_range_regex` with its length bounds."""
+    """[`int_range_regex`][docvlm.decoding.int_range_regex] with its length bounds."""
     width = max(len(str(lo)), len(str(hi)))
     alts = _int_range_alts(lo, hi)
     return Pattern(_int_range_alts_regex(lo, hi), width, width, atomic=len(alts) > 1 or _is_atom(alts[0]))
@@ -464,7 +464,7 @@ def float_range_pattern(
     lo_exclusive: bool = False,
     hi_exclusive: bool = False,
 ) -> Pattern:
-    """:func:`float_range_regex` with its length bounds."""
+    """[`float_range_regex`][docvlm.decoding.float_range_regex] with its length bounds."""
     if decimals < 0:
         raise ValueError("decimals must be >= 0")
     k_lo = _bound_to_fixed(lo, decimals, lower=True, exclusive=lo_exclusive)

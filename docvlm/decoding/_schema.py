@@ -1,7 +1,7 @@
 """JSON schema -> a Python type that docvlm's constraint compiler turns into an exact constraint.
 
 A server that takes JSON schemas from clients (``docvlm serve``'s ``response_format`` and ``tools``) converts
-them here, and then decodes under :func:`~docvlm.decoding.compile_output_type` of the result, so a local
+them here, and then decodes under [`compile_output_type`][docvlm.decoding.compile_output_type] of the result, so a local
 model's answers always validate against the schema the client sent.
 """
 
@@ -54,7 +54,7 @@ _KEYWORDS: dict[str, frozenset[str]] = {
     "null": frozenset({"type"}),
 }
 #: ``format`` -> the Python type it converts to (pydantic reads the value back as that type); the other
-#: formats of :data:`FORMAT_PATTERNS` become strings with the format's pattern.
+#: formats of `FORMAT_PATTERNS` become strings with the format's pattern.
 _FORMAT_TYPE: dict[str, Any] = {name: tp for tp, name in FORMAT_TYPES.items()}
 _HINT = (
     "supported: object (properties, required), array (items, prefixItems, minItems, maxItems), "
@@ -92,8 +92,8 @@ def schema_to_type(schema: Mapping[str, Any]) -> Any:
     Annotations (``title``, ``description``, ``default``, ``examples``, ...) are ignored. Anything else
     (other formats, ``multipleOf``, ``uniqueItems``, open-ended objects, recursion, ...) is refused rather
     than ignored, because ignoring it could produce JSON the schema rejects. So are schemas nested deeper
-    than :data:`MAX_SCHEMA_DEPTH` or with more than :data:`MAX_SCHEMA_NODES` sub-schemas; the work checks
-    :func:`~docvlm.decoding.compile_budget`.
+    than `MAX_SCHEMA_DEPTH` or with more than `MAX_SCHEMA_NODES` sub-schemas; the work checks
+    [`compile_budget`][docvlm.decoding.compile_budget].
 
     Equal schemas give the same type object (cached by the schema's text, key order included: it is the
     field order), so the compiled constraint is reused and a server can batch requests that share a schema.
@@ -102,11 +102,11 @@ def schema_to_type(schema: Mapping[str, Any]) -> Any:
         schema: a JSON schema (a dict).
 
     Returns:
-        A type for :meth:`Model.generate` (a pydantic model, ``list[...]``, ``Literal``, ...).
+        A type for [`Model.generate`][docvlm.models.base.Model.generate] (a pydantic model, ``list[...]``, ``Literal``, ...).
 
     Raises:
         UsageError: the schema uses something outside the subset, or is too big; the message names the place.
-        ConstraintError: the :func:`~docvlm.decoding.compile_budget` in force ran out.
+        ConstraintError: the [`compile_budget`][docvlm.decoding.compile_budget] in force ran out.
     """
     if not isinstance(schema, Mapping):
         raise UsageError(f"a JSON schema must be an object, got {type(schema).__name__}")

@@ -20,7 +20,7 @@ from docvlm.types.text import Word, WordList, WordRow
 __all__ = ["GivenWords", "given_words"]
 
 #: What ``dv.open(..., words=...)`` takes: page index -> items, each ``(text, box)`` (box: ``(x0, y0, x1, y1)``, a
-#: quadrilateral of 8 numbers or 4 points, or a BoundingBox), a :class:`~docvlm.types.Word`, or
+#: quadrilateral of 8 numbers or 4 points, or a BoundingBox), a [`Word`][docvlm.types.text.Word], or
 #: ``{"text": ..., "box": ...}``.
 GivenWords = Mapping[int, Sequence[Any]]
 

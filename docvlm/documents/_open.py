@@ -1,4 +1,4 @@
-"""``docvlm.open``: any supported source to a :class:`~docvlm.documents.Document`."""
+"""``docvlm.open``: any supported source to a [`Document`][docvlm.documents.base.Document]."""
 
 from __future__ import annotations
 
@@ -46,7 +46,7 @@ def open_document(
     web: WebOptions | None = None,
     words: Mapping[int, Sequence[Any]] | None = None,
 ) -> Document:
-    """Open a PDF, an image or a web page as a :class:`~docvlm.documents.Document`.
+    """Open a PDF, an image or a web page as a [`Document`][docvlm.documents.base.Document].
 
     Args:
         source: a path, the file's bytes, a binary file object, an ``http(s)://`` URL, or (with
@@ -54,10 +54,10 @@ def open_document(
         password: the password of an encrypted PDF.
         format: ``"pdf"``, ``"image"`` or ``"html"`` to skip detection from the file's first bytes.
         max_image_pixels: refuse images with more pixels than this (decompression-bomb guard).
-        web: rendering and safety options for web pages (:class:`~docvlm.documents.web.WebOptions`).
+        web: rendering and safety options for web pages (`WebOptions`).
         words: words you already have, used instead of the text layer and OCR:
             ``{page_index: [(text, (x0, y0, x1, y1)), ...]}``, boxes in page units (pixels for an image);
-            see :meth:`~docvlm.documents.Document.use_words`.
+            see `use_words`.
 
     Raises:
         DocumentNotFoundError: no file at the path.
@@ -66,7 +66,7 @@ def open_document(
         EncryptedDocumentError: a password is needed, or the one given is wrong.
         EmptyDocumentError: a document without pages.
         PageTooLargeError: an image over ``max_image_pixels``.
-        BlockedURLError: a URL refused by the web safety rules (see :mod:`docvlm.documents.web`).
+        BlockedURLError: a URL refused by the web safety rules (see `docvlm.documents.web`).
     """
     doc = _open_source(source, password, format=format, max_image_pixels=max_image_pixels, web=web)
     if words is not None:

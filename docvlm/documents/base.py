@@ -36,7 +36,7 @@ class PageImage:
 
     Attributes:
         page_index: 0-based index of the page rendered.
-        frame: the :class:`~docvlm.types.Frame` that converts geometry between page and pixel space.
+        frame: the [`Frame`][docvlm.types.geometry.Frame] that converts geometry between page and pixel space.
         dpi: pixels per inch of the rendering.
     """
 
@@ -123,7 +123,7 @@ class DocumentInfo(BaseModel):
 
 
 class Page(abc.ABC):
-    """One page of a :class:`Document`.
+    """One page of a [`Document`][docvlm.documents.base.Document].
 
     Page space is the source's own units (``units``): PDF points of the unrotated page with the origin at
     the top-left of the CropBox for PDFs, pixels for images. ``width`` and ``height`` are in those
@@ -133,7 +133,7 @@ class Page(abc.ABC):
 
     #: the units of page space
     units: str = "pt"
-    #: resolution used by :meth:`render` when none is given
+    #: resolution used by [`render`][docvlm.documents.base.Page.render] when none is given
     default_dpi: float = 144.0
 
     def __init__(self, document: Document, index: int) -> None:
@@ -189,7 +189,7 @@ class Page(abc.ABC):
         return self._render_region(None, dpi, max_pixels)
 
     def crop(self, box: BoundingBox, dpi: float | None = None, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> PageImage:
-        """Render only the region ``box`` (page space), e.g. to zoom in; same ``dpi`` rules as :meth:`render`.
+        """Render only the region ``box`` (page space), e.g. to zoom in; same ``dpi`` rules as [`render`][docvlm.documents.base.Page.render].
 
         Raises:
             UsageError: the region is not in page space or lies outside the page.
@@ -245,8 +245,8 @@ class Page(abc.ABC):
             ocr: where the words come from. ``False`` (the default): the text layer only, fast, and empty
                 for a scan or an image. ``True``: always OCR the page. ``"auto"``: the text layer when the
                 page has one, else OCR. OCR runs once per page object (the result is cached) with the
-                defaults of :func:`docvlm.documents.ocr.ocr_words`; call that function for other settings.
-                Words given to the document (``dv.open(..., words=...)``, :meth:`Document.use_words`) replace
+                defaults of `docvlm.documents.ocr.ocr_words`; call that function for other settings.
+                Words given to the document (``dv.open(..., words=...)``, [`Document.use_words`][docvlm.documents.base.Document.use_words]) replace
                 both, whatever ``ocr`` says.
 
         Raises:
@@ -275,7 +275,7 @@ class Page(abc.ABC):
         """Words of the text layer, boxes in page space; empty for a scan or an image."""
 
     def text(self, ocr: bool | Literal["auto"] = False) -> str:
-        """The page as plain text, one line per text line; ``ocr`` as in :meth:`words`."""
+        """The page as plain text, one line per text line; ``ocr`` as in [`words`][docvlm.documents.base.Page.words]."""
         return self.words(ocr=ocr).text()
 
     @property
@@ -295,7 +295,7 @@ class Page(abc.ABC):
 class Document(Sequence[Page], abc.ABC):
     """A sequence of pages, loaded lazily: indexing or iterating creates a page on demand.
 
-    Use as a context manager (or call :meth:`close`) to release the underlying file.
+    Use as a context manager (or call [`close`][docvlm.documents.base.Document.close]) to release the underlying file.
     """
 
     format: str
@@ -305,7 +305,7 @@ class Document(Sequence[Page], abc.ABC):
     def use_words(self, words: Mapping[int, Sequence[Any]]) -> None:
         """Use words the caller already has (an OCR service's lines, a dataset's boxes) instead of the text layer
         and OCR, for the pages given: ``{page_index: [(text, (x0, y0, x1, y1)), ...]}`` with boxes in page units
-        (pixels for an image). See :mod:`docvlm.documents._given` for the accepted item shapes.
+        (pixels for an image). See `docvlm.documents._given` for the accepted item shapes.
 
         Raises:
             UsageError: a page index outside the document, or a malformed item.
@@ -397,7 +397,7 @@ def _pixels_at(region: BoundingBox, scale: float) -> float:
 
 
 def _fit_scale(region: BoundingBox, max_pixels: int) -> float:
-    """The largest scale whose rendering of ``region`` stays within ``max_pixels`` by :func:`_pixels_at`."""
+    """The largest scale whose rendering of ``region`` stays within ``max_pixels`` by `_pixels_at`."""
     a = region.width * region.height
     b = 2 * (region.width + region.height)
     c = 4 - max_pixels

@@ -5,14 +5,14 @@ Serve one document to an MCP client (Claude Desktop, an IDE, an agent)::
     docvlm mcp invoice.pdf            # or: python -m docvlm.integrations.mcp invoice.pdf
 
 or build the server yourself: ``docvlm.integrations.mcp.server(document)`` returns an ``mcp`` low-level
-``Server`` and :func:`run_stdio` serves it over stdin/stdout. The tools are those of
-:class:`~docvlm.workflows.tools.Toolbox`: each lists its pydantic argument schema as ``inputSchema``;
+``Server`` and [`run_stdio`][docvlm.integrations.mcp.run_stdio] serves it over stdin/stdout. The tools are those of
+[`Toolbox`][docvlm.workflows.tools.Toolbox]: each lists its pydantic argument schema as ``inputSchema``;
 a call answers the text observation, the typed payload as structured content, and for ``render_page`` /
 ``zoom`` the image itself as PNG (``ImageContent``), so a vision model on the client side sees it. Bad
 arguments answer ``isError`` with the message.
 
 A session keeps its renders and zooms in a cache bounded by bytes (least recently used out first,
-:data:`DEFAULT_CACHE_BYTES`), so a long session cannot grow without end; asking again for a dropped image
+`DEFAULT_CACHE_BYTES`), so a long session cannot grow without end; asking again for a dropped image
 renders it again. A line on stdin that is not JSON is answered with a JSON-RPC parse error (``-32700``), one
 that is JSON but no JSON-RPC message with an invalid-request error (``-32600``).
 
@@ -50,7 +50,7 @@ def _require_mcp() -> None:
 
 def server(document: Document | Toolbox | Source, model: Model | None = None, *, name: str = "docvlm",
            cache_bytes: int = DEFAULT_CACHE_BYTES) -> Server[Any]:
-    """An MCP server whose tools are the :class:`~docvlm.workflows.tools.Toolbox` tools over one document.
+    """An MCP server whose tools are the [`Toolbox`][docvlm.workflows.tools.Toolbox] tools over one document.
 
     Args:
         document: the document, a source to open, or a toolbox (used as it is, with its own artifact store).

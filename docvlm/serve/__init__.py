@@ -1,4 +1,4 @@
-"""``docvlm serve``: any docvlm :class:`~docvlm.models.base.Model` behind an OpenAI-compatible HTTP API.
+"""``docvlm serve``: any docvlm [`Model`][docvlm.models.base.Model] behind an OpenAI-compatible HTTP API.
 
 Starlette on uvicorn (the ``serve`` extra: ``pip install 'docvlm[serve]'``), with these endpoints:
 
@@ -11,17 +11,17 @@ Starlette on uvicorn (the ``serve`` extra: ``pip install 'docvlm[serve]'``), wit
 - ``GET /v1/models`` (and ``/v1/models/{id}``): the one model served;
 - ``GET /health``: ``{"status": "ok"}`` (no API key needed).
 
-A JSON schema is turned into a Python type (:func:`~docvlm.decoding.schema_to_type`, with the ``format``\\ s
+A JSON schema is turned into a Python type ([`schema_to_type`][docvlm.decoding.schema_to_type], with the ``format``\\ s
 ``date``, ``date-time``, ``time``, ``uuid``, ``email`` and ``ipv4``) and decoded under docvlm's constraint, so a
 local model's JSON answers always validate against the schema the client sent. Tool calls are decoded under
-the same constrained union as :class:`~docvlm.workflows.Agent`'s: ``{"tool": <name>, "args": <its
+the same constrained union as [`Agent`][docvlm.workflows.agent.Agent]'s: ``{"tool": <name>, "args": <its
 arguments>}`` for each tool offered (plus ``{"content": ...}`` with ``tool_choice: auto``), so every call the
 server returns names an offered tool and has arguments valid under its schema. Requests that arrive together
-with the same output type and settings are answered in one :meth:`Model.generate_batch` call, and the model is
+with the same output type and settings are answered in one [`Model.generate_batch`][docvlm.models.base.Model.generate_batch] call, and the model is
 only ever called from one thread. A stream sends the answer as chunks once it is decoded whole (the model
 seam returns whole outputs), so it is client-compatible, not token-by-token.
 
-What the server enforces (:class:`ServeLimits`): an optional API key (``Authorization: Bearer``); JSON bodies
+What the server enforces ([`ServeLimits`][docvlm.serve.ServeLimits]): an optional API key (``Authorization: Bearer``); JSON bodies
 only (``Content-Type: application/json``, else 415, which also keeps browsers' cross-site "simple" requests
 out) under a size limit (413) and a nesting limit; a Host header naming loopback when it listens on loopback
 (DNS rebinding); 400 with one line for every malformed request (no ``NaN``, no unknown roles, schemas

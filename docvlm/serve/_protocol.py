@@ -1,7 +1,7 @@
 """OpenAI chat-completion requests -> docvlm calls, and docvlm answers -> chat-completion objects.
 
-Pure functions over dicts: no HTTP here (see :mod:`docvlm.serve._app`). Every malformed request raises
-:class:`HTTPError` with a 4xx status and one line that names the field.
+Pure functions over dicts: no HTTP here (see `docvlm.serve._app`). Every malformed request raises
+`HTTPError` with a 4xx status and one line that names the field.
 """
 
 from __future__ import annotations
@@ -515,7 +515,7 @@ class Call:
 
 
 def parse_call(body: Any, budget: ImageBudget, *, max_tokens_cap: int = 1 << 20) -> Call:
-    """Check a chat completion body and turn it into a :class:`Call` (raises :class:`HTTPError`)."""
+    """Check a chat completion body and turn it into a `Call` (raises `HTTPError`)."""
     if not isinstance(body, dict):
         raise bad("the request body must be a JSON object")
     stream = body.get("stream", False)

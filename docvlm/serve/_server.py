@@ -43,7 +43,7 @@ class ServeLimits:
         max_request_pixels: pixels of all of one request's images together: 413 over it.
         max_tokens: the largest ``max_tokens`` a request may ask for.
         compile_timeout_s: seconds to convert a request's JSON schema and compile its constraint: 400 over it
-            (the automaton's size is bounded too, by :class:`~docvlm.decoding.Limits`).
+            (the automaton's size is bounded too, by [`Limits`][docvlm.decoding.Limits]).
         request_timeout_s: seconds from a request's arrival to its answer: 504 over it. A request still waiting
             for the model is dropped; one the model is decoding finishes, and its answer is discarded.
         header_timeout_s: seconds a connection may take to send a request's headers before it is closed
@@ -217,8 +217,8 @@ def _require_serve() -> None:
 class DocVLMServer:
     """An OpenAI-compatible chat-completions server over a docvlm model (Starlette on uvicorn).
 
-    Build it with :func:`make_server`: the socket is bound at once (port 0 picks a free one, see :attr:`url`);
-    :meth:`serve_forever` serves until :meth:`shutdown` (from another thread) or Ctrl-C; :meth:`server_close`
+    Build it with [`make_server`][docvlm.serve.make_server]: the socket is bound at once (port 0 picks a free one, see `url`);
+    [`serve_forever`][docvlm.serve.DocVLMServer.serve_forever] serves until [`shutdown`][docvlm.serve.DocVLMServer.shutdown] (from another thread) or Ctrl-C; [`server_close`][docvlm.serve.DocVLMServer.server_close]
     frees the socket and the batching thread.
 
     Args:
@@ -228,14 +228,14 @@ class DocVLMServer:
         max_batch_size: most requests answered by one ``generate_batch`` call.
         batch_window_s: how long the first request waits for others to batch with.
         api_key: when given, every request but ``GET /health`` needs ``Authorization: Bearer <api_key>``.
-        limits: what one client may cost (:class:`ServeLimits`).
+        limits: what one client may cost ([`ServeLimits`][docvlm.serve.ServeLimits]).
         verbose: log every request on stderr.
 
     Attributes:
         model: the model served.
         model_name: the id ``GET /v1/models`` lists.
         url: the API root clients use as ``base_url`` (``http://host:port/v1``).
-        limits: the :class:`ServeLimits` in force.
+        limits: the [`ServeLimits`][docvlm.serve.ServeLimits] in force.
     """
 
     def __init__(self, model: Model, address: tuple[str, int], *, model_name: str | None = None,
@@ -324,7 +324,7 @@ class DocVLMServer:
 
     # serving ----------------------------------------------------------------------------------------
     def serve_forever(self) -> None:
-        """Serve until :meth:`shutdown` is called (from another thread) or, in the main thread, Ctrl-C."""
+        """Serve until [`shutdown`][docvlm.serve.DocVLMServer.shutdown] is called (from another thread) or, in the main thread, Ctrl-C."""
         import uvicorn
 
         from ._app import build_app, protocol_class
@@ -350,7 +350,7 @@ class DocVLMServer:
             self._stopped.set()
 
     def shutdown(self) -> None:
-        """Stop :meth:`serve_forever` and wait until it returned (requests in flight get up to 5 s)."""
+        """Stop [`serve_forever`][docvlm.serve.DocVLMServer.serve_forever] and wait until it returned (requests in flight get up to 5 s)."""
         server = self._uvicorn
         if server is None:
             return
@@ -387,14 +387,14 @@ def make_server(model: Model, host: str = "127.0.0.1", port: int = 0, *, model_n
     """An OpenAI-compatible server for ``model``, bound but not yet serving.
 
     Args:
-        model: any docvlm model (local transformers, a test model, even an :class:`OpenAIModel`).
+        model: any docvlm model (local transformers, a test model, even an [`OpenAIModel`][docvlm.models.openai.OpenAIModel]).
         host: the interface to listen on (``"0.0.0.0"`` for every one).
         port: the port; 0 picks a free one.
         model_name: the id listed by ``GET /v1/models`` (default: the model's spec).
         max_batch_size: most requests answered by one ``generate_batch`` call.
         batch_window_s: how long the first request waits for others to batch with.
         api_key: require ``Authorization: Bearer <api_key>`` on every request but ``GET /health``.
-        limits: what one client may cost (:class:`ServeLimits`).
+        limits: what one client may cost ([`ServeLimits`][docvlm.serve.ServeLimits]).
         verbose: log every request on stderr.
 
     Returns:
@@ -417,7 +417,7 @@ def serve(model: Model, host: str = "127.0.0.1", port: int = 8000, **options: An
         model: the model to serve.
         host: the interface to listen on.
         port: the port.
-        **options: further :func:`make_server` options (``api_key``, ``limits``, ...). Without ``api_key``,
+        **options: further [`make_server`][docvlm.serve.make_server] options (``api_key``, ``limits``, ...). Without ``api_key``,
             the ``DOCVLM_API_KEY`` environment variable is used when set.
     """
     if options.get("api_key") is None and os.environ.get(API_KEY_ENV):

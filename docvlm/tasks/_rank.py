@@ -5,14 +5,14 @@ Each (field, span) pair becomes a set of sparse binary features, hashed into a f
 - the span itself: its kind and size, the shape of its characters (``9/9/9``, ``A a``), whether it reads as a
   date or an amount, what was cut from its segment (``TOTAL:`` before it, ``(126926-H)`` after it), where it is
   on the page (height band, line from the top and bottom, centred, alone on its line), its font size against the
-  page's, the words left of it, above and below it, the label it was printed with (:mod:`docvlm.tasks._keys`),
+  page's, the words left of it, above and below it, the label it was printed with (`docvlm.tasks._keys`),
   and for amounts their rank on the page (largest, lowest, printed how many times);
 - the field: the words of its name and its type;
 - crosses of the two (``field word total`` x ``label word rounded``; ``field type date`` x ``shape 9/9/9``), and
   how similar the field's name is to the span's label and context (character trigrams), which carries over to
   field names the ranker never saw.
 
-The weights are learned (:func:`fit`: a softmax over each field's candidates, trained by ``python -m
+The weights are learned (`fit`: a softmax over each field's candidates, trained by ``python -m
 bench.train_ranker`` on realdev and generated documents) and shipped in ``docvlm/data/ranker.json.gz``. Nothing
 here lists words of any document: the words are features, their weights come from data.
 """

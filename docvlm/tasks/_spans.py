@@ -2,17 +2,17 @@
 
 A value on a real document is rarely one whole text segment: a total follows its label on the same segment
 (``TOTAL: 9.00``), a company name carries a registration number (``AEON CO. (M) BHD (126926-H)``), an address
-runs over three lines, a date sits inside ``12 MAR 2018 18:19``. :func:`page_spans` offers all of these as
-:class:`Span` s:
+runs over three lines, a date sits inside ``12 MAR 2018 18:19``. `page_spans` offers all of these as
+`Span` s:
 
 - ``seg``: a whole segment; ``line``: a whole visual line of several segments;
 - ``pre`` / ``suf``: a segment without its last / first words (what was cut is kept, it tells a label from a
   value);
-- ``block``: a segment and the segments stacked under it in the same column (2 to :data:`MAX_BLOCK_LINES`
+- ``block``: a segment and the segments stacked under it in the same column (2 to `MAX_BLOCK_LINES`
   lines: addresses, names over two lines, multi-line answers); ``lines``: whole visual lines, one under another;
 - ``date`` / ``num``: a date or a number printed inside a segment.
 
-Which span is a field's value is decided by a learned ranker (:mod:`docvlm.tasks._rank`), never by this module.
+Which span is a field's value is decided by a learned ranker (`docvlm.tasks._rank`), never by this module.
 """
 
 from __future__ import annotations

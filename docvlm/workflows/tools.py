@@ -9,10 +9,10 @@ Total:   EUR 145.78
 error: page 3 is out of range: the document has 1 page (0..0)
 
 Every tool takes a pydantic argument model (its JSON schema is what a model is shown) and returns a
-:class:`ToolResult`: short ``text`` for the model to read, the ids of heavy artifacts (page images,
-crops, tables) kept aside in :attr:`Toolbox.artifacts`, and a typed ``payload``. Boxes are in page
+[`ToolResult`][docvlm.workflows.tools.ToolResult]: short ``text`` for the model to read, the ids of heavy artifacts (page images,
+crops, tables) kept aside in `Toolbox.artifacts`, and a typed ``payload``. Boxes are in page
 space (PDF points for a PDF), rounded to 0.1. Bad arguments (a page out of range, a box off the page,
-a malformed call) give a :class:`ToolError` result, never an exception, so a tool-calling loop can show
+a malformed call) give a [`ToolError`][docvlm.workflows.tools.ToolError] result, never an exception, so a tool-calling loop can show
 the model its mistake and go on. The tools only reach the one document the toolbox was given.
 """
 
@@ -156,7 +156,7 @@ class PageList(BaseModel):
 
 
 class ImageArtifact(BaseModel):
-    """A rendered page or crop, kept in :attr:`Toolbox.artifacts` under ``id``."""
+    """A rendered page or crop, kept in `Toolbox.artifacts` under ``id``."""
 
     id: str
     page: int
@@ -200,8 +200,8 @@ class ToolResult(BaseModel, Generic[P]):
     Attributes:
         tool: the tool's name.
         text: a short observation for the model to read.
-        artifacts: ids of heavy results kept in :attr:`Toolbox.artifacts` (images, tables).
-        payload: the typed result (a :class:`ToolError` when the call failed).
+        artifacts: ids of heavy results kept in `Toolbox.artifacts` (images, tables).
+        payload: the typed result (a [`ToolError`][docvlm.workflows.tools.ToolError] when the call failed).
     """
 
     tool: str
@@ -218,7 +218,7 @@ class ToolResult(BaseModel, Generic[P]):
 class Tool:
     """One tool: its name, a description for the model, its argument model and the function that runs it.
 
-    ``function`` takes validated arguments; call :meth:`Toolbox.call` (or :meth:`run`) with a plain dict.
+    ``function`` takes validated arguments; call [`Toolbox.call`][docvlm.workflows.tools.Toolbox.call] (or [`run`][docvlm.workflows.tools.Tool.run]) with a plain dict.
     """
 
     name: str
@@ -231,7 +231,7 @@ class Tool:
         return self.args_model.model_json_schema()
 
     def run(self, args: dict[str, Any] | BaseModel | None = None) -> ToolResult[Any]:
-        """Validate ``args`` and run; a validation failure or a document error becomes a :class:`ToolError` result."""
+        """Validate ``args`` and run; a validation failure or a document error becomes a [`ToolError`][docvlm.workflows.tools.ToolError] result."""
         try:
             parsed = self.args_model.model_validate(args if args is not None else {})
         except ValidationError as e:
@@ -282,7 +282,7 @@ class ArtifactStore(MutableMapping[str, "PageImage | Table"]):
     stays even when it alone is over the budget. Thread-safe.
 
     Args:
-        max_bytes: the budget (:func:`artifact_bytes` of what is kept); ``None`` keeps everything.
+        max_bytes: the budget ([`artifact_bytes`][docvlm.workflows.tools.artifact_bytes] of what is kept); ``None`` keeps everything.
         on_evict: called with the id of every artifact pushed out.
     """
 
@@ -338,7 +338,7 @@ class ArtifactStore(MutableMapping[str, "PageImage | Table"]):
 
 
 class Toolbox:
-    """The operations on one document as :class:`Tool` objects.
+    """The operations on one document as [`Tool`][docvlm.workflows.tools.Tool] objects.
 
     Args:
         document: the document, or a source to open (path, bytes, file object); the tools reach nothing else.
@@ -348,9 +348,9 @@ class Toolbox:
             ``max_images`` bounds). A render or zoom whose image was dropped is made again when asked again.
 
     Attributes:
-        artifacts: heavy results by id (an :class:`ArtifactStore`): :class:`~docvlm.documents.PageImage` for
-            renders and crops, :class:`~docvlm.types.Table` for tables.
-        final: the :class:`~docvlm.types.Answer` once the ``answer`` tool has been called.
+        artifacts: heavy results by id (an [`ArtifactStore`][docvlm.workflows.tools.ArtifactStore]): [`PageImage`][docvlm.documents.base.PageImage] for
+            renders and crops, [`Table`][docvlm.types.table.Table] for tables.
+        final: the [`Answer`][docvlm.types.answer.Answer] once the ``answer`` tool has been called.
     """
 
     def __init__(self, document: Document | Source, model: Model | None = None, *,
@@ -385,13 +385,13 @@ class Toolbox:
         return self._tools[name]
 
     def add(self, tool: Tool) -> Tool:
-        """Offer one more tool, e.g. :func:`docvlm.workflows.pipelines.layout_tool`; adding the same name again
+        """Offer one more tool, e.g. [`docvlm.workflows.pipelines.layout_tool`][docvlm.workflows.pipelines.layout_tool]; adding the same name again
         replaces the tool. Returns it."""
         self._tools[tool.name] = tool
         return tool
 
     def call(self, name: str, args: dict[str, Any] | BaseModel | None = None) -> ToolResult[Any]:
-        """Run tool ``name`` with ``args`` (validated); an unknown tool or bad arguments give a :class:`ToolError` result."""
+        """Run tool ``name`` with ``args`` (validated); an unknown tool or bad arguments give a [`ToolError`][docvlm.workflows.tools.ToolError] result."""
         offered = {t.name: t for t in self.tools()}
         if name not in offered:
             hint = "ground needs a model: Toolbox(document, model)" if name == "ground" else None
