@@ -40,7 +40,7 @@ def _exec_file(where: str) -> ModuleType:
         raise UsageError(f"no schema file {where!r}", hint=_FORM)
     name = path.stem  # the module's name shows in records (batch: "invoice_schema.Invoice")
     loaded = sys.modules.get(name)
-    if loaded is not None and getattr(loaded, "__file__", None) != str(path):
+    if loaded is not None and Path(getattr(loaded, "__file__", None) or "").resolve() != path.resolve():
         name = f"docvlm_schema_{name}"  # never shadow a module of that name (a schema file called json.py)
     loader_spec = importlib.util.spec_from_file_location(name, path)
     if loader_spec is None or loader_spec.loader is None:  # pragma: no cover - any .py file has a loader

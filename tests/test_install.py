@@ -33,7 +33,7 @@ pytestmark = pytest.mark.slow
 
 #: Never part of the slim install.
 HEAVY = ("torch", "transformers", "outlines", "outlines_core", "langchain_core", "pandas", "mcp", "playwright",
-         "ray", "supervision", "fastapi", "uvicorn", "accelerate", "gguf")
+         "ray", "supervision", "starlette", "uvicorn", "accelerate", "gguf", "numba", "llama_cpp")
 
 
 def core_closure(requirements: list[str]) -> dict[str, Distribution]:

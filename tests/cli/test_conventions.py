@@ -70,6 +70,16 @@ def test_a_broken_schema_file_is_one_line_from_the_installed_command(tmp_path: P
     assert line.startswith(f"docvlm: error: syntax error in the schema file {schema}, line 1: ")
 
 
+def test_the_same_schema_file_loads_under_the_same_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Batch records name the schema by module and class, and a resumed run compares them: loading the same file
+    again (by a relative or an absolute path) must give the same name."""
+    (tmp_path / "totals_schema.py").write_text(GOOD)
+    monkeypatch.chdir(tmp_path)
+    first = load_schema("totals_schema.py:Invoice")
+    again = load_schema(f"{tmp_path / 'totals_schema.py'}:Invoice")
+    assert f"{first.__module__}.{first.__qualname__}" == f"{again.__module__}.{again.__qualname__}" == "totals_schema.Invoice"
+
+
 def test_a_schema_file_named_like_a_module_does_not_shadow_it(tmp_path: Path) -> None:
     schema = tmp_path / "json.py"
     schema.write_text(GOOD)

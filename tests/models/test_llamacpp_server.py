@@ -114,6 +114,16 @@ def test_the_server_decodes_under_docvlm_bounds(llama_server: str) -> None:
     assert bodies[0]["grammar"] == 'root ::= "{\\"number\\":" ("0" | [1-9] [0-9]? | "100") "}"\n'
 
 
+def test_the_json_schema_path_lets_the_bound_through(llama_server: str) -> None:
+    """Why llama.cpp gets a grammar: its JSON-schema path (server='llamacpp-json') does not keep ``maximum`` (seen
+    with the prebuilt llama-cpp-python 0.3.36); docvlm's validation catches the answer and, with no retries left,
+    says what was wrong."""
+    with OpenAIModel("smollm2", base_url=llama_server, supports_images=False, max_retries=0,
+                     server="llamacpp-json") as model, pytest.raises(dv.ModelError) as caught:
+        model.generate('Write {"number": 250}.', Count)
+    assert "number: Input should be less than or equal to 100" in str(caught.value)
+
+
 def test_extract_through_the_server(model: OpenAIModel) -> None:
     """dv.extract with a llama.cpp server and the demo's schema: every field copied from the document, with its
     evidence, as the same model gives in-process (tests/cli/test_cli.py::test_demo)."""
