@@ -107,10 +107,9 @@ def test_the_server_decodes_under_docvlm_bounds(llama_server: str) -> None:
 
     with httpx.Client(timeout=120, event_hooks={"request": [record]}) as http, \
             OpenAIModel("smollm2", base_url=llama_server, supports_images=False, max_retries=0, client=http) as model:
-        for question in ('Write {"number": 250}.', "How many days does a year have?"):
-            answer = model.generate(question, Count)
-            assert 0 <= answer.number <= 100
-    assert [set(b) & {"grammar", "response_format"} for b in bodies] == [{"grammar"}, {"grammar"}]
+        answer = model.generate('Write {"number": 250}.', Count)
+        assert 0 <= answer.number <= 100
+    assert [set(b) & {"grammar", "response_format"} for b in bodies] == [{"grammar"}]
     assert bodies[0]["grammar"] == 'root ::= "{\\"number\\":" ("0" | [1-9] [0-9]? | "100") "}"\n'
 
 
