@@ -1,15 +1,16 @@
-"""Train (and cross-validate) the extraction ranker that ships in ``docvlm/data/ranker.json.gz``.
+"""Train (and cross-validate) the extraction ranker that ships in ``docvlm/data/ranker.npz``.
 
 Usage: python -m bench.train_ranker --data ../shared/realdev [--sets sroie,funsd,invoice,form,receipt]
-                                    [--words given,ocr] [--folds 5] [--ablate] [--out docvlm/data/ranker.json.gz]
+                                    [--words given,ocr] [--folds 5] [--ablate] [--out docvlm/data]
 
-Training data, every field of every document one group (a softmax over the field's candidate spans):
+Two models: the value ranker (every field of every document one group, a softmax over the field's candidate spans)
+and the key detector (logistic regression: is this span a printed key), trained on:
 
 - ``sroie``: realdev's SROIE receipts (company, date, address, total), words from the dataset's own line boxes
   (``given``) and from docvlm's OCR (``ocr``, cached in ~/.cache/docvlm/bench-ocr);
 - ``funsd``: realdev's FUNSD training forms, each linked question a field named by the question's text and its
   answer the value; words from the annotation or OCR;
-- ``invoice``, ``form``, ``receipt``: documents from :mod:`docvlm.synth`, whose field names and printed labels
+- ``invoice``, ``form``, ``receipt``: documents from [`docvlm.synth`][docvlm.synth], whose field names and printed labels
   vary with the seed.
 
 ``--folds`` reports grouped cross-validation (documents of one vendor or form template never straddle train and
@@ -49,6 +50,8 @@ class Example:
     group: str  # documents of one group stay in one fold (same vendor, same template)
     candidates: Candidates
     fields: list[tuple[FieldSpec, Any]] = field(default_factory=list)
+    keys: list[str] = field(default_factory=list)  # the keys printed on the page (FUNSD questions), if known
+    links: list[tuple[str, str]] = field(default_factory=list)  # every key -> value link (FUNSD), if known
 
 
 def squash(text: str) -> str:
@@ -91,7 +94,9 @@ def ocr_words(path: Path) -> list[tuple[str, tuple[float, float, float, float]]]
 def _ocr_settings() -> str:
     from docvlm.documents import ocr
 
-    return hashlib.sha1(repr(getattr(ocr, "SETTINGS", "default")).encode()).hexdigest()[:8]
+    engine = ocr.available_engines()[0].value
+    settings = (engine, ocr.RAPIDOCR_SETTINGS, ocr.RAPIDOCR_DPI) if engine == "rapidocr" else (engine, ocr.DEFAULT_OCR_DPI)
+    return hashlib.sha1(repr(settings).encode()).hexdigest()[:8]
 
 
 # sets ----------------------------------------------------------------------------------------------------
@@ -118,30 +123,64 @@ def sroie_examples(data: Path, words: str, limit: int | None) -> list[Example]:
     return out
 
 
+def funsd_pairs(annotation: dict[str, Any]) -> list[tuple[str, str | None]]:
+    """Each question of a FUNSD form with the text of its one linked answer, or ``None`` when it has no answer.
+    Questions linked to several answers (a table's row of numbers) are left out: no one span is their value."""
+    entities = {e["id"]: e for e in annotation["form"]}
+    answers: dict[int, list[int]] = {e["id"]: [] for e in annotation["form"] if e["label"] == "question"}
+    for e in annotation["form"]:
+        for a, b in e.get("linking") or []:
+            if a in answers and b in entities and entities[b]["label"] == "answer" and b not in answers[a]:
+                answers[a].append(b)
+    out: list[tuple[str, str | None]] = []
+    for q, linked in answers.items():
+        question = entities[q]["text"].strip()
+        if not question or len(linked) > 1:
+            continue
+        value = entities[linked[0]]["text"].strip() if linked else None
+        out.append((question, value or None))
+    return out
+
+
+def funsd_links(annotation: dict[str, Any]) -> list[tuple[str, str]]:
+    """Every question -> answer link of a FUNSD form, as texts (what ``docvlm eval --format funsd`` scores)."""
+    entities = {e["id"]: e for e in annotation["form"]}
+    out = set()
+    for e in annotation["form"]:
+        for a, b in e.get("linking") or []:
+            if a in entities and b in entities and entities[a]["label"] == "question" \
+                    and entities[b]["label"] == "answer" and entities[a]["text"].strip() and entities[b]["text"].strip():
+                out.add((entities[a]["text"].strip(), entities[b]["text"].strip()))
+    return sorted(out)
+
+
 def funsd_examples(data: Path, words: str, limit: int | None) -> list[Example]:
     import docvlm as dv
-    from docvlm.eval.datasets import load_dataset
 
     root = data / "funsd" / "train"
-    dataset = load_dataset(root, "funsd", limit=limit)
     out = []
-    for sample in dataset.samples:
-        image = Path(sample.document)
+    for file in sorted((root / "annotations").glob("*.json"))[:limit]:
+        ann = json.loads(file.read_text())
+        image = root / "images" / f"{file.stem}.png"
         if words == "given":
-            ann = json.loads((root / "annotations" / f"{image.stem}.json").read_text())
             items = [(w["text"], w["box"]) for ent in ann["form"] for w in ent.get("words", []) if w["text"].strip()]
         else:
             items = ocr_words(image)  # type: ignore[assignment]
         doc = dv.open(image, words={0: items})
-        fields = [(FieldSpec(f.label.rstrip(": ")), f.value) for f in sample.fields]  # type: ignore[union-attr]
-        # forms of one template share a group: their first words
-        out.append(Example(f"funsd/{image.stem}/{words}", "funsd", image.stem, candidates_of([doc[0]]), fields))
+        fields = [(FieldSpec(q.rstrip(": ")), a) for q, a in funsd_pairs(ann)]
+        out.append(Example(f"funsd/{file.stem}/{words}", "funsd", file.stem, candidates_of([doc[0]]), fields,
+                           keys=[e["text"] for e in ann["form"] if e["label"] == "question" and e["text"].strip()],
+                           links=funsd_links(ann)))
     return out
 
 
 def synth_examples(kind: str, n: int, seed: int) -> list[Example]:
-    from docvlm.synth import generate
+    import random
 
+    from docvlm.synth import FIELD_ALIASES, FormFields, InvoiceFields, generate
+
+    other_fields = set(InvoiceFields.model_fields) | set(FormFields.model_fields)
+    rng = random.Random(seed)
     out = []
     for i in range(n):
         synthetic = generate(kind, seed + i)
@@ -154,7 +193,15 @@ def synth_examples(kind: str, n: int, seed: int) -> list[Example]:
             kind_ = "num" if annotation in (float, int) else "str" if annotation in (str, str | None) else "other"
             if kind_ == "other":
                 continue
-            fields.append((FieldSpec(name, kind_), truth.value if kind_ == "num" else truth.text))
+            alias = rng.choice(FIELD_ALIASES.get(name, (name,)))  # a name a user might give the field
+            fields.append((FieldSpec(alias, kind_), truth.value if kind_ == "num" else truth.text))
+        # fields the document does not print (a schema's optional field, another kind's field): "not printed"
+        if schema is not None:
+            absent = [n for n in schema.model_fields if n not in synthetic.fields]
+            absent += rng.sample(sorted(other_fields - set(schema.model_fields)), 2)
+            absent = [rng.choice(FIELD_ALIASES.get(n, (n,))) for n in absent]
+            absent = [n for n in absent if not any(n in FIELD_ALIASES.get(p, ()) for p in synthetic.fields)]
+            fields += [(FieldSpec(n), None) for n in absent]
         out.append(Example(f"{kind}/{seed + i}", kind, f"{kind}/{i % 7}", candidates_of(list(doc)), fields))
     return out
 
@@ -183,16 +230,47 @@ def groups_of(examples: list[Example], negatives: int, seed: int) -> list[tuple[
     out = []
     for ex in examples:
         for spec, truth in ex.fields:
-            labels = [matches(spec, s.text, truth) for s in ex.candidates.spans]
+            labels = [truth is not None and matches(spec, s.text, truth) for s in ex.candidates.spans]
             right = [i for i, y in enumerate(labels) if y]
-            if not right:
-                continue
+            if truth is not None and not right:
+                continue  # no span spells the value: nothing to learn from this field
             wrong = [i for i, y in enumerate(labels) if not y]
             if len(wrong) > negatives:
                 wrong = list(rng.choice(wrong, negatives, replace=False))
             chosen = right + wrong
-            out.append((ex.candidates.rows(spec, chosen), [labels[i] for i in chosen]))
+            rows = [*ex.candidates.rows(spec, chosen), ex.candidates.none_row(spec)]
+            out.append((rows, [labels[i] for i in chosen] + [truth is None]))
     return out
+
+
+def key_data(examples: list[Example]) -> tuple[list[Any], list[bool]]:
+    """Rows and labels for the key detector: every key-shaped span of the pages whose keys are known."""
+    from docvlm.tasks._rank import key_rows
+    from docvlm.tasks.key_values import KEY_KINDS
+
+    rows: list[Any] = []
+    labels: list[bool] = []
+    for ex in examples:
+        if not ex.keys:
+            continue
+        keys = {squash(k) for k in ex.keys}
+        pool = [i for i, s in enumerate(ex.candidates.spans) if s.kind in KEY_KINDS and len(s.text) <= 120]
+        rows += key_rows(ex.candidates, pool)
+        labels += [squash(ex.candidates.spans[i].text) in keys for i in pool]
+    return rows, labels
+
+
+@dataclass
+class Models:
+    ranker: Ranker
+    keys: Ranker | None
+
+
+def train(examples: list[Example], negatives: int, seed: int) -> Models:
+    from docvlm.tasks._rank import fit_binary
+
+    rows, labels = key_data(examples)
+    return Models(fit(groups_of(examples, negatives, seed)), fit_binary(rows, labels) if rows else None)
 
 
 def top1(ranker: Ranker, examples: list[Example]) -> dict[str, list[bool]]:
@@ -201,26 +279,59 @@ def top1(ranker: Ranker, examples: list[Example]) -> dict[str, list[bool]]:
     out: dict[str, list[bool]] = defaultdict(list)
     for ex in examples:
         for spec, truth in ex.fields:
-            scores = ranker.scores(ex.candidates.rows(spec))
-            best = int(np.argmax(scores)) if len(scores) else -1
-            ok = best >= 0 and matches(spec, ex.candidates.spans[best].text, truth)
+            scores = ranker.scores([*ex.candidates.rows(spec), ex.candidates.none_row(spec)])
+            best = int(np.argmax(scores))
+            if best == len(ex.candidates.spans):  # "not printed"
+                ok = truth is None
+            else:
+                ok = truth is not None and matches(spec, ex.candidates.spans[best].text, truth)
             name = spec.name if ex.source != "funsd" else "question"
             out[f"{ex.source}/{name}"].append(ok)
     return out
 
 
-def cross_validate(examples: list[Example], folds: int, negatives: int, seed: int = 0) -> dict[str, list[bool]]:
+def link_counts(models: Models, ex: Example, threshold: float = 0.5) -> tuple[int, int, int, int, int]:
+    """(true keys found, keys predicted, true links found, links predicted, true links) on one page."""
+    from docvlm.tasks.key_values import link
+
+    if models.keys is None:
+        return 0, 0, 0, 0, len(ex.links)
+    keys, picks = link(ex.candidates, models.keys, models.ranker, threshold=threshold)
+    spans = ex.candidates.spans
+    predicted_keys = {squash(spans[k].text) for k, _ in keys}
+    true_keys = {squash(k) for k in ex.keys}
+    predicted = {(squash(spans[k].text), squash(spans[v].text)) for (k, _), v in zip(keys, picks, strict=True)
+                 if v is not None}
+    truth = {(squash(q), squash(a)) for q, a in ex.links}
+    return len(predicted_keys & true_keys), len(predicted_keys), len(predicted & truth), len(predicted), len(truth)
+
+
+def fold_of(examples: list[Example], folds: int, seed: int = 0) -> dict[str, int]:
+    """Each group's fold: documents of one group (vendor, template) are never split."""
     groups = sorted({e.group for e in examples})
     rng = np.random.default_rng(seed)
     rng.shuffle(groups)
-    fold_of = {g: i % folds for i, g in enumerate(groups)}
+    return {g: i % folds for i, g in enumerate(groups)}
+
+
+def cross_validate(examples: list[Example], folds: int, negatives: int, seed: int = 0) -> dict[str, list[bool]]:
+    fold = fold_of(examples, folds, seed)
     results: dict[str, list[bool]] = defaultdict(list)
+    counts = np.zeros(5)
     for k in range(folds):
-        train = [e for e in examples if fold_of[e.group] != k]
-        test = [e for e in examples if fold_of[e.group] == k]
-        ranker = fit(groups_of(train, negatives, seed + k))
-        for name, oks in top1(ranker, test).items():
+        train_set = [e for e in examples if fold[e.group] != k]
+        test = [e for e in examples if fold[e.group] == k]
+        models = train(train_set, negatives, seed + k)
+        for name, oks in top1(models.ranker, test).items():
             results[name] += oks
+        for ex in test:
+            if ex.links:
+                counts += link_counts(models, ex)
+    if counts[4]:
+        kp = counts[0] / max(1, counts[1])
+        lp, lr = counts[2] / max(1, counts[3]), counts[2] / counts[4]
+        print(f"FUNSD keys precision {kp:.3f}; links precision {lp:.3f} recall {lr:.3f} "
+              f"F1 {2 * lp * lr / max(1e-9, lp + lr):.3f}")
     return results
 
 
@@ -244,7 +355,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--negatives", type=int, default=80, help="wrong spans sampled per field for training")
     ap.add_argument("--folds", type=int, default=5)
     ap.add_argument("--ablate", action="store_true", help="cross-validate again without each feature family")
-    ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument("--out", type=Path, default=None, help="a folder: writes ranker.npz and keys.npz")
     args = ap.parse_args(argv)
     sets = args.sets.split(",")
     words = args.words.split(",")
@@ -255,12 +366,16 @@ def main(argv: list[str] | None = None) -> int:
         figures["cv"] = report(cross_validate(examples, args.folds, args.negatives), f"{args.folds}-fold CV top-1")
     if args.out is not None:
         start = time.perf_counter()
-        ranker = fit(groups_of(examples, args.negatives, 0))
-        ranker.info = {"sets": sets, "words": words, "synth": args.synth, "negatives": args.negatives,
-                       "documents": len(examples), "figures": figures, "trained": time.strftime("%Y-%m-%d"),
-                       "seconds": round(time.perf_counter() - start, 1)}
-        ranker.save(args.out)
-        print(f"wrote {args.out} ({args.out.stat().st_size / 1e6:.1f} MB) in {ranker.info['seconds']} s")
+        models = train(examples, args.negatives, 0)
+        info = {"sets": sets, "words": words, "synth": args.synth, "negatives": args.negatives,
+                "documents": len(examples), "figures": figures, "trained": time.strftime("%Y-%m-%d"),
+                "seconds": round(time.perf_counter() - start, 1)}
+        args.out.mkdir(parents=True, exist_ok=True)
+        for name, model in (("ranker", models.ranker), ("keys", models.keys)):
+            if model is not None:
+                model.info = info
+                model.save(args.out / f"{name}.npz")
+                print(f"wrote {args.out / name}.npz ({(args.out / f'{name}.npz').stat().st_size / 1e6:.1f} MB)")
     return 0
 
 

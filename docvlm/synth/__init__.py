@@ -12,6 +12,7 @@ Everything is seeded (``random.Random``) and offline; PyMuPDF draws the PDFs, Pi
 """
 
 from docvlm.synth.documents import (
+    FIELD_ALIASES,
     DocumentKind,
     FieldTruth,
     FormFields,
@@ -28,6 +29,7 @@ from docvlm.synth.documents import (
 from docvlm.synth.scan import ScannedDocument, scan
 
 __all__ = [
+    "FIELD_ALIASES",
     "DocumentKind",
     "FieldTruth",
     "FormFields",

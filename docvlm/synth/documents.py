@@ -136,6 +136,27 @@ class FormFields(BaseModel):
     amount: float = Field(description="the amount claimed or insured, without currency")
 
 
+#: Other names people give these fields in their own schemas (``issuer`` for ``vendor_name``, ``amount`` for
+#: ``total``): training data for the extraction ranker varies the field names with these, so that what it learns
+#: is not tied to one spelling of a schema.
+FIELD_ALIASES: dict[str, tuple[str, ...]] = {
+    "vendor_name": ("vendor_name", "vendor", "issuer", "seller", "supplier", "company", "merchant", "company_name"),
+    "vendor_address": ("vendor_address", "address", "seller_address", "supplier_address", "issuer_address"),
+    "invoice_number": ("invoice_number", "number", "invoice_no", "invoice_id", "reference", "bill_number"),
+    "invoice_date": ("invoice_date", "date", "issue_date", "issued_on", "document_date", "bill_date"),
+    "due_date": ("due_date", "payment_due", "due", "pay_by"),
+    "customer_name": ("customer_name", "customer", "client", "buyer", "bill_to", "recipient"),
+    "subtotal": ("subtotal", "net_amount", "net_total", "amount_before_tax"),
+    "tax": ("tax", "vat", "tax_amount", "sales_tax"),
+    "total": ("total", "amount", "total_amount", "grand_total", "amount_due", "gross_amount"),
+    "full_name": ("full_name", "name", "applicant", "person_name", "insured_name"),
+    "date_of_birth": ("date_of_birth", "birth_date", "dob", "birthday"),
+    "policy_number": ("policy_number", "policy_no", "contract_number", "policy_id"),
+    "email": ("email", "email_address", "e_mail"),
+    "phone": ("phone", "phone_number", "telephone", "mobile"),
+    "amount": ("amount", "claim_amount", "sum_insured", "premium", "claimed"),
+}
+
 _SCHEMAS: dict[DocumentKind, type[BaseModel]] = {DocumentKind.INVOICE: InvoiceFields, DocumentKind.FORM: FormFields}
 
 
@@ -360,7 +381,7 @@ def generate_invoice(seed: int) -> SyntheticDocument:
 
     # header: vendor and title on one baseline
     vendor, vendor_address = vocab.company(rng), vocab.address(rng)
-    title = rng.choice(["INVOICE", "Invoice", "TAX INVOICE", "BILL"])
+    title = rng.choice(["INVOICE", "Invoice", "TAX INVOICE", "BILL", "Commercial Invoice", "Invoice / Receipt"])
     title_size = rng.uniform(16, 24)
     vendor_size = rng.uniform(13, 19)
     while Canvas.measure(vendor, bold, vendor_size) + Canvas.measure(title, bold, title_size) > width - 2 * margin - 30:
@@ -388,17 +409,20 @@ def generate_invoice(seed: int) -> SyntheticDocument:
     ])
     issued = vocab.date(rng)
     meta: list[tuple[str, str, str, str | None]] = [
-        ("invoice_number", rng.choice(["Invoice No.", "Invoice #", "Number:", "Invoice number:", "Invoice No:"]), number, None),
-        ("invoice_date", rng.choice(["Date:", "Invoice date:", "Issue date:", "Dated:"]), _date(issued, date_style),
+        ("invoice_number", rng.choice(["Invoice No.", "Invoice #", "Number:", "Invoice number:", "Invoice No:", "Inv. No.:",
+                                       "Invoice ID:", "Bill No.:", "Document No.:", "Reference:"]), number, None),
+        ("invoice_date", rng.choice(["Date:", "Invoice date:", "Issue date:", "Dated:", "Date of issue:", "Billing date:"]),
+         _date(issued, date_style),
          issued.isoformat()),
     ]
     if rng.random() < 0.6:
         due = issued + dt.timedelta(days=rng.choice([7, 14, 30, 45, 60]))
-        meta.append(("due_date", rng.choice(["Due date:", "Payment due:", "Due:"]), _date(due, date_style), due.isoformat()))
+        meta.append(("due_date", rng.choice(["Due date:", "Payment due:", "Due:", "Pay by:", "Due on:"]), _date(due, date_style),
+                     due.isoformat()))
     if rng.random() < 0.3:  # the date first
         meta[0], meta[1] = meta[1], meta[0]
     customer = vocab.company(rng) if rng.random() < 0.7 else vocab.person(rng)
-    customer_label = rng.choice(["Bill to:", "Customer:", "Billed to:", "Invoice to:"])
+    customer_label = rng.choice(["Bill to:", "Customer:", "Billed to:", "Invoice to:", "Sold to:", "Client:", "Buyer:"])
     leading = size * rng.uniform(1.55, 1.9)
     block_top = top + vendor_size + small * 3 + rng.uniform(28, 60)
     half = width / 2
@@ -476,9 +500,10 @@ def generate_invoice(seed: int) -> SyntheticDocument:
     y = bottom + rng.uniform(18, 30)
     pct = f"{rate * 100:g}%"
     lines: list[tuple[str, str, float]] = [
-        ("subtotal", rng.choice(["Subtotal:", "Net amount:", "Sub-total:"]), subtotal),
-        ("tax", rng.choice([f"Tax ({pct}):", f"VAT {pct}:", f"Sales tax {pct}:", f"MwSt. {pct}:"]), tax),
-        ("total", rng.choice(["Total:", "Total due:", "Amount due:", "TOTAL", "Balance due:"]), total),
+        ("subtotal", rng.choice(["Subtotal:", "Net amount:", "Sub-total:", "Net total:", "Total excl. tax:"]), subtotal),
+        ("tax", rng.choice([f"Tax ({pct}):", f"VAT {pct}:", f"Sales tax {pct}:", f"MwSt. {pct}:", f"GST {pct}:"]), tax),
+        ("total", rng.choice(["Total:", "Total due:", "Amount due:", "TOTAL", "Balance due:", "Grand total:",
+                              "Total amount:", "Amount payable:", "Total incl. tax:"]), total),
     ]
     printed = [_money(v, loc) for _, _, v in lines]
     value_w = max(Canvas.measure(p[0], bold, size) for p in printed)

@@ -5,6 +5,7 @@ Tasks own prompts, output types and post-processing; they never import a backend
 
 from docvlm.tasks.ask import ask, ground_text, read
 from docvlm.tasks.extract import Extraction, FieldNotFoundError, extract
+from docvlm.tasks.key_values import key_values
 from docvlm.tasks.layout import LAYOUT_LABELS, layout
 from docvlm.tasks.snap import snap_to_words
 from docvlm.tasks.tables import MergedCell, TableGrid, extract_tables, find_tables, table_answers
@@ -23,6 +24,7 @@ __all__ = [
     "find_tables",
     "ground",
     "ground_text",
+    "key_values",
     "layout",
     "point",
     "read",

@@ -1,15 +1,9 @@
-"""Key-value layout analysis for extraction: which printed label each value belongs to, and which field a label
-names.
+"""Key-value layout analysis: which printed label each value belongs to.
 
 A value's *key* is the label printed just left of it on the same visual line (``Invoice No.:  A-167182``,
 ``Birth date   01/04/1983``) or above it in the same column (``Bill to:`` over a name and address block, a small
-label over a form box). A field's *vocabulary* is the words of its name plus common spellings of those words on
-documents (`LABEL_SYNONYMS`, extendable per call). `key_score` says how well a key names a field:
-the share of the key's words the field's vocabulary covers plus the share of the field's name words the key
-covers, so ``Phone number`` names ``phone`` better than ``policy_number``.
-
-These scores rank the candidate values that [`docvlm.tasks.extract.extract`][docvlm.tasks.extract.extract] offers the model; the model
-still chooses, under a constraint, among the best-ranked candidates.
+label over a form box). The key is one of the features the learned ranker (`docvlm.tasks._rank`) scores a
+candidate value by: how similar the key is to a field's name, and which words it prints.
 """
 
 from __future__ import annotations
@@ -20,26 +14,7 @@ from dataclasses import dataclass
 
 from docvlm.tasks.text import Line, Segment
 
-__all__ = ["LABEL_SYNONYMS", "Key", "Phrase", "field_vocabulary", "key_score", "link_keys", "tokens"]
-
-#: How the words of field names are commonly printed as labels on documents. Keys are words of field names
-#: (``invoice_number`` -> ``invoice``, ``number``); values are label phrases meaning the same.
-LABEL_SYNONYMS: dict[str, tuple[str, ...]] = {
-    "number": ("no", "nr", "num", "number", "#"),
-    "date": ("date", "dated", "day"),
-    "customer": ("customer", "bill to", "billed to", "invoice to", "sold to", "client", "buyer"),
-    "vendor": ("vendor", "seller", "supplier", "from"),
-    "subtotal": ("subtotal", "sub total", "net amount", "net total", "net"),
-    "tax": ("tax", "vat", "mwst", "gst", "tva", "sales tax"),
-    "total": ("total", "total due", "balance due", "amount due", "grand total", "balance"),
-    "due": ("due", "payable", "payment due"),
-    "birth": ("birth", "born", "dob", "date of birth"),
-    "email": ("email", "e mail", "mail"),
-    "phone": ("phone", "tel", "telephone", "mobile", "cell"),
-    "policy": ("policy", "contract", "membership"),
-    "amount": ("amount", "sum", "claimed", "insured", "premium"),
-    "name": ("name", "applicant", "full name", "policyholder", "holder", "insured person", "person"),
-}
+__all__ = ["Key", "link_keys", "tokens"]
 
 _STOP = {"of", "the", "a", "an", "to", "for", "and", "or", "in", "on", "at", "by"}
 
@@ -150,50 +125,3 @@ def _key_above(page_lines: Sequence[Line], li: int, seg: Segment, keys: Mapping[
             return None
         current = above
     return None
-
-
-#: A label phrase (its tokens) and the words of the field's name it stands for ("no" -> {"number"}).
-Phrase = tuple[tuple[str, ...], frozenset[str]]
-
-
-def field_vocabulary(name: str, synonyms: Mapping[str, Sequence[str]] = LABEL_SYNONYMS) -> tuple[
-        set[str], list[Phrase]]:
-    """The words of a field's name and the label phrases that name it, each with the name words it stands for
-    (the whole name printed as a phrase, ``Due date`` for ``due_date``, covers a key but stands for no one
-    word)."""
-    name_words = {w for w in tokens(name) if w not in _STOP}
-    phrases: list[Phrase] = [((w,), frozenset({w})) for w in name_words]
-    if len(name_words) > 1:  # "due_date" printed as "Due date"
-        phrases.append((tuple(w for w in tokens(name) if w not in _STOP), frozenset()))
-    for w in name_words:
-        phrases += [(tuple(tokens(p)), frozenset({w})) for p in synonyms.get(w, ())]
-    joined = "".join(tokens(name))
-    phrases += [(tuple(tokens(p)), frozenset()) for p in synonyms.get(joined, ())]
-    merged: dict[tuple[str, ...], frozenset[str]] = {}
-    for words, named in phrases:
-        if words:
-            merged[words] = merged.get(words, frozenset()) | named
-    return name_words, list(merged.items())
-
-
-def key_score(name_words: set[str], phrases: Sequence[Phrase], key_text: str) -> float:
-    """How well a printed key names a field: covered share of the key's words + covered share of the field's
-    name words (0 when the key shares nothing with the field)."""
-    glued = {"".join(p): list(p) for p, _ in phrases if len(p) > 1}  # OCR reads "Bill to:" as "Billto:"
-    key = [w for t in tokens(key_text) for w in glued.get(t, [t])]
-    if not key:
-        return 0.0
-    padded = f" {' '.join(key)} "
-    covered: set[int] = set()
-    named: set[str] = set()
-    for phrase, stands_for in phrases:
-        needle = f" {' '.join(phrase)} "
-        if needle not in padded:
-            continue
-        start = padded.index(needle)
-        first = padded[:start].count(" ")
-        covered.update(range(first, first + len(phrase)))
-        named |= stands_for
-    if not covered:
-        return 0.0
-    return len(covered) / len(key) + len(named) / max(1, len(name_words))

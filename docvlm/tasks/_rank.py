@@ -13,14 +13,14 @@ Each (field, span) pair becomes a set of sparse binary features, hashed into a f
   field names the ranker never saw.
 
 The weights are learned (`fit`: a softmax over each field's candidates, trained by ``python -m
-bench.train_ranker`` on realdev and generated documents) and shipped in ``docvlm/data/ranker.json.gz``. Nothing
+bench.train_ranker`` on realdev and generated documents) and shipped in ``docvlm/data/ranker.npz``. Nothing
 here lists words of any document: the words are features, their weights come from data.
 """
 
 from __future__ import annotations
 
 import functools
-import gzip
+import io
 import json
 import math
 import re
@@ -37,11 +37,24 @@ from docvlm.tasks._keys import Key, link_keys
 from docvlm.tasks._spans import Span, dates_in
 from docvlm.tasks.text import Line, numbers_in
 
-__all__ = ["DIM", "Candidates", "FieldSpec", "PageContext", "Ranker", "default_ranker", "fit", "span_features"]
+__all__ = [
+    "DIM",
+    "Candidates",
+    "FieldSpec",
+    "PageContext",
+    "Ranker",
+    "default_key_model",
+    "default_ranker",
+    "fit",
+    "fit_binary",
+    "key_rows",
+    "span_features",
+]
 
 #: Size of the hashed feature space.
 DIM = 1 << 20
-_WEIGHTS = "ranker.json.gz"
+_WEIGHTS = "ranker.npz"
+_KEYS = "keys.npz"
 
 
 @dataclass(frozen=True)
@@ -51,6 +64,7 @@ class FieldSpec:
     name: str
     kind: str = "str"  # "str", "num", "date" or "other"
     description: str = ""
+    aliases: tuple[str, ...] = ()  # other names a label may print (the caller's synonyms)
 
     @functools.cached_property
     def words(self) -> tuple[str, ...]:
@@ -59,6 +73,14 @@ class FieldSpec:
     @functools.cached_property
     def trigrams(self) -> frozenset[str]:
         return _trigrams(" ".join(self.words))
+
+    @functools.cached_property
+    def alias_trigrams(self) -> tuple[frozenset[str], ...]:
+        return tuple(_trigrams(a) for a in self.aliases)
+
+    def similarity(self, grams: frozenset[str]) -> float:
+        """How similar a text (its trigrams) is to the field's name or one of its aliases."""
+        return max([_similarity(self.trigrams, grams), *(_similarity(a, grams) for a in self.alias_trigrams)])
 
 
 def _split_name(name: str) -> str:
@@ -302,24 +324,43 @@ class Candidates:
                   if v} for s, c in zip(spans, contexts, strict=True)]
         return cls(spans, contexts, base, texts)
 
+    def _similarities(self, spec: FieldSpec) -> list[dict[str, float]]:
+        return [{where: spec.similarity(grams) for where, (grams, _) in texts.items()} for texts in self.texts]
+
     def rows(self, spec: FieldSpec, indices: Iterable[int] | None = None) -> list[np.ndarray[Any, np.dtype[np.int64]]]:
         """The hashed feature rows of the field's pairs with the spans at ``indices`` (default: all)."""
         type_h = _hash(f"t={spec.kind}")
         word_h = [_hash(f"f={w}") for w in spec.words]
         words = set(spec.words)
+        sims = self._similarities(spec)
+        best: dict[str, float] = {}
+        for row in sims:
+            for where, sim in row.items():
+                best[where] = max(best.get(where, 0.0), sim)
         out = []
         for i in range(len(self.spans)) if indices is None else indices:
             base = self.base[i]
             parts = [base, _cross(base, type_h), *(_cross(base, h) for h in word_h)]
             extra = []
-            for where, (grams, context_words) in self.texts[i].items():
-                sim = _similarity(spec.trigrams, grams)
+            for where, (_, context_words) in self.texts[i].items():
+                sim = sims[i][where]
                 extra.append(f"sim:{where}:{_bucket(sim, (0.05, 0.2, 0.4, 0.6, 0.8))}")
+                if sim >= best[where] - 1e-9 and sim > 0.2:
+                    extra.append(f"best:{where}")
                 if words and words <= context_words:
                     extra.append(f"covers:{where}")
             parts.append(np.fromiter((_hash(f) for f in extra), dtype=np.uint64))
             out.append(np.unique(np.concatenate(parts) & np.uint64(DIM - 1)).astype(np.int64))
         return out
+
+    def none_row(self, spec: FieldSpec) -> np.ndarray[Any, np.dtype[np.int64]]:
+        """The features of "the field is not printed": how well any label on the page names it, by field type
+        and name word."""
+        sims = self._similarities(spec)
+        top = max((row.get(where, 0.0) for row in sims for where in ("key", "lf", "cb")), default=0.0)
+        base = [f"none:sim:{_bucket(top, (0.2, 0.4, 0.6, 0.8))}", "none"]
+        feats = base + [f"t={spec.kind}|{b}" for b in base] + [f"f={w}|{b}" for w in spec.words for b in base]
+        return np.unique(np.fromiter((_hash(f) & (DIM - 1) for f in feats), dtype=np.int64))
 
 
 class Ranker:
@@ -333,29 +374,40 @@ class Ranker:
         return np.array([float(self.weights[r].sum()) for r in rows], dtype=np.float64)
 
     def save(self, path: str | Path) -> None:
-        nz = np.flatnonzero(np.abs(self.weights) > 1e-6)
-        data = {"dim": DIM, "info": self.info, "index": nz.tolist(),
-                "weight": [round(float(v), 5) for v in self.weights[nz]]}
-        with gzip.open(path, "wt", encoding="utf-8") as fh:
-            json.dump(data, fh, separators=(",", ":"))
+        """Write the weights (non-zero ones, as float16) and ``info`` to an ``.npz`` file."""
+        nz = np.flatnonzero(np.abs(self.weights) > 1e-4).astype(np.uint32)
+        np.savez_compressed(path, dim=np.array([DIM]), index=nz, weight=self.weights[nz].astype(np.float16),
+                            info=np.frombuffer(json.dumps(self.info).encode(), dtype=np.uint8))
+
+    def probabilities(self, rows: Sequence[np.ndarray[Any, np.dtype[np.int64]]]) -> np.ndarray[Any, np.dtype[np.float64]]:
+        """For a binary model (`fit_binary`): the probability of each row."""
+        probs: np.ndarray[Any, np.dtype[np.float64]] = 1.0 / (1.0 + np.exp(-self.scores(rows)))
+        return probs
 
     @classmethod
-    def load(cls, path: str | Path | None = None) -> Ranker:
-        if path is None:
-            raw = resources.files("docvlm.data").joinpath(_WEIGHTS).read_bytes()
-            data = json.loads(gzip.decompress(raw))
-        else:
-            with gzip.open(path, "rt", encoding="utf-8") as fh:
-                data = json.load(fh)
-        weights = np.zeros(int(data["dim"]), dtype=np.float32)
-        weights[np.asarray(data["index"], dtype=np.int64)] = np.asarray(data["weight"], dtype=np.float32)
-        return cls(weights, data.get("info"))
+    def load(cls, path: str | Path | None = None, *, name: str = _WEIGHTS) -> Ranker:
+        """Weights from a file written by `save`, or (``path=None``) the one named ``name`` shipped in
+        ``docvlm/data``."""
+        source: Any = path if path is not None else io.BytesIO(resources.files("docvlm.data").joinpath(name).read_bytes())
+        with np.load(source) as data:
+            if int(data["dim"][0]) != DIM:
+                raise ValueError(f"the weights are for {int(data['dim'][0])} features, this docvlm hashes into {DIM}")
+            weights = np.zeros(DIM, dtype=np.float32)
+            weights[data["index"].astype(np.int64)] = data["weight"].astype(np.float32)
+            info = json.loads(data["info"].tobytes().decode() or "{}")
+        return cls(weights, info)
 
 
 @functools.lru_cache(maxsize=1)
 def default_ranker() -> Ranker:
-    """The ranker shipped with docvlm (trained by ``python -m bench.train_ranker``)."""
+    """The value ranker shipped with docvlm (trained by ``python -m bench.train_ranker``)."""
     return Ranker.load()
+
+
+@functools.lru_cache(maxsize=1)
+def default_key_model() -> Ranker:
+    """The key detector shipped with docvlm (trained by ``python -m bench.train_ranker``)."""
+    return Ranker.load(name=_KEYS)
 
 
 def fit(groups: Sequence[tuple[Sequence[np.ndarray[Any, np.dtype[np.int64]]], Sequence[bool]]], *,
@@ -391,3 +443,34 @@ def fit(groups: Sequence[tuple[Sequence[np.ndarray[Any, np.dtype[np.int64]]], Se
             g2[uniq] += grad ** 2
             w[uniq] = wu - lr * grad / np.sqrt(g2[uniq])
     return Ranker(w.astype(np.float32))
+
+
+def fit_binary(rows: Sequence[np.ndarray[Any, np.dtype[np.int64]]], labels: Sequence[bool], *, steps: int = 300,
+               lr: float = 0.2, l2: float = 1e-4) -> Ranker:
+    """Logistic regression over hashed feature rows (full-batch Adagrad with an L2 penalty): the key detector.
+    The bias is the weight of the feature ``"bias"``, which every row gets."""
+    bias = _hash("bias") & (DIM - 1)
+    rows = [np.append(r, bias) for r in rows]
+    y = np.asarray(labels, dtype=np.float64)
+    lengths = np.fromiter((len(r) for r in rows), dtype=np.int64, count=len(rows))
+    flat = np.concatenate(rows)
+    uniq, inv = np.unique(flat, return_inverse=True)
+    owner = np.repeat(np.arange(len(rows)), lengths)
+    w = np.zeros(len(uniq))
+    g2 = np.full(len(uniq), 1e-8)
+    for _ in range(steps):
+        s = np.bincount(owner, weights=w[inv], minlength=len(rows))
+        p = 1.0 / (1.0 + np.exp(-s))
+        grad = np.bincount(inv, weights=(p - y)[owner], minlength=len(uniq)) / len(rows) + l2 * w
+        g2 += grad ** 2
+        w -= lr * grad / np.sqrt(g2)
+    weights = np.zeros(DIM, dtype=np.float32)
+    weights[uniq] = w
+    return Ranker(weights)
+
+
+def key_rows(cands: Candidates, indices: Iterable[int]) -> list[np.ndarray[Any, np.dtype[np.int64]]]:
+    """Feature rows of spans as keys (labels, form questions): their own features and the bias."""
+    bias = _hash("bias") & (DIM - 1)
+    return [np.unique(np.append(cands.base[i] & np.uint64(DIM - 1), np.uint64(bias))).astype(np.int64)
+            for i in indices]

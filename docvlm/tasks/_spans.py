@@ -5,9 +5,10 @@ A value on a real document is rarely one whole text segment: a total follows its
 runs over three lines, a date sits inside ``12 MAR 2018 18:19``. `page_spans` offers all of these as
 `Span` s:
 
-- ``seg``: a whole segment; ``line``: a whole visual line of several segments;
+- ``seg``: a whole segment; ``line``: a whole visual line of several segments; ``run``: 2 or 3 neighbouring
+  segments of a line (``$`` and ``0.00`` printed apart);
 - ``pre`` / ``suf``: a segment without its last / first words (what was cut is kept, it tells a label from a
-  value);
+  value); a long segment is cut only after its colons, and ``mid`` is the value between two labels;
 - ``block``: a segment and the segments stacked under it in the same column (2 to `MAX_BLOCK_LINES`
   lines: addresses, names over two lines, multi-line answers); ``lines``: whole visual lines, one under another;
 - ``date`` / ``num``: a date or a number printed inside a segment.
@@ -18,6 +19,7 @@ Which span is a field's value is decided by a learned ranker (`docvlm.tasks._ran
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -25,11 +27,13 @@ from dataclasses import dataclass, field
 from docvlm.tasks.text import Line, Segment, numbers_in
 from docvlm.types.geometry import BoundingBox
 
-__all__ = ["MAX_BLOCK_LINES", "Span", "dates_in", "page_spans"]
+__all__ = ["MAX_BLOCK_LINES", "MAX_RUN_SEGMENTS", "Span", "dates_in", "page_spans"]
 
 #: The most lines a multi-line value (an address) may span.
 MAX_BLOCK_LINES = 6
-_MAX_SPAN_CHARS = 200
+#: The most neighbouring segments of one line a span may join.
+MAX_RUN_SEGMENTS = 3
+_MAX_SPAN_CHARS = 300
 _MAX_CUT_TOKENS = 10  # prefixes and suffixes of segments with more words than this are not offered
 
 
@@ -39,7 +43,7 @@ class Span:
 
     Attributes:
         text: the text as printed (words joined by single spaces, lines by a space).
-        kind: ``seg``, ``line``, ``pre``, ``suf``, ``block``, ``lines``, ``date`` or ``num`` (module docs).
+        kind: ``seg``, ``line``, ``run``, ``pre``, ``suf``, ``mid``, ``block``, ``lines``, ``date`` or ``num``.
         page: 0-based page.
         parts: the segments it reads from, each with the character range used: ``(segment, start, end)``.
         line: index of its first visual line on the page (0 = top).
@@ -167,6 +171,11 @@ def page_spans(lines: Sequence[Line]) -> list[Span]:
         whole = [(s, 0, len(s.text)) for s in line.segments]
         if len(line.segments) > 1:
             add(Span(line.text, "line", line.page, whole, li))
+        for a in range(len(line.segments)):  # runs of neighbouring segments ("$" "0.00", "4/ 22/" "90")
+            for b in range(a + 2, min(a + MAX_RUN_SEGMENTS, len(line.segments)) + 1):
+                if b - a < len(line.segments):
+                    run = line.segments[a:b]
+                    add(Span(" ".join(s.text for s in run), "run", line.page, [(s, 0, len(s.text)) for s in run], li))
         # whole lines under this one (a centred address whose last line holds two segments)
         parts, last = list(whole), line
         for k, nxt in enumerate(lines[li + 1:li + MAX_BLOCK_LINES], 2):
@@ -180,10 +189,19 @@ def page_spans(lines: Sequence[Line]) -> list[Span]:
             add(Span(t, "seg", seg.page, [(seg, 0, len(t))], li))
             starts = _token_starts(t)
             if 1 < len(starts) <= _MAX_CUT_TOKENS:
-                for k in starts[1:]:
-                    head = t[:k].rstrip()
-                    add(Span(head, "pre", seg.page, [(seg, 0, len(head))], li, cut_after=t[k:]))
-                    add(Span(t[k:], "suf", seg.page, [(seg, k, len(t))], li, cut_before=t[:k]))
+                cuts = starts[1:]
+            else:  # a long segment: cut only after its colons ("Contact: Ms. Joy Weathers  Description: ...")
+                cuts = [m.end() + len(t[m.end():]) - len(t[m.end():].lstrip()) for m in re.finditer(r":(?=\s)", t)]
+            for k in cuts:
+                head = t[:k].rstrip()
+                add(Span(head, "pre", seg.page, [(seg, 0, len(head))], li, cut_after=t[k:]))
+                add(Span(t[k:], "suf", seg.page, [(seg, k, len(t))], li, cut_before=t[:k]))
+            if len(starts) > _MAX_CUT_TOKENS:  # between two labels: "Label: value  Label 2: ..."
+                for k0, k1 in itertools.pairwise(cuts):
+                    inner = [k for k in starts if k0 < k < k1][:_MAX_CUT_TOKENS]
+                    for k in inner:
+                        add(Span(t[k0:k].rstrip(), "mid", seg.page, [(seg, k0, len(t[:k].rstrip()))], li,
+                                 cut_before=t[:k0], cut_after=t[k:]))
             for start, end, _ in dates_in(t):
                 if (start, end) != (0, len(t)):
                     add(Span(t[start:end], "date", seg.page, [(seg, start, end)], li, cut_before=t[:start],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Any, Literal
 
@@ -11,11 +12,10 @@ from docvlm.documents.base import Document, Page
 from docvlm.errors import UsageError
 from docvlm.models.base import Model
 from docvlm.tasks._page import PageInput, as_page, check_region, view
+from docvlm.tasks._rank import Candidates, Ranker
 from docvlm.tasks.text import (
-    Segment,
     document_segments,
     group_lines,
-    numbers_in,
     page_words,
     pages_of,
     read_text,
@@ -26,8 +26,9 @@ from docvlm.tasks.text import (
 )
 from docvlm.types.answer import Answer, Citation
 from docvlm.types.geometry import BoundingBox
+from docvlm.types.text import WordRow
 
-__all__ = ["ask", "ground_text", "read"]
+__all__ = ["ask", "ground_text", "question_field", "read"]
 
 _MAX_ANSWER_CHARS = 300
 
@@ -55,57 +56,83 @@ def read(model: Model | None, page: PageInput, region: BoundingBox | None = None
     ))
 
 
-def _spans(segments: Sequence[Segment]) -> list[tuple[str, Segment, int, int]]:
-    """Answer candidates for extractive answers: segment texts, ``label: value`` tails and numbers."""
-    out: list[tuple[str, Segment, int, int]] = []
-    seen: set[str] = set()
-
-    def add(seg: Segment, start: int, end: int) -> None:
-        text = seg.text[start:end].strip()
-        if text and len(text) <= 120 and text not in seen:
-            seen.add(text)
-            out.append((text, seg, start, end))
-
-    for seg in segments:
-        t = seg.text
-        add(seg, 0, len(t))
-        if ":" in t[:-1]:
-            head, _, tail = t.partition(":")
-            add(seg, len(head) + 1 + (len(tail) - len(tail.lstrip())), len(t))
-        for start, end, _ in numbers_in(t):
-            add(seg, start, end)
-    return out
+_QUESTION = re.compile(
+    r"^\s*(?:what|which|who|whom|when|where|how\s+(?:much|many))\b(?:\s+(?:is|are|was|were|does|do|did|'s))?"
+    r"(?:\s+(?:the|a|an|this|its))?\s+|\?+\s*$", re.IGNORECASE)
 
 
-def ask(model: Model, document: Document | Page, question: str, *, pages: Sequence[int] | None = None,
-        max_chars: int = 6000) -> Answer:
+def question_field(question: str) -> str:
+    """The thing a question asks for, as a field name: ``"What is the total?"`` -> ``"total"``, ``"What is the
+    DATE:?"`` -> ``"DATE"``; a question of another shape is kept whole."""
+    field = _QUESTION.sub("", question).strip().rstrip(":?. ").strip()
+    return field or question.strip()
+
+
+def _extractive(model: Model | None, page_list: Sequence[Page], question: str, max_chars: int,
+                ranker: Ranker | None, max_choices: int) -> Answer:
+    """Answer by choosing a printed span: the ranker of [`docvlm.extract`][docvlm.extract] ranks the spans as values of the field
+    the question names, and the model (if any) chooses among the best ``max_choices``."""
+    from docvlm.tasks._rank import FieldSpec, default_ranker
+    from docvlm.tasks.extract import _excerpt
+
+    ranker = ranker or default_ranker()
+    first_id = 0
+    per_page = []
+    lines_all = []
+    for page in page_list:
+        segs = segments_of(page_words(page).rows, page.index, first_id=first_id)
+        first_id += len(segs)
+        lines = group_lines(segs)
+        lines_all += lines
+        per_page.append((lines, page.width, page.height))
+    cands = Candidates.build(per_page)
+    spec = FieldSpec(question_field(question))
+    pool = [i for i, s in enumerate(cands.spans) if len(s.text) <= _MAX_ANSWER_CHARS]
+    scores = ranker.scores(cands.rows(spec, pool))
+    order = [pool[k] for k in sorted(range(len(pool)), key=lambda k: -scores[k])]
+    texts: dict[str, int] = {}
+    for i in order:
+        texts.setdefault(cands.spans[i].text, i)
+        if len(texts) >= max_choices:
+            break
+    if model is None:
+        chosen = next(iter(texts))
+    else:
+        excerpt = _excerpt(lines_all, [cands.spans[i] for i in texts.values()], max_chars)
+        chosen = str(model.generate(
+            f"Document:\n{excerpt}\n\nQuestion: {question}\nAnswer with text copied exactly from the document.",
+            Literal[tuple(texts)],
+        ))
+    span = cands.spans[texts[chosen]]
+    return Answer(text=chosen, citations=[Citation(page=span.page, box=span.box, quote=chosen)])
+
+
+def ask(model: Model | None, document: Document | Page, question: str, *, pages: Sequence[int] | None = None,
+        max_chars: int = 6000, max_choices: int = 5, ranker: Ranker | None = None) -> Answer:
     """Answer a question about a document, citing the page regions the answer comes from.
 
-    A text-only model answers *extractively*: it chooses the answer among spans printed in the document
-    (segment texts, ``label: value`` tails, numbers), so the answer and its citation are always real. A vision
-    model sees the page images, writes a free answer (bounded) and cites the text segments it used by id.
+    Without a model, or with a text-only model, the answer is *extractive*: the question names a field ("What is
+    the total?" asks for ``total``), the learned ranker of [`docvlm.extract`][docvlm.extract] ranks the spans printed in the
+    document as its value, and the model (if any) chooses among the best ``max_choices``; the answer and its
+    citation are always real. A vision model sees the page images, writes a free answer (bounded) and cites the
+    text segments it used by id.
 
     Raises:
-        UsageError: the document has no words and the model cannot see images.
+        UsageError: an empty question, or a document without words and a model that cannot see images.
     """
     if not question.strip():
         raise UsageError("the question is empty")
     page_list = pages_of(document, pages)
     segments = document_segments(page_list)
-    text = serialize_lines(group_lines(segments), with_ids=model.supports_images, max_chars=max_chars)
     if not segments:
-        if not model.supports_images:
+        if model is None or not model.supports_images:
             require_words(page_list[0], [])
+        assert model is not None
         answer = model.generate([*(view(p) for p in page_list[:4]), question], str)
         return Answer(text=str(answer).strip())
-    if not model.supports_images:
-        spans = _spans(segments)
-        choice = model.generate(
-            f"Document:\n{text}\n\nQuestion: {question}\nAnswer with text copied exactly from the document.",
-            Literal[tuple(s[0] for s in spans)],
-        )
-        _, seg, start, end = next(s for s in spans if s[0] == choice)
-        return Answer(text=str(choice), citations=[Citation(page=seg.page, box=seg.span_box(start, end), quote=str(choice))])
+    if model is None or not model.supports_images:
+        return _extractive(model, page_list, question, max_chars, ranker, max_choices)
+    text = serialize_lines(group_lines(segments), with_ids=True, max_chars=max_chars)
     ids = tuple(str(s.id) for s in segments)
     answer_type: type[BaseModel] = create_model(
         "GroundedAnswer",
@@ -121,11 +148,33 @@ def ask(model: Model, document: Document | Page, question: str, *, pages: Sequen
     return Answer(text=result.answer, citations=citations)
 
 
+def _printed(words: Sequence[WordRow], phrase: str) -> list[BoundingBox]:
+    """Boxes of every run of words that spells ``phrase`` (case and spacing ignored), in reading order."""
+    want = re.sub(r"\s+", "", phrase).lower()
+    if not want:
+        return []
+    out: list[BoundingBox] = []
+    texts = [re.sub(r"\s+", "", str(w[4])).lower() for w in words]
+    for i in range(len(words)):
+        got = ""
+        for j in range(i, len(words)):
+            got += texts[j]
+            if not want.startswith(got):
+                break
+            if got == want:
+                run = words[i:j + 1]
+                out.append(BoundingBox(x0=min(w[0] for w in run), y0=min(w[1] for w in run),
+                                       x1=max(w[2] for w in run), y1=max(w[3] for w in run)))
+                break
+    return out
+
+
 def ground_text(model: Model, page: PageInput, phrase: str, *, region: BoundingBox | None = None,
                 max_boxes: int = 8) -> list[BoundingBox]:
     """Boxes of the text segments a phrase refers to, chosen by the model among the page's segments.
 
-    Works with text-only models: the model reads the page as ``[id]``-tagged lines and answers with segment
+    A phrase printed on the page (case and spacing aside) is found in the words themselves, without the model.
+    Otherwise this works with text-only models: the model reads the page as ``[id]``-tagged lines and answers with segment
     ids (only ids that exist are allowed, and an empty list when nothing matches); each box is exact to the
     glyphs of the chosen segment.
     """
@@ -133,6 +182,9 @@ def ground_text(model: Model, page: PageInput, phrase: str, *, region: BoundingB
     region = check_region(p, region)
     words = words_in(page_words(p).rows, region)
     require_words(p, words)
+    printed = _printed(words, phrase)
+    if printed:  # the phrase is printed: its words are the answer, exact to the glyph
+        return printed[:max_boxes]
     segments = segments_of(words, p.index)
     text = serialize_lines(group_lines(segments), with_ids=True)
     ids = tuple(str(s.id) for s in segments)

@@ -1,18 +1,23 @@
 """Schema extraction with per-field evidence: ``dv.extract(model, document, Schema)``.
 
-How it works (text-grounded, LMDX-style):
+How it works (text-grounded, LMDX-style, with a learned layout ranker):
 
-1. The document's words (text layer, or OCR) become segments and visual lines ([`docvlm.tasks.text`][docvlm.tasks.text]).
-2. For every leaf field of the schema, docvlm collects the *candidate values* the page actually contains and
-   that validate as the field's type: segment texts and ``label: value`` tails for strings, printed numbers
-   for numeric fields, printed dates for dates, printed options for ``Literal`` / ``Enum`` fields.
-3. Candidates are ranked by layout (`docvlm.tasks._keys`): each value is linked to the label printed
-   with it, and values whose label names the field come first; a value whose label names another field
-   better is left to that field; unlabelled fields get unlabelled values of the shape their name implies.
-4. The model reads the page text (and the page image, for a vision model) and fills a JSON object whose every
-   field is constrained to its first ``max_choices`` candidates (or ``null``): it can only copy values that
-   exist.
+1. The document's words (text layer, OCR, or words you pass to ``dv.open(..., words=...)``) become segments and
+   visual lines ([`docvlm.tasks.text`][docvlm.tasks.text]).
+2. Every run of printed text a value could be becomes a candidate *span* (`docvlm.tasks._spans`): segments,
+   lines, segments without their label or registration number, multi-line blocks (addresses), dates and numbers
+   inside segments. A field takes only spans that validate as its type: numbers for numeric fields, dates for
+   dates, printed options for ``Literal`` / ``Enum`` fields, any text for strings.
+3. A ranker learned from real and generated documents (`docvlm.tasks._rank`) scores each field's spans by
+   layout, typography, shape, the label printed with them and its similarity to the field's name, and scores
+   "not printed" beside them.
+4. Without a model (``model=None``) the best-ranked span is the value. With a model, the model chooses among the
+   best ``max_choices`` spans under a constraint that allows only them (or ``null``): it can only copy values that
+   exist. A vision model also sees the page images.
 5. Each chosen value maps back to the words it was read from, so its evidence box is exact to the glyph.
+
+With ``verbatim=False`` a vision model writes each value itself (a value OCR misread, or one the text layer
+lacks), and docvlm finds the evidence: the printed span closest to the value, else the model grounds it.
 
 Lists of sub-models (line items) are read from the document's tables: columns are matched to the item model's
 fields by name, and every cell becomes evidence.
@@ -26,7 +31,7 @@ import re
 import types
 import typing
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Generic, Literal, TypeVar
@@ -37,17 +42,15 @@ from pydantic.fields import FieldInfo
 from docvlm.documents.base import Document, Page
 from docvlm.errors import ModelError, RowsSkippedWarning, UsageError
 from docvlm.models.base import Model
-from docvlm.tasks._keys import LABEL_SYNONYMS, Key, Phrase, field_vocabulary, key_score, link_keys, tokens
+from docvlm.tasks._rank import Candidates, FieldSpec, Ranker, default_ranker
+from docvlm.tasks._spans import Span, dates_in, page_spans
 from docvlm.tasks.text import (
     Line,
-    Segment,
-    document_segments,
     group_lines,
     numbers_in,
     page_words,
     pages_of,
     segments_of,
-    serialize_lines,
 )
 from docvlm.types.answer import FieldEvidence
 from docvlm.types.geometry import BoundingBox
@@ -60,7 +63,7 @@ S = TypeVar("S", bound=BaseModel)
 #: Printed spellings of currency codes, so a Literal["USD", ...] field finds "$" on the page.
 _CURRENCY_SYMBOLS = {"USD": ("$", "US$"), "EUR": ("€",), "GBP": ("£",), "JPY": ("¥",), "CHF": ("Fr.",), "INR": ("₹",)}
 
-_MAX_CHOICE_CHARS = 120  # longer candidate strings are cut from the choice list (they are rarely field values)
+_MAX_CHOICE_CHARS = 200  # longer spans are not offered (they are rarely field values)
 
 
 class FieldNotFoundError(ModelError):
@@ -81,7 +84,7 @@ class Extraction(BaseModel, Generic[S]):
         value: the filled schema.
         evidence: for each leaf field path (``"total"``, ``"items[0].amount"``), where its value was read.
             A field whose value the document does not contain has no entry: docvlm never invents evidence.
-        model: the spec of the model that chose the values.
+        model: the spec of the model that chose the values (``"layout"`` for the ranker alone).
     """
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
@@ -98,14 +101,12 @@ class Extraction(BaseModel, Generic[S]):
 
 @dataclass
 class _Candidate:
-    text: str  # as printed, what the model chooses
+    text: str  # what the model chooses (as printed, or the option it spells)
     value: Any  # validated for the field
     page: int
     box: BoundingBox
-    line_text: str
-    seg: int = -1  # the segment it was read from
-    key: Key | None = None  # the label it was printed with
-    score: float = 0.0  # how well that label names the field
+    index: int  # the span it reads from
+    score: float = 0.0  # the ranker's score
 
 
 @dataclass
@@ -157,48 +158,93 @@ def _leaves(schema: type[BaseModel], prefix: str = "") -> tuple[list[_Leaf], lis
     return leaves, tables
 
 
-_DATE_PATTERNS = [
-    (re.compile(r"\b(\d{4})-(\d{2})-(\d{2})\b"), "ymd"),
-    (re.compile(r"\b(\d{1,2})[./](\d{1,2})[./](\d{4})\b"), "dmy"),  # 07/23/2026 falls back to month first
-]
-_MONTHS = {m.lower(): i for i, m in enumerate(
-    ["January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
-     "November", "December"], 1)}
-_MONTHS.update({name[:3]: i for name, i in list(_MONTHS.items())} | {"sept": 9})
-_TEXT_DATE = re.compile(r"\b([A-Z][a-z]+)\.? (\d{1,2}), (\d{4})\b|\b(\d{1,2})[ -]([A-Z][a-z]+)\.?[ -](\d{4})\b")
+def _kind(leaf: _Leaf) -> str:
+    base = _base_type(leaf.annotation)
+    if base in (int, float, Decimal):
+        return "num"
+    if base in (dt.date, dt.datetime):
+        return "date"
+    if base is bool or typing.get_origin(base) is Literal or (isinstance(base, type) and issubclass(base, enum.Enum)):
+        return "other"
+    return "str"
 
 
-def _dates_in(text: str) -> list[tuple[int, int, dt.date]]:
-    """Dates printed in ``text``: ISO, day/month/year (month/day/year where only that is valid), and month
-    names (``March 8, 2026``, ``8 March 2026``, ``15-May-2025``, ``Sep 3, 2024``)."""
-    out = []
-    for pattern, order in _DATE_PATTERNS:
-        for m in pattern.finditer(text):
-            a, b, c = (int(g) for g in m.groups())
-            tries = [(a, b, c)] if order == "ymd" else [(c, b, a), (c, a, b)]
-            for y, mo, d in tries:
-                try:
-                    out.append((m.start(), m.end(), dt.date(y, mo, d)))
-                    break
-                except ValueError:
-                    continue
-    for m in _TEXT_DATE.finditer(text):
-        g = m.groups()
-        month, day, year = (g[0], g[1], g[2]) if g[0] else (g[4], g[3], g[5])
-        if month and month.lower() in _MONTHS:
-            try:
-                out.append((m.start(), m.end(), dt.date(int(year), _MONTHS[month.lower()], int(day))))
-            except ValueError:
+def _options(base: Any) -> list[Any]:
+    return list(typing.get_args(base)) if typing.get_origin(base) is Literal else [m.value for m in base]
+
+
+_MONEY = re.compile(r"^(?:[A-Z]{1,3}\$?\s?|[$€£¥₹]\s?)?([-+]?[\d.,' ]*\d)\s?(?:[A-Z]{2,3}|[$€£¥₹])?$")
+
+
+def _number_value(text: str) -> float | None:
+    """The number a span prints, allowing a currency sign or code around it (``$1,234.50``, ``RM 37.10``,
+    ``1 234,50 EUR``); ``None`` when the span is more than a number."""
+    m = _MONEY.match(text)
+    if m is None:
+        return None
+    core = m.group(1)
+    nums = numbers_in(core)
+    if len(nums) != 1 or nums[0][0] != 0 or nums[0][1] != len(core):
+        return None
+    return nums[0][2]
+
+
+def _typed_candidates(leaf: _Leaf, cands: Candidates, allowed: Sequence[int]) -> list[_Candidate]:
+    """The spans that validate as the field's type, each with its value."""
+    base = _base_type(leaf.annotation)
+    adapter: TypeAdapter[Any] = TypeAdapter(_unwrap_optional(leaf.annotation)[0])
+    kind = _kind(leaf)
+    out: list[_Candidate] = []
+
+    def add(i: int, span: Span, text: str, raw: Any, box: BoundingBox | None = None) -> None:
+        try:
+            value = adapter.validate_python(raw)
+        except ValidationError:
+            return
+        out.append(_Candidate(text, value, span.page, box or span.box, i))
+
+    for i in allowed:
+        span = cands.spans[i]
+        text = span.text
+        if len(text) > _MAX_CHOICE_CHARS or text.endswith(":"):  # a label is never a value
+            continue
+        if kind == "num":
+            if span.lines > 1:
                 continue
+            number = _number_value(text)
+            if number is not None:
+                add(i, span, text, int(number) if base is int and number.is_integer() else number)
+        elif kind == "date":
+            dates = dates_in(text)
+            if span.lines == 1 and len(dates) == 1 and dates[0][0] == 0 and dates[0][1] >= len(text.rstrip(".,;")):
+                add(i, span, text, dates[0][2])
+        elif kind == "other":
+            if base is bool or span.lines > 1 or span.kind not in ("seg", "suf", "pre", "num"):
+                continue
+            for option in _options(base):
+                for spelling in (str(option), *_CURRENCY_SYMBOLS.get(str(option), ())):
+                    pattern = rf"(?<!\w){re.escape(spelling)}(?!\w)" if spelling[-1].isalnum() else re.escape(spelling)
+                    m = re.search(pattern, text, re.IGNORECASE)
+                    if m is not None:
+                        seg, start, _ = span.parts[0]
+                        add(i, span, str(option), option, seg.span_box(start + m.start(), start + m.end()))
+                        break
+        else:
+            add(i, span, text, text)
     return out
 
 
 _LABEL = re.compile(r"^[^:]{1,40}:$|^(?:[A-Z]{2,}\s?){1,3}$")
 
 
-def _is_label(seg: Segment) -> bool:
-    """``Bill to:``, ``Invoice No.:``, ``BILL TO``: printed labels, never values."""
+def _is_label(seg: Any) -> bool:
+    """``Bill to:``, ``Invoice No.:``, ``BILL TO``: a printed label (ends a run of table rows)."""
     return bool(_LABEL.match(seg.text.strip()))
+
+
+def _in_tables(span: Span, boxes: Mapping[int, list[BoundingBox]]) -> bool:
+    cx, cy = span.box.center
+    return any(b.x0 <= cx <= b.x1 and b.y0 <= cy <= b.y1 for b in boxes.get(span.page, []))
 
 
 def _ruled_tables(page: Page, cache: dict[int, list[Table] | None]) -> list[Table] | None:
@@ -213,175 +259,42 @@ def _ruled_tables(page: Page, cache: dict[int, list[Table] | None]) -> list[Tabl
     return cache[page.index]
 
 
-def _value_segments(segments: Sequence[Segment], pages: Sequence[Page],
-                    tables: dict[int, list[Table] | None]) -> list[Segment]:
-    """Segments that can hold a scalar field's value: not labels, and not inside a table (line items are read
-    from tables separately, and a table's numbers would otherwise compete with the totals)."""
-    table_boxes = {page.index: [t.box for t in _ruled_tables(page, tables) or [] if t.box is not None]
-                   for page in pages}
-
-    def in_table(seg: Segment) -> bool:
-        cx, cy = seg.box.center
-        return any(b.x0 <= cx <= b.x1 and b.y0 <= cy <= b.y1 for b in table_boxes.get(seg.page, []))
-
-    return [s for s in segments if not _is_label(s) and not in_table(s)]
-
-
-def _candidates(leaf: _Leaf, segments: Sequence[Segment], line_of: dict[int, Line],
-                keys: dict[int, Key]) -> list[_Candidate]:
-    base = _base_type(leaf.annotation)
-    adapter: TypeAdapter[Any] = TypeAdapter(_unwrap_optional(leaf.annotation)[0])
-    out: list[_Candidate] = []
-    seen: set[tuple[str, int]] = set()
-
-    def add(seg: Segment, start: int, end: int, raw: Any) -> None:
-        text = seg.text[start:end].strip()
-        if not text or len(text) > _MAX_CHOICE_CHARS or (text, seg.id) in seen:
-            return
-        try:
-            value = adapter.validate_python(raw)
-        except ValidationError:
-            return
-        seen.add((text, seg.id))
-        key = keys.get(seg.id)
-        if start > 0 and seg.text[:start].rstrip().endswith(":"):  # the tail of "Label: value" in one segment
-            key = Key(seg.text[:start].strip(), 0)
-        out.append(_Candidate(text, value, seg.page, seg.span_box(start, end), line_of[seg.id].text, seg.id, key))
-
-    def add_option(seg: Segment, start: int, end: int, option: Any) -> None:
-        """An option printed in another spelling (a currency symbol): the model chooses the option itself."""
-        text = str(option)
-        if (text, -1) in seen:
-            return
-        seen.add((text, -1))
-        out.append(_Candidate(text, adapter.validate_python(option), seg.page, seg.span_box(start, end),
-                              line_of[seg.id].text, seg.id, keys.get(seg.id)))
-
-    for seg in segments:
-        t = seg.text
-        if base in (int, float, Decimal):
-            for start, end, number in numbers_in(t):
-                add(seg, start, end, int(number) if base is int and number.is_integer() else number)
-        elif base in (dt.date, dt.datetime):
-            for start, end, date in _dates_in(t):
-                add(seg, start, end, date)
-        elif typing.get_origin(base) is Literal or (isinstance(base, type) and issubclass(base, enum.Enum)):
-            options = typing.get_args(base) if typing.get_origin(base) is Literal else [m.value for m in base]
-            for option in options:
-                spellings = [str(option), *_CURRENCY_SYMBOLS.get(str(option), ())]
-                for spelling in spellings:
-                    pattern = rf"(?<!\w){re.escape(spelling)}(?!\w)" if spelling[-1].isalnum() else re.escape(spelling)
-                    for m in re.finditer(pattern, t, re.IGNORECASE):
-                        add_option(seg, m.start(), m.end(), option)
-        elif base is bool:
-            continue  # yes/no questions have no span to copy; see _choice_type
-        else:  # strings and anything pydantic can build from one
-            add(seg, 0, len(t), t)
-            if ":" in t[:-1]:
-                head, _, tail = t.partition(":")
-                if tail.strip():
-                    add(seg, len(head) + 1 + (len(tail) - len(tail.lstrip())), len(t), tail.strip())
-    return out
-
-
-def _shape_ok(leaf: _Leaf, text: str) -> bool:
-    """Whether a printed string has the shape its field's name implies (a name has few digits, an email an @).
-    Only for string fields; a field whose name implies nothing accepts every string."""
-    words = set(re.findall(r"[a-z]+", leaf.name.lower().replace("_", " ")))
-    digits = sum(ch.isdigit() for ch in text)
-    sentence = len(text.split()) > 10 or (len(text.split()) >= 5 and text.rstrip().endswith("."))
-    if "email" in words or "mail" in words:
-        return "@" in text
-    if words & {"phone", "tel", "telephone", "mobile", "fax"}:
-        return digits >= 6
-    if words & {"date", "birth", "dob"}:
-        return bool(_dates_in(text))
-    if words & {"number", "no", "id", "code"}:
-        return digits > 0
-    if "address" in words:
-        return digits > 0 and any(ch.isalpha() for ch in text) and not sentence
-    if "name" in words:
-        return digits <= 3 and len(text.split()) <= 8 and "@" not in text and not sentence
-    return True
-
-
-def _shortlist(leaves: Sequence[_Leaf], cands: dict[str, list[_Candidate]],
-               vocab: dict[str, tuple[set[str], list[Phrase]]], max_choices: int | None) -> dict[str, list[_Candidate]]:
-    """Rank each field's candidates by layout: values printed with a label that names the field first (and
-    only those, when there are some); values whose label names another field better are left to that field;
-    unlabelled values in reading order, of the shape the field's name implies. The model chooses among the
-    first ``max_choices``. ``vocab``: each field's name words and label phrases (`field_vocabulary`)."""
-    label_words = {w for _, phrases in vocab.values() for p, _ in phrases for w in p}
-
-    def restates_a_label(text: str) -> bool:  # "Invoice", "Invoice #": a title or label, not a value
-        words = tokens(text)
-        return bool(words) and set(words) <= label_words
-    best_for_segment: dict[int, float] = {}
-    for leaf in leaves:
-        name_words, phrases = vocab[leaf.path]
-        for c in cands[leaf.path]:
-            c.score = key_score(name_words, phrases, c.key.text) if c.key is not None else 0.0
-            best_for_segment[c.seg] = max(best_for_segment.get(c.seg, 0.0), c.score)
-    sharing: dict[int, set[str]] = {}  # the fields whose label scores best on a segment ("Date:": two dates)
-    for leaf in leaves:
-        for c in cands[leaf.path]:
-            if c.score > 0 and c.score >= best_for_segment[c.seg] - 1e-9:
-                sharing.setdefault(c.seg, set()).add(leaf.path)
-    out: dict[str, list[_Candidate]] = {}
-    for leaf in leaves:
-        pool = cands[leaf.path]
-        if max_choices is None:  # every printed value, best labelled first
-            out[leaf.path] = sorted(pool, key=lambda c: (-c.score, c.seg))
-            continue
-        is_str = _base_type(leaf.annotation) is str
-        if is_str:
-            pool = [c for c in pool if not restates_a_label(c.text)]
-            pool = [c for c in pool if _shape_ok(leaf, c.text)] or pool
-        keyed = [c for c in pool if c.score > 0 and c.score >= best_for_segment.get(c.seg, 0.0) - 1e-9]
-        if keyed:  # the best-named label's values, nearest to it first (a name right under "Bill to:")
-            top = max(c.score for c in keyed)
-            best = [c for c in keyed if c.score >= top - 1e-9 and c.key is not None]
-            near = min(c.key.distance for c in best if c.key is not None)
-            ranked = sorted((c for c in best if c.key is not None and c.key.distance == near),
-                            key=lambda c: (len(sharing.get(c.seg, ())), c.seg))
-        else:
-            ranked = [c for c in pool if best_for_segment.get(c.seg, 0.0) == 0.0] or pool
-        texts = list(dict.fromkeys(c.text for c in ranked))[:max_choices]
-        out[leaf.path] = [c for c in ranked if c.text in texts]
-    return out
-
-
 def _question(leaf: _Leaf) -> str:
     name = leaf.path.replace("_", " ").replace(".", " ")
     return f"{name} ({leaf.description})" if leaf.description else name
 
 
-def _choice_type(leaf: _Leaf, cands: list[_Candidate]) -> Any:
-    base = _base_type(leaf.annotation)
-    if base is bool:
-        return bool | None
-    texts = list(dict.fromkeys(c.text for c in cands))
-    if not texts:
-        return None
-    return Literal[tuple(texts)] | None
+def _excerpt(lines: Sequence[Line], spans: Sequence[Span], max_chars: int) -> str:
+    """The text a model reads: the visual lines holding the candidates and the lines around them, in reading
+    order, ``...`` where lines are left out, at most ``max_chars``."""
+    near: set[int] = set()
+    index_of = {s.id: n for n, ln in enumerate(lines) for s in ln.segments}
+    for span in spans:
+        n = index_of.get(span.segment.id)
+        if n is not None:
+            near.update(range(max(0, n - 2), min(len(lines), n + span.lines + 2)))
+    out: list[str] = []
+    total = 0
+    last = -2
+    for n, line in enumerate(lines):
+        if near and n not in near:
+            continue
+        text = ("...\n" if last >= 0 and n != last + 1 else "") + line.text
+        if total + len(text) + 1 > max_chars:
+            break
+        out.append(text)
+        total += len(text) + 1
+        last = n
+    return "\n".join(out)
 
 
-def _chunks(document: Document | Page, pages: Sequence[int] | None, max_chars: int) -> list[list[Page]]:
-    chunks: list[list[Page]] = []
-    size = 0
-    for page in pages_of(document, pages):
-        n = len(page_words(page).rows) * 8
-        if chunks and size + n <= max_chars:
-            chunks[-1].append(page)
-            size += n
-        else:
-            chunks.append([page])
-            size = n
-    return chunks
+def _aliases(leaf: _Leaf, synonyms: Mapping[str, Sequence[str]]) -> tuple[str, ...]:
+    words = re.findall(r"[a-z0-9]+", leaf.name.lower().replace("_", " "))
+    return tuple(alias for w in [leaf.name.lower(), *words] for alias in synonyms.get(w, ()))
 
 
 def extract(
-    model: Model,
+    model: Model | None,
     document: Document | Page,
     schema: type[S],
     *,
@@ -389,26 +302,32 @@ def extract(
     instructions: str | None = None,
     max_chars: int = 6000,
     use_images: bool | None = None,
-    max_choices: int | None = 3,
-    synonyms: dict[str, tuple[str, ...]] | None = None,
+    max_choices: int | None = 5,
+    synonyms: Mapping[str, Sequence[str]] | None = None,
+    ranker: Ranker | None = None,
+    verbatim: bool = True,
 ) -> Extraction[S]:
     """Fill ``schema`` from a document, with evidence (page, box, quote) for every leaf field found.
 
     Args:
-        model: any docvlm model; a text-only model reads the text layer (or OCR), a vision model also sees
-            the page images (``use_images``, default: when it supports images).
+        model: any docvlm model, or ``None`` for the learned layout ranking alone (fast, no model). A text-only
+            model reads the text near the candidates; a vision model also sees the page images (``use_images``,
+            default: when it supports images).
         document: a document or one page.
         schema: a pydantic model: scalar fields (str, numbers, dates, Literal, Enum, bool), nested models,
             and ``list[SubModel]`` for repeated rows (read from tables).
         pages: 0-based pages to read (default: all).
         instructions: extra guidance put in the prompt.
-        max_chars: the page text given to the model in one prompt; longer documents are read in chunks of
-            pages, and each field takes the first value found.
-        max_choices: how many of a field's candidate values, best ranked by layout first, the model chooses
-            from (``None``: every value printed in the document that validates as the field's type). Values printed next to a label that names the field rank first (see
-            `docvlm.tasks._keys`); a small model chooses far better among a few.
-        synonyms: more label spellings for words of field names, e.g. ``{"iban": ("account", "bank account")}``,
-            merged into `docvlm.tasks._keys.LABEL_SYNONYMS`.
+        max_chars: the most document text given to the model in one prompt.
+        max_choices: how many of a field's best-ranked candidate values the model chooses from (``None``: every
+            value printed in the document that validates as the field's type).
+        synonyms: other names of fields or of words of field names, e.g. ``{"iban": ("account", "bank account")}``;
+            a label similar to one of them counts as naming the field.
+        ranker: the candidate ranker (default: the one shipped with docvlm, `docvlm.tasks._rank`).
+        verbatim: ``True`` (the default): every value is copied from a printed span. ``False`` (vision models
+            only): the model reads the page images and writes each value itself, so a value the OCR or the text
+            layer misspells still comes out right; its evidence is the printed span that spells it most closely
+            (numbers and dates: the same value), else the box the model grounds it to.
 
     Raises:
         FieldNotFoundError: a required field has no value in the document.
@@ -416,64 +335,71 @@ def extract(
     """
     leaves, tables = _leaves(schema)
     if use_images is None:
-        use_images = model.supports_images
-    found: dict[str, tuple[Any, _Candidate | None]] = {}
-    source = document.source if isinstance(document, Document) else document.document.source
+        use_images = model is not None and model.supports_images
     for word, spellings in (synonyms or {}).items():
         if isinstance(spellings, str) or not all(isinstance(x, str) for x in spellings):
             raise UsageError(f"synonyms[{word!r}] must be a tuple of label spellings, got {spellings!r}",
                              hint=f"write {{{word!r}: ({str(spellings)!r},)}}" if isinstance(spellings, str) else None)
-    all_synonyms = {**LABEL_SYNONYMS, **(synonyms or {})}
-    vocab = {leaf.path: field_vocabulary(leaf.name, all_synonyms) for leaf in leaves}
+    if max_choices is not None and max_choices < 1:
+        raise UsageError(f"max_choices must be at least 1 (or None), got {max_choices}")
+    source = document.source if isinstance(document, Document) else document.document.source
+    ranker = ranker or default_ranker()
+    page_list = pages_of(document, pages)
+    if not verbatim:
+        if model is None or not model.supports_images:
+            raise UsageError("verbatim=False needs a vision model: a text-only model can only copy printed values",
+                             source=source, hint="pass a vision-language model, or keep verbatim=True")
+        return _free(model, page_list, schema, leaves, instructions, source)
     ruled: dict[int, list[Table] | None] = {}  # each page's vector tables, found once
-    for chunk in _chunks(document, pages, max_chars):
-        remaining = [leaf for leaf in leaves if leaf.path not in found]
-        if not remaining:
-            break
-        segments = document_segments(chunk)
-        lines = group_lines(segments)
-        line_of = {s.id: line for line in lines for s in line.segments}
-        values = _value_segments(segments, chunk, ruled)
-        vocabulary = {w for leaf in remaining for phrase, _ in vocab[leaf.path][1] for w in phrase}
-        keys_of = link_keys(lines, {page.index: page.width for page in chunk}, vocabulary)
-        cands = _shortlist(remaining, {leaf.path: _candidates(leaf, values, line_of, keys_of) for leaf in remaining},
-                           vocab, max_choices)
-        fields: dict[str, Any] = {}
-        keys: dict[str, str] = {}
-        for i, leaf in enumerate(remaining):
-            tp = _choice_type(leaf, cands[leaf.path])
-            if tp is None:
-                continue
-            key = f"f{i}_{re.sub(r'[^a-z0-9_]', '_', leaf.path.lower())}"
-            keys[key] = leaf.path
-            fields[key] = (tp, Field(alias=leaf.path.replace(".", "_")))
-        if not fields:
-            continue
-        answer_model = create_model("Fields", __config__=ConfigDict(populate_by_name=True), **fields)
-        text = serialize_lines(lines, max_chars=max_chars)
-        wanted = ", ".join(_question(leaf) for leaf in remaining if any(keys[k] == leaf.path for k in keys))
-        prompt: list[Any] = []
-        if use_images:
-            from docvlm.tasks._page import view
+    all_lines: list[Line] = []
+    per_page = []
+    first_id = 0
+    for page in page_list:
+        segs = segments_of(page_words(page).rows, page.index, first_id=first_id)
+        first_id += len(segs)
+        lines = group_lines(segs)
+        all_lines += lines
+        per_page.append((lines, page.width, page.height))
+    cands = Candidates.build(per_page)
+    table_boxes = {page.index: [t.box for t in _ruled_tables(page, ruled) or [] if t.box is not None]
+                   for page in page_list} if cands.spans else {}
+    allowed = [i for i, span in enumerate(cands.spans) if not _in_tables(span, table_boxes)]
 
-            prompt += [view(page) for page in chunk]
-        prompt.append(
-            f"Document:\n{text}\n\n"
-            f"{instructions + chr(10) if instructions else ''}"
-            f"Copy these fields exactly as printed in the document: {wanted}. "
-            "Use null for a field the document does not contain. Answer in JSON."
-        )
-        answer = model.generate(prompt, answer_model)
-        for key, path in keys.items():
-            chosen = getattr(answer, key)
-            if chosen is None:
-                continue
-            if isinstance(chosen, bool):
-                found[path] = (chosen, None)
-                continue
-            matches = [c for c in cands[path] if c.text == chosen]
-            best = max(matches, key=lambda c: c.score)
-            found[path] = (best.value, best)
+    ranked: dict[str, list[_Candidate]] = {}
+    absent_first: dict[str, bool] = {}
+    for leaf in leaves:
+        spec = FieldSpec(leaf.path, _kind(leaf), leaf.description or "", _aliases(leaf, synonyms or {}))
+        typed = _typed_candidates(leaf, cands, allowed)
+        if typed:
+            scores = ranker.scores(cands.rows(spec, [c.index for c in typed]))
+            for c, score in zip(typed, scores, strict=True):
+                c.score = float(score)
+            typed.sort(key=lambda c: -c.score)
+            none_score = float(ranker.scores([cands.none_row(spec)])[0])
+            absent_first[leaf.path] = none_score > typed[0].score
+        if spec.kind in ("num", "date"):  # "EUR 145.78" and "145.78": the same value, cited by its own words
+            tightest: dict[tuple[Any, int], _Candidate] = {}
+            for c in typed:
+                key = (c.value, cands.spans[c.index].segment.id)
+                kept = tightest.get(key)
+                if kept is None or len(c.text) < len(kept.text):
+                    tightest[key] = _Candidate(c.text, c.value, c.page, c.box, c.index,
+                                               max(c.score, kept.score) if kept is not None else c.score)
+            typed = sorted(tightest.values(), key=lambda c: -c.score)
+        best: dict[str, _Candidate] = {}
+        for c in typed:  # one candidate per text: its best-ranked place
+            best.setdefault(c.text, c)
+        ranked[leaf.path] = list(best.values())
+
+    found: dict[str, tuple[Any, _Candidate | None]] = {}
+    if model is None:
+        for leaf in leaves:
+            options = ranked[leaf.path]
+            if options and (leaf.required or not absent_first.get(leaf.path, False)):
+                found[leaf.path] = (options[0].value, options[0])
+    else:
+        found = _choose(model, leaves, ranked, cands, all_lines, page_list, max_choices=max_choices,
+                        max_chars=max_chars, instructions=instructions, use_images=bool(use_images))
 
     missing = [leaf.path for leaf in leaves if leaf.required and leaf.path not in found]
     table_values, table_evidence = _table_fields(tables, document, pages, ruled)
@@ -493,7 +419,117 @@ def extract(
     except ValidationError as exc:
         raise ModelError(f"the extracted values do not validate as {schema.__name__}: {exc.errors()[0]['msg']}",
                          source=source) from exc
+    return Extraction[schema](value=value, evidence=evidence,  # type: ignore[valid-type]
+                              model=model.spec if model is not None else "layout")
+
+
+def _free(model: Model, pages: Sequence[Page], schema: type[S], leaves: Sequence[_Leaf], instructions: str | None,
+          source: str) -> Extraction[S]:
+    """A vision model writes the schema from the page images; each leaf value is then found on the page."""
+    from docvlm.tasks._page import view
+
+    wanted = ", ".join(_question(leaf) for leaf in leaves)
+    prompt: list[Any] = [view(page) for page in pages[:4]]
+    prompt.append(f"{instructions + chr(10) if instructions else ''}Read these fields from the document: {wanted}. "
+                  "Write each value as printed; use null for a field the document does not contain. Answer in JSON.")
+    value = model.generate(prompt, schema)
+    if not isinstance(value, schema):
+        value = schema.model_validate(value)
+    evidence: dict[str, FieldEvidence] = {}
+    flat = value.model_dump()
+    for leaf in leaves:
+        got: Any = flat
+        for part in leaf.path.split("."):
+            got = got.get(part) if isinstance(got, dict) else None
+        if got is None or isinstance(got, bool):
+            continue
+        found = _locate(model, pages, got)
+        if found is not None:
+            page, box, quote = found
+            evidence[leaf.path] = FieldEvidence(path=leaf.path, value=_jsonable(got), page=page, box=box, quote=quote)
     return Extraction[schema](value=value, evidence=evidence, model=model.spec)  # type: ignore[valid-type]
+
+
+def _locate(model: Model, pages: Sequence[Page], value: Any) -> tuple[int, BoundingBox, str] | None:
+    """Where a value the model wrote is printed: the span that spells it most closely (at least 0.7 similar), the
+    span with the same number or date, else the first box the model grounds it to."""
+    from docvlm.eval.metrics import levenshtein
+    from docvlm.tasks.vision import ground
+
+    want = re.sub(r"\s+", " ", str(value.value if isinstance(value, enum.Enum) else value)).strip().lower()
+    best: tuple[float, Span] | None = None
+    for page in pages:
+        lines = group_lines(segments_of(page_words(page).rows, page.index))
+        for span in page_spans(lines):
+            text = span.text.lower()
+            if isinstance(value, (int, float, Decimal)) and not isinstance(value, bool):
+                number = _number_value(span.text)
+                score = 1.0 if number is not None and abs(number - float(value)) < 0.005 else 0.0
+            elif isinstance(value, dt.date):
+                dates = dates_in(span.text)
+                score = 1.0 if len(dates) == 1 and dates[0][2] == value and dates[0][1] - dates[0][0] == len(span.text) \
+                    else 0.0
+            else:
+                score = 1.0 - levenshtein(text, want) / max(len(text), len(want), 1)
+            if score >= 0.7 and (best is None or score > best[0] or (score == best[0] and len(span.text) < len(best[1].text))):
+                best = (score, span)
+    if best is not None:
+        return best[1].page, best[1].box, best[1].text
+    for page in pages:
+        boxes = ground(model, page, want)
+        if boxes:
+            return page.index, boxes[0], ""
+    return None
+
+
+def _choose(model: Model, leaves: Sequence[_Leaf], ranked: Mapping[str, list[_Candidate]], cands: Candidates,
+            lines: Sequence[Line], pages: Sequence[Page], *, max_choices: int | None, max_chars: int,
+            instructions: str | None, use_images: bool) -> dict[str, tuple[Any, _Candidate | None]]:
+    """The model chooses each field's value among its best-ranked candidates, under a constraint that allows only
+    them (or null)."""
+    offered = {path: options[:max_choices] if max_choices is not None else options
+               for path, options in ranked.items()}
+    fields: dict[str, Any] = {}
+    keys: dict[str, str] = {}
+    for i, leaf in enumerate(leaves):
+        options = offered[leaf.path]
+        if _base_type(leaf.annotation) is bool:
+            tp: Any = bool | None
+        elif options:
+            tp = Literal[tuple(c.text for c in options)] | None
+        else:
+            continue
+        key = f"f{i}_{re.sub(r'[^a-z0-9_]', '_', leaf.path.lower())}"
+        keys[key] = leaf.path
+        fields[key] = (tp, Field(alias=leaf.path.replace(".", "_")))
+    found: dict[str, tuple[Any, _Candidate | None]] = {}
+    if not fields:
+        return found
+    answer_model = create_model("Fields", __config__=ConfigDict(populate_by_name=True), **fields)
+    text = _excerpt(lines, [cands.spans[c.index] for options in offered.values() for c in options], max_chars)
+    wanted = ", ".join(_question(leaf) for leaf in leaves if leaf.path in keys.values())
+    prompt: list[Any] = []
+    if use_images:
+        from docvlm.tasks._page import view
+
+        prompt += [view(page) for page in pages[:4]]
+    prompt.append(
+        f"Document:\n{text}\n\n"
+        f"{instructions + chr(10) if instructions else ''}"
+        f"Copy these fields exactly as printed in the document: {wanted}. "
+        "Use null for a field the document does not contain. Answer in JSON."
+    )
+    answer = model.generate(prompt, answer_model)
+    for key, path in keys.items():
+        chosen = getattr(answer, key)
+        if chosen is None:
+            continue
+        if isinstance(chosen, bool):
+            found[path] = (chosen, None)
+            continue
+        best = next(c for c in offered[path] if c.text == chosen)
+        found[path] = (best.value, best)
+    return found
 
 
 def _jsonable(value: Any) -> Any:

@@ -4,7 +4,7 @@ Nothing here imports a heavy dependency at import time: OpenCV and pandas load o
 methods that need them ([`Mask.to_polygons`][docvlm.types.mask.Mask.to_polygons], [`Table.to_pandas`][docvlm.types.table.Table.to_pandas], [`Table.from_pandas`][docvlm.types.table.Table.from_pandas]).
 """
 
-from docvlm.types.answer import Answer, Citation, FieldEvidence
+from docvlm.types.answer import Answer, Citation, FieldEvidence, KeyValue
 from docvlm.types.detections import Detection, Detections
 from docvlm.types.geometry import Affine, BoundingBox, Frame, Point, Polygon, Quad, Size, Space
 from docvlm.types.mask import Mask
@@ -20,6 +20,7 @@ __all__ = [
     "Detections",
     "FieldEvidence",
     "Frame",
+    "KeyValue",
     "Mask",
     "Point",
     "Polygon",

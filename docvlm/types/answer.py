@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from docvlm.types.geometry import BoundingBox
 
-__all__ = ["Answer", "Citation", "FieldEvidence"]
+__all__ = ["Answer", "Citation", "FieldEvidence", "KeyValue"]
 
 _PATH = re.compile(r"(?:[^.\[\]]+|\[\d+\])(?:\.[^.\[\]]+|\[\d+\])*")
 _PART = re.compile(r"\[(\d+)\]|\.?([^.\[\]]+)")
@@ -52,6 +52,29 @@ class Answer(BaseModel):
 
     def __str__(self) -> str:
         return self.text
+
+
+class KeyValue(BaseModel):
+    """A key printed on a page (a label, a form's question) and the value printed with it.
+
+    Attributes:
+        key: the key's text as printed and its box.
+        value: the value's text and box, or ``None`` when the key has no value (an empty form field).
+        confidence: how likely the key is a key (0..1).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    key: Citation
+    value: Citation | None = None
+    confidence: float = Field(default=1.0, ge=0.0, le=1.0)
+
+    @property
+    def page(self) -> int:
+        return self.key.page
+
+    def __str__(self) -> str:
+        return f"{self.key.quote} -> {self.value.quote if self.value is not None else None}"
 
 
 class FieldEvidence(BaseModel):

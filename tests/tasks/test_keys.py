@@ -1,4 +1,4 @@
-"""Key-value layout analysis: which printed label each value belongs to, and which field a label names."""
+"""Key-value layout analysis (which printed label each value belongs to) and the learned ranking it feeds."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pytest
 
 import docvlm as dv
 from docvlm.synth import FormFields, InvoiceFields, generate_dataset
-from docvlm.tasks._keys import LABEL_SYNONYMS, Key, field_vocabulary, key_score, link_keys
+from docvlm.tasks._keys import Key, link_keys
 from docvlm.tasks.extract import FieldNotFoundError
 from docvlm.tasks.text import document_segments, group_lines
 
@@ -57,39 +57,15 @@ def test_without_a_colon_a_label_must_name_something_looked_for() -> None:
     assert "Irish" not in keys
 
 
-@pytest.mark.parametrize(("key", "best", "worse"), [
-    ("Phone number", "phone", "policy_number"),
-    ("Sub-total:", "subtotal", "total"),
-    ("Balance due:", "total", "due_date"),
-    ("Due date:", "due_date", "invoice_date"),
-    ("MwSt. 19%:", "tax", "total"),
-    ("Invoice No.:", "invoice_number", "customer_name"),
-    ("Invoice to:", "customer_name", "invoice_number"),
-])
-def test_key_score_prefers_the_field_the_label_names(key: str, best: str, worse: str) -> None:
-    def score(field: str) -> float:
-        name_words, phrases = field_vocabulary(field)
-        return key_score(name_words, phrases, key)
-
-    assert score(best) > score(worse)
-    assert score("vendor_address") == 0.0 or key == "Invoice to:"
-
-
-def test_user_synonyms_extend_the_vocabulary() -> None:
-    name_words, phrases = field_vocabulary("iban", {**LABEL_SYNONYMS, "iban": ("bank account",)})
-    assert key_score(name_words, phrases, "Bank account:") > 0
-    assert key_score(*field_vocabulary("iban"), "Bank account:") == 0.0
-
-
 @pytest.mark.parametrize(("kind", "schema"), [("invoice", InvoiceFields), ("form", FormFields)])
-def test_the_true_value_is_among_the_few_values_offered(kind: str, schema: type) -> None:
-    """On generated documents (varied layouts and label wordings), every field's true value is among the
-    values the model is offered, and fields average under two choices: the model's task is small."""
+def test_the_true_value_ranks_first_on_generated_documents_the_ranker_never_saw(kind: str, schema: type) -> None:
+    """On generated documents of seeds the ranker was not trained on (it saw seeds 1000 and up), the true value is
+    among the values offered for every field and ranked first for most of them."""
     import typing
 
     from docvlm.models import FunctionInfo, FunctionModel, Message
 
-    offered_sizes: list[int] = []
+    first: list[bool] = []
     for synthetic in generate_dataset(kind, 12, seed=321):  # type: ignore[arg-type]
         seen: dict[str, tuple[str, ...]] = {}
 
@@ -104,15 +80,16 @@ def test_the_true_value_is_among_the_few_values_offered(kind: str, schema: type)
         for name, truth in synthetic.fields.items():
             options = seen[name]
             assert _matches_value(options, truth.value), (synthetic.seed, name, truth.value, options)
-            offered_sizes.append(len(options))
-    assert sum(offered_sizes) / len(offered_sizes) < 2.0
+            first.append(_matches_value(options[:1], truth.value))
+    assert sum(first) / len(first) >= 0.9
 
 
 def _matches_value(options: tuple[str, ...], value: object) -> bool:
     from docvlm.tasks.text import parse_number
 
     for o in options:
-        if isinstance(value, float) and parse_number(o) is not None and abs(parse_number(o) - value) < 0.005:  # type: ignore[operator]
+        number = parse_number(o.lstrip("$€£").replace("EUR", "").replace("USD", "").strip())
+        if isinstance(value, float) and number is not None and abs(number - value) < 0.005:
             return True
         if str(value) == o:
             return True

@@ -1,0 +1,302 @@
+"""Receipts, forms and questions on real documents (``python -m bench.realdata --sets receipts,forms,questions``).
+
+- ``receipts``: SROIE (``<data>/sroie``): company, date, address and total with ``dv.extract``, exact match (case and
+  runs of whitespace ignored) and ANLS per field, with the dataset's own OCR line boxes passed in
+  (``dv.open(image, words=...)``) and end to end with docvlm's OCR; the layout ranking alone (``model=None``) beside
+  the model.
+- ``forms``: FUNSD (``<data>/funsd/train``, or ``funsd/test`` when present): question -> answer links of
+  ``dv.key_values``, precision / recall / F1 with texts compared without whitespace, end to end (docvlm's OCR) and
+  with the annotation's words.
+- ``questions``: the FUNSD questions that have one answer, asked as "What is the <question>?" with ``dv.ask``,
+  ANLS; and ``docvlm ask`` on the demo invoice ("What is the total?").
+
+The shipped ranker and key detector were trained on realdev (``python -m bench.train_ranker``). On realdev, pass
+``--cv 5``: each document is then read with models trained without its group (its vendor, its form), so the
+figures are out of sample; on the held-out set, the shipped models are used as they are.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+
+from docvlm.eval.metrics import anls_score
+
+
+class Receipt(BaseModel):
+    """The SROIE fields, as a user would write them."""
+
+    company: str | None = None
+    date: str | None = None
+    address: str | None = None
+    total: str | None = None
+
+
+def collapse(text: Any) -> str:
+    return re.sub(r"\s+", " ", str(text)).strip().upper()
+
+
+def squash(text: Any) -> str:
+    return re.sub(r"\s+", "", str(text)).upper()
+
+
+def _sroie_items(root: Path, stem: str) -> list[tuple[str, list[float]]]:
+    items = []
+    for row in (root / "box" / f"{stem}.csv").read_text(encoding="utf-8", errors="replace").splitlines():
+        parts = row.split(",", 8)
+        if len(parts) == 9:
+            items.append((parts[8], [float(v) for v in parts[:8]]))
+    return items
+
+
+class _Folds:
+    """Models for each document: the shipped ones, or (``--cv K``) ones trained without the document's group."""
+
+    def __init__(self, data: Path, sets: list[str], cv: int) -> None:
+        self.cv = cv
+        self.models: dict[str, Any] = {}
+        if cv <= 1:
+            return
+        from bench import train_ranker as tr
+
+        examples = tr.load(data, sets, ["given", "ocr"], None, 0)
+        synth = tr.load(data, ["invoice", "form"], [], None, 100)
+        fold = tr.fold_of(examples, cv)
+        for k in range(cv):
+            start = time.perf_counter()
+            models = tr.train([e for e in examples if fold[e.group] != k] + synth, 80, k)
+            for e in examples:
+                if fold[e.group] == k:
+                    self.models[e.id.rsplit("/", 1)[0]] = models
+            print(f"  fold {k + 1}/{cv} trained in {time.perf_counter() - start:.0f} s", flush=True)
+
+    def get(self, key: str) -> tuple[Any, Any]:
+        """(ranker, key model) for a document id like ``sroie/003``; ``(None, None)``: the shipped ones."""
+        models = self.models.get(key)
+        return (models.ranker, models.keys) if models is not None else (None, None)
+
+
+def _model(spec: str) -> Any:
+    import docvlm as dv
+
+    return dv.load_model(spec)
+
+
+def receipts(data: Path, limit: int | None, model_spec: str, cv: int) -> dict[str, Any]:
+    import docvlm as dv
+    from docvlm.tasks.extract import extract
+
+    root = data / "sroie"
+    keys = sorted((root / "key").glob("*.json"))[:limit]
+    folds = _Folds(data, ["sroie"], cv)
+    model = _model(model_spec)
+    rows: dict[str, dict[str, list[float]]] = {}
+    seconds: dict[str, float] = defaultdict(float)
+    for key in keys:
+        truth = json.loads(key.read_text())
+        image = next((root / "img").glob(f"{key.stem}.*"))
+        ranker, _ = folds.get(f"sroie/{key.stem}")
+        for words in ("given", "ocr"):
+            for who, m in (("layout", None), (model_spec, model)):
+                name = f"{who} ({'dataset OCR lines' if words == 'given' else 'docvlm OCR'})"
+                start = time.process_time()
+                doc = dv.open(image, words={0: _sroie_items(root, key.stem)} if words == "given" else None)
+                try:
+                    got = extract(m, doc, Receipt, ranker=ranker).value.model_dump()
+                except dv.DocVLMError:
+                    got = {}
+                seconds[name] += time.process_time() - start
+                row = rows.setdefault(name, defaultdict(list))
+                for field, want in truth.items():
+                    value = got.get(field)
+                    row[f"{field} exact"].append(float(value is not None and collapse(value) == collapse(want)))
+                    row[f"{field} anls"].append(anls_score(str(value or ""), [want]))
+    print(f"receipts: {len(keys)} SROIE receipts from {root}" + (f", {cv}-fold models (out of sample)" if cv > 1
+                                                                   else ", shipped models"))
+    fields = ("company", "date", "address", "total")
+    print(f"  {'reader':42s} " + " ".join(f"{f:>8s}" for f in fields) + "   exact    ANLS   CPU s/page")
+    out: dict[str, Any] = {}
+    for name, row in rows.items():
+        exact = [sum(row[f"{f} exact"]) / len(row[f"{f} exact"]) for f in fields]
+        overall = sum(sum(row[f"{f} exact"]) for f in fields) / sum(len(row[f"{f} exact"]) for f in fields)
+        anls = sum(sum(row[f"{f} anls"]) for f in fields) / sum(len(row[f"{f} anls"]) for f in fields)
+        per_page = seconds[name] / max(1, len(keys))
+        print(f"  {name:42s} " + " ".join(f"{v:8.3f}" for v in exact) + f"  {overall:6.3f}  {anls:6.3f}  {per_page:8.2f}")
+        out[name] = {"fields": dict(zip(fields, exact, strict=True)), "exact": overall, "anls": anls,
+                     "cpu_seconds_per_page": per_page}
+    return out
+
+
+def _funsd_root(data: Path) -> Path:
+    for sub in ("funsd/test", "funsd/testing_data", "funsd/train", "funsd/training_data", "funsd"):
+        if (data / sub / "annotations").is_dir():
+            return data / sub
+    raise SystemExit(f"bench.realdata: no FUNSD annotations under {data}/funsd")
+
+
+def forms(data: Path, limit: int | None, model_spec: str, cv: int) -> dict[str, Any]:
+    import docvlm as dv
+    from bench.train_ranker import funsd_links
+    from docvlm.tasks.key_values import key_values
+
+    root = _funsd_root(data)
+    files = sorted((root / "annotations").glob("*.json"))[:limit]
+    folds = _Folds(data, ["funsd"], cv)
+    counts: dict[str, list[int]] = {}
+    seconds: dict[str, float] = defaultdict(float)
+    for file in files:
+        ann = json.loads(file.read_text())
+        image = root / "images" / f"{file.stem}.png"
+        truth = {(squash(q), squash(a)) for q, a in funsd_links(ann)}
+        ranker, key_model = folds.get(f"funsd/{file.stem}")
+        for words in ("given", "ocr"):
+            name = f"layout ({'annotation words' if words == 'given' else 'docvlm OCR'})"
+            items = [(w["text"], w["box"]) for e in ann["form"] for w in e.get("words", []) if w["text"].strip()]
+            start = time.process_time()
+            doc = dv.open(image, words={0: items} if words == "given" else None)
+            pairs = key_values(None, doc[0], ranker=ranker, key_model=key_model)
+            seconds[name] += time.process_time() - start
+            predicted = {(squash(kv.key.quote), squash(kv.value.quote)) for kv in pairs if kv.value is not None}
+            c = counts.setdefault(name, [0, 0, 0])
+            c[0] += len(predicted & truth)
+            c[1] += len(predicted)
+            c[2] += len(truth)
+    print(f"forms: {len(files)} FUNSD forms from {root}, question -> answer links, texts without whitespace"
+          + (f", {cv}-fold models" if cv > 1 else ", shipped models"))
+    out: dict[str, Any] = {}
+    for name, (hit, npred, ntrue) in counts.items():
+        p, r = hit / max(1, npred), hit / max(1, ntrue)
+        f1 = 2 * p * r / max(1e-9, p + r)
+        print(f"  {name:32s} precision {p:.3f}  recall {r:.3f}  F1 {f1:.3f}   CPU {seconds[name] / len(files):.2f} s/page")
+        out[name] = {"precision": p, "recall": r, "f1": f1, "cpu_seconds_per_page": seconds[name] / len(files)}
+    return out
+
+
+def questions(data: Path, limit: int | None, model_spec: str, cv: int) -> dict[str, Any]:
+    import docvlm as dv
+    from bench.train_ranker import funsd_pairs
+    from docvlm.tasks.ask import ask
+
+    root = _funsd_root(data)
+    files = sorted((root / "annotations").glob("*.json"))[:limit]
+    folds = _Folds(data, ["funsd"], cv)
+    scores: dict[str, list[float]] = defaultdict(list)
+    for file in files:
+        ann = json.loads(file.read_text())
+        image = root / "images" / f"{file.stem}.png"
+        ranker, _ = folds.get(f"funsd/{file.stem}")
+        doc = dv.open(image)
+        for question, answer in funsd_pairs(ann):
+            if answer is None:
+                continue
+            got = ask(None, doc, f"What is the {question.rstrip(': ')}?", ranker=ranker)
+            scores["layout (docvlm OCR)"].append(anls_score(got.text, [answer]))
+    demo = dv.open(dv.samples.invoice_pdf())
+    total = ask(None, demo, "What is the total?")
+    print(f"questions: FUNSD questions asked as 'What is the <question>?' on {len(files)} forms, ANLS")
+    out: dict[str, Any] = {}
+    for name, vals in scores.items():
+        print(f"  {name:32s} ANLS {sum(vals) / max(1, len(vals)):.3f} over {len(vals)} questions")
+        out[name] = sum(vals) / max(1, len(vals))
+    print(f"  demo invoice 'What is the total?': {total.text!r}")
+    out["demo_total"] = total.text
+    return out
+
+
+def _line_cer(words: list[tuple[float, float, float, float, str]], lines: list[tuple[str, list[float]]]) -> tuple[int, int]:
+    """Edit distance and length of each truth line against the OCR words whose centres fall in its box."""
+    from docvlm.eval.metrics import levenshtein
+
+    dist = total = 0
+    for text, quad in lines:
+        xs, ys = quad[0::2], quad[1::2]
+        x0, y0, x1, y1 = min(xs), min(ys), max(xs), max(ys)
+        pad = 0.3 * (y1 - y0)
+        inside = sorted((w for w in words if x0 - pad <= (w[0] + w[2]) / 2 <= x1 + pad
+                         and y0 - pad <= (w[1] + w[3]) / 2 <= y1 + pad), key=lambda w: w[0])
+        want = collapse(text)
+        dist += levenshtein(" ".join(w[4] for w in inside).upper(), want)
+        total += len(want)
+    return dist, total
+
+
+def ocr(data: Path, limit: int | None) -> dict[str, Any]:
+    """OCR engines and settings against SROIE's line truth: character error rate of each truth line against the
+    words read inside its box, and CPU seconds per receipt (tesseract's own process included)."""
+    import os
+    import resource
+
+    import numpy as np
+
+    import docvlm as dv
+    from docvlm.documents import ocr as ocr_module
+
+    root = data / "sroie"
+    keys = sorted((root / "key").glob("*.json"))[:limit]
+
+    def cpu() -> float:
+        own = resource.getrusage(resource.RUSAGE_SELF)
+        kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+    def rapid(settings: dict[str, Any]) -> Any:
+        import rapidocr
+
+        threads = int(os.environ.get("OMP_THREAD_LIMIT", "1"))
+        engine = rapidocr.RapidOCR(params={"Global.log_level": "error", **settings,
+                                           "EngineConfig.onnxruntime.intra_op_num_threads": threads,
+                                           "EngineConfig.onnxruntime.inter_op_num_threads": threads})
+
+        def read(page: Any) -> list[tuple[float, float, float, float, str]]:
+            result = engine(np.asarray(page.render().image.convert("RGB")))
+            if result.boxes is None:
+                return []
+            rows, _ = ocr_module.split_lines([[(float(x), float(y)) for x, y in q] for q in result.boxes],
+                                             [str(t) for t in result.txts], [float(v) for v in result.scores])
+            return [r[:5] for r in rows]
+        return read
+
+    def tess(scale: float, psm: int) -> Any:
+        def read(page: Any) -> list[tuple[float, float, float, float, str]]:
+            image = page.render(page.default_dpi * scale)
+            rows, _ = ocr_module._run_tesseract_psm(image, "eng", 120.0, psm)
+            return [(x0 / scale, y0 / scale, x1 / scale, y1 / scale, t) for x0, y0, x1, y1, t, *_ in rows]
+        return read
+
+    readers: dict[str, Any] = {}
+    if ocr_module._tesseract_path() is not None:
+        readers |= {"tesseract psm 3": tess(1.0, 3), "tesseract psm 3, 2x upscaled": tess(2.0, 3),
+                    "tesseract psm 4 (one column)": tess(1.0, 4), "tesseract psm 6 (one block)": tess(1.0, 6)}
+    if ocr_module._rapidocr_importable():
+        readers |= {"rapidocr, its defaults": rapid({}),
+                    "rapidocr, docvlm's settings": rapid(ocr_module.RAPIDOCR_SETTINGS)}
+    print(f"ocr: {len(keys)} SROIE receipts, CER of each truth line against the words read in its box")
+    out: dict[str, Any] = {}
+    for name, read in readers.items():
+        dist = total = 0
+        start = cpu()
+        for key in keys:
+            page = dv.open(next((root / "img").glob(f"{key.stem}.*")))[0]
+            d, t = _line_cer(read(page), _sroie_items(root, key.stem))
+            dist += d
+            total += t
+        seconds = (cpu() - start) / max(1, len(keys))
+        print(f"  {name:34s} CER {dist / max(1, total):.3f}   CPU {seconds:.2f} s/receipt", flush=True)
+        out[name] = {"cer": dist / max(1, total), "cpu_seconds_per_page": seconds}
+    return out
+
+
+def run(name: str, data: Path, *, limit: int | None, model_spec: str, cv: int = 0) -> dict[str, Any]:
+    if name == "receipts":
+        return receipts(data, limit, model_spec, cv)
+    if name == "forms":
+        return forms(data, limit, model_spec, cv)
+    if name == "ocr":
+        return ocr(data, limit)
+    return questions(data, limit, model_spec, cv)

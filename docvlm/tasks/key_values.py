@@ -1,0 +1,188 @@
+"""Key-value pairs: ``dv.key_values(model_or_None, page)``, the generic form reading (every printed key with the
+value printed with it) that docling, Textract and Azure offer.
+
+1. Every span that could be a key (a label, a form's question) is scored by a learned key detector
+   (`docvlm.tasks._rank.default_key_model`, trained on FUNSD forms and generated documents); the likely
+   keys are kept, best first, never two over the same words.
+2. Each key is then a field named by its own text: the value ranker of [`docvlm.extract`][docvlm.extract] ranks the spans
+   that are not keys, and "not filled in" beside them. A value goes to the key that ranks it best.
+3. With a model, the model chooses each key's value among the best-ranked spans (or none), under a constraint.
+
+Keys and values are [`Citation`][docvlm.types.Citation] s: their text as printed and their box in page space.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Literal
+
+from pydantic import ConfigDict, Field, create_model
+
+from docvlm.models.base import Model
+from docvlm.tasks._page import PageInput, as_page
+from docvlm.tasks._rank import Candidates, FieldSpec, Ranker, default_key_model, default_ranker, key_rows
+from docvlm.tasks._spans import Span
+from docvlm.tasks.text import group_lines, page_words, segments_of
+from docvlm.types.answer import Citation, KeyValue
+
+__all__ = ["KEY_KINDS", "key_values", "link", "page_candidates"]
+
+#: The kinds of span that can be a key: a segment, its head before a value, a line, a block of lines.
+KEY_KINDS = ("seg", "pre", "line", "block", "lines")
+_MAX_KEY_CHARS = 120
+
+
+def page_candidates(page: Any) -> Candidates:
+    """The candidate spans of one page (its words: text layer, OCR or given words)."""
+    lines = group_lines(segments_of(page_words(page).rows, page.index))
+    return Candidates.build([(lines, page.width, page.height)])
+
+
+def _words_of(span: Span) -> set[tuple[int, int]]:
+    """The words a span covers, as (segment id, character offset of the word)."""
+    out = set()
+    for seg, start, end in span.parts:
+        pos = 0
+        for w in seg.words:
+            t = str(w[4])
+            if pos < end and pos + len(t) > start:
+                out.add((seg.id, pos))
+            pos += len(t) + 1
+    return out
+
+
+def key_values(model: Model | None, page: PageInput, *, threshold: float = 0.5, max_choices: int = 5,
+               key_model: Ranker | None = None, ranker: Ranker | None = None, none_margin: float = 0.0) -> list[KeyValue]:
+    """The page's printed keys and the value printed with each (``None`` when a key has no value).
+
+    Args:
+        model: ``None`` for the learned layout reading alone; a model chooses each key's value among the best
+            ``max_choices`` spans.
+        page: a page, or a document's first page.
+        threshold: how likely (0..1) a span must be a key to be reported.
+        none_margin: how much more likely than the best span "no value" must be for a key to have no value.
+        key_model, ranker: the key detector and value ranker (default: the ones shipped with docvlm).
+
+    Returns:
+        Key-value pairs in reading order of their keys.
+    """
+    cands = page_candidates(as_page(page))
+    keys, picks = link(cands, key_model or default_key_model(), ranker or default_ranker(), threshold=threshold,
+                       model=model, max_choices=max_choices, none_margin=none_margin)
+    out = []
+    for (ki, prob), pick in zip(keys, picks, strict=True):
+        key = cands.spans[ki]
+        value = cands.spans[pick] if pick is not None else None
+        out.append(KeyValue(
+            key=Citation(page=key.page, box=key.box, quote=key.text),
+            value=Citation(page=value.page, box=value.box, quote=value.text) if value is not None else None,
+            confidence=round(prob, 4),
+        ))
+    out.sort(key=lambda kv: (kv.key.page, kv.key.box.y0, kv.key.box.x0))
+    return out
+
+
+def link(cands: Candidates, key_model: Ranker, ranker: Ranker, *, threshold: float = 0.5, model: Model | None = None,
+         max_choices: int = 5, none_margin: float = 0.0) -> tuple[list[tuple[int, float]], list[int | None]]:
+    """The keys among the candidate spans (span index, probability), best first, and the value span of each.
+
+    A span that looks like a key may be another key's value (a date under "DATE:"): values are first chosen among
+    all spans, keys that became another key's value are dropped, and the rest choose again. A key has no value
+    when "not printed" outscores its best span by more than ``none_margin``."""
+    pool = [i for i, s in enumerate(cands.spans) if s.kind in KEY_KINDS and len(s.text) <= _MAX_KEY_CHARS]
+    if not pool:
+        return [], []
+    probs = key_model.probabilities(key_rows(cands, pool))
+    keys: list[tuple[int, float]] = []
+    taken: set[tuple[int, int]] = set()
+    for k in sorted(range(len(pool)), key=lambda k: -probs[k]):
+        if probs[k] < threshold:
+            break
+        words = _words_of(cands.spans[pool[k]])
+        if words & taken:
+            continue
+        taken |= words
+        keys.append((pool[k], float(probs[k])))
+    words_of = [_words_of(s) for s in cands.spans]
+    for round_ in range(2):
+        key_words = [words_of[k] for k, _ in keys]
+        choices: list[list[tuple[int | None, float]]] = []
+        for n, (ki, _) in enumerate(keys):
+            others = set().union(*(w for m, w in enumerate(key_words) if m != n)) if round_ else set()
+            values = [i for i, w in enumerate(words_of) if not w & key_words[n] and not w & others]
+            spec = FieldSpec(cands.spans[ki].text.rstrip(": "))
+            scores = ranker.scores(cands.rows(spec, values))
+            none = float(ranker.scores([cands.none_row(spec)])[0]) - none_margin
+            choices.append(sorted([(i, float(s)) for i, s in zip(values, scores, strict=True)] + [(None, none)],
+                                  key=lambda t: -t[1]))
+        picks = _assign(choices, cands) if model is None else _model_picks(model, keys, choices, cands, max_choices)
+        used = set().union(*(words_of[v] for v in picks if v is not None))
+        kept = [n for n, (ki, _) in enumerate(keys) if not words_of[ki] & used]
+        if len(kept) == len(keys):
+            break
+        keys = [keys[n] for n in kept]  # keys that are another key's value: values after all
+    return keys, picks
+
+
+def _assign(choices: Sequence[Sequence[tuple[int | None, float]]], cands: Candidates) -> list[int | None]:
+    """Each key's best value, a value's words going to the key that ranks it best (the other takes its next)."""
+    picks: list[int | None] = [None] * len(choices)
+    position = [0] * len(choices)
+    used: dict[tuple[int, int], int] = {}
+    pending = list(range(len(choices)))
+    while pending:
+        k = pending.pop()
+        while position[k] < len(choices[k]):
+            index, score = choices[k][position[k]]
+            if index is None:
+                break
+            words = _words_of(cands.spans[index])
+            rivals = {used[w] for w in words if w in used}
+            if all(score > _score_of(choices[r], picks[r]) for r in rivals):
+                for r in rivals:  # they lose the value and look further down their list
+                    lost = picks[r]
+                    if lost is not None:
+                        for w in _words_of(cands.spans[lost]):
+                            used.pop(w, None)
+                    picks[r] = None
+                    position[r] += 1
+                    pending.append(r)
+                picks[k] = index
+                for w in words:
+                    used[w] = k
+                break
+            position[k] += 1
+    return picks
+
+
+def _score_of(ranked: Sequence[tuple[int | None, float]], index: int | None) -> float:
+    return next(s for i, s in ranked if i == index)
+
+
+def _model_picks(model: Model, keys: Sequence[tuple[int, float]], choices: Sequence[Sequence[tuple[int | None, float]]],
+                 cands: Candidates, max_choices: int) -> list[int | None]:
+    """The model chooses each key's value among its best-ranked spans, in one constrained answer."""
+    fields: dict[str, Any] = {}
+    offered: list[dict[str, int]] = []
+    for n, ranked in enumerate(choices):
+        texts: dict[str, int] = {}
+        for index, _ in ranked[:max_choices]:
+            if index is not None:
+                texts.setdefault(cands.spans[index].text, index)
+        offered.append(texts)
+        fields[f"k{n}"] = (Literal[tuple(texts)] | None if texts else None, Field(default=None))
+    answer_model = create_model("KeyValues", __config__=ConfigDict(extra="forbid"), **fields)
+    listing = "\n".join(f"k{n}: {cands.spans[ki].text}" for n, (ki, _) in enumerate(keys))
+    text = "\n".join(ln.text for ln in _lines(cands))
+    answer = model.generate(f"Document:\n{text}\n\nFor each key, copy the value printed with it, or null:\n{listing}\n"
+                            "Answer in JSON.", answer_model)
+    return [offered[n].get(getattr(answer, f"k{n}")) if getattr(answer, f"k{n}") is not None else None
+            for n in range(len(keys))]
+
+
+def _lines(cands: Candidates) -> list[Any]:
+    seen: dict[int, Any] = {}
+    for ctx in cands.contexts:
+        for line in ctx.lines:
+            seen.setdefault(id(line), line)
+    return list(seen.values())

@@ -1,0 +1,92 @@
+"""dv.key_values: every printed key and the value printed with it, from the learned key detector and ranker."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pymupdf
+import pytest
+
+import docvlm as dv
+from docvlm.models import FunctionInfo, FunctionModel, Message
+
+REALDEV = Path(__file__).resolve().parents[3] / "shared" / "realdev"
+
+
+def form_pdf() -> bytes:
+    """A form nobody trained on: labels left of values with colons, a label above its value, an empty field."""
+    doc = pymupdf.open()
+    page = doc.new_page(width=595, height=842)
+    lines = [
+        (50, 60, "APPLICATION FOR MEMBERSHIP", 16),
+        (50, 120, "Name:", 11), (160, 120, "Maria Rossi", 11),
+        (330, 120, "Member No.:", 11), (430, 120, "M-48213", 11),
+        (50, 150, "Date of birth:", 11), (160, 150, "04/11/1987", 11),
+        (50, 180, "Phone:", 11), (160, 180, "+39 06 5551 2034", 11),
+        (50, 210, "Fax:", 11),
+        (50, 250, "Address", 9), (50, 264, "Via Roma 12, 00184 Rome", 11),
+    ]
+    for x, y, text, size in lines:
+        page.insert_text((x, y), text, fontsize=size)
+    return doc.tobytes()
+
+
+def pairs(result: list[dv.KeyValue]) -> dict[str, str | None]:
+    return {kv.key.quote: kv.value.quote if kv.value is not None else None for kv in result}
+
+
+def test_keys_and_their_values_with_boxes_and_an_empty_field() -> None:
+    page = dv.open(form_pdf())[0]
+    result = dv.key_values(None, page)
+    got = pairs(result)
+    assert got["Name:"] == "Maria Rossi"
+    assert got["Member No.:"] == "M-48213"
+    assert got["Date of birth:"] == "04/11/1987"
+    assert got["Phone:"] == "+39 06 5551 2034"
+    assert got.get("Fax:", "missing") is None  # a key without a value
+    name = next(kv for kv in result if kv.key.quote == "Name:")
+    word = next(w for w in page.words() if w.text == "Maria")
+    assert name.value is not None and name.value.box.x0 == pytest.approx(word.box.x0) and name.value.page == 0
+    assert all(0.5 <= kv.confidence <= 1.0 for kv in result)
+    assert [kv.key.box.y0 for kv in result] == sorted(kv.key.box.y0 for kv in result)  # reading order
+
+
+def test_a_model_chooses_each_keys_value_among_the_ranked_spans() -> None:
+    page = dv.open(form_pdf())[0]
+    offered: dict[str, tuple[str, ...]] = {}
+
+    def model(messages: list[Message], info: FunctionInfo) -> dict[str, str | None]:
+        import typing
+
+        answer = {}
+        for name, f in info.output_type.model_fields.items():
+            options = [a for a in typing.get_args(f.annotation) if a is not type(None)]
+            offered[name] = typing.get_args(options[0]) if options else ()
+            answer[name] = offered[name][-1] if offered[name] else None  # always the last offered
+        return answer
+
+    result = dv.key_values(FunctionModel(model, supports_images=False), page, max_choices=3)
+    assert offered and all(len(v) <= 3 for v in offered.values())
+    for kv in result:  # the model's (odd) choices are what come back
+        if kv.value is not None:
+            assert any(kv.value.quote == options[-1] for options in offered.values())
+
+
+@pytest.mark.skipif(not (REALDEV / "funsd").is_dir(), reason="needs ../shared/realdev")
+def test_funsd_links_with_the_annotation_words() -> None:
+    """Real forms (FUNSD). The shipped models were trained on realdev, so this guards against regressions; the
+    out-of-sample figures come from `python -m bench.realdata --sets forms --cv 5`."""
+    from bench.train_ranker import funsd_links
+    from bench.real_fields import squash
+
+    hit = predicted = truth_n = 0
+    for file in sorted((REALDEV / "funsd" / "train" / "annotations").glob("*.json"))[:12]:
+        ann = json.loads(file.read_text())
+        items = [(w["text"], w["box"]) for e in ann["form"] for w in e["words"] if w["text"].strip()]
+        doc = dv.open(REALDEV / "funsd" / "train" / "images" / f"{file.stem}.png", words={0: items})
+        got = {(squash(kv.key.quote), squash(kv.value.quote)) for kv in dv.key_values(None, doc[0]) if kv.value}
+        truth = {(squash(q), squash(a)) for q, a in funsd_links(ann)}
+        hit, predicted, truth_n = hit + len(got & truth), predicted + len(got), truth_n + len(truth)
+    precision, recall = hit / predicted, hit / truth_n
+    assert 2 * precision * recall / (precision + recall) >= 0.5
