@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, create_model
 
+from docvlm._deadline import with_timeout
 from docvlm.documents.base import Document, Page
 from docvlm.errors import UsageError
 from docvlm.models.base import Model
@@ -77,16 +78,21 @@ def _spans(segments: Sequence[Segment]) -> list[tuple[str, Segment, int, int]]:
     return out
 
 
+@with_timeout("ask")
 def ask(model: Model, document: Document | Page, question: str, *, pages: Sequence[int] | None = None,
-        max_chars: int = 6000) -> Answer:
+        max_chars: int = 6000, timeout: float | None = None) -> Answer:
     """Answer a question about a document, citing the page regions the answer comes from.
 
     A text-only model answers *extractively*: it chooses the answer among spans printed in the document
     (segment texts, ``label: value`` tails, numbers), so the answer and its citation are always real. A vision
     model sees the page images, writes a free answer (bounded) and cites the text segments it used by id.
 
+    ``timeout``: seconds before the call stops with [`TimeLimitError`][docvlm.errors.TimeLimitError] (OCR and model calls
+    included).
+
     Raises:
         UsageError: the document has no words and the model cannot see images.
+        TimeLimitError: ``timeout`` passed.
     """
     if not question.strip():
         raise UsageError("the question is empty")

@@ -34,6 +34,7 @@ from typing import Any, Generic, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, create_model
 from pydantic.fields import FieldInfo
 
+from docvlm._deadline import with_timeout
 from docvlm.documents.base import Document, Page
 from docvlm.errors import ModelError, RowsSkippedWarning, UsageError
 from docvlm.models.base import Model
@@ -380,6 +381,7 @@ def _chunks(document: Document | Page, pages: Sequence[int] | None, max_chars: i
     return chunks
 
 
+@with_timeout("extract")
 def extract(
     model: Model,
     document: Document | Page,
@@ -391,6 +393,7 @@ def extract(
     use_images: bool | None = None,
     max_choices: int | None = 3,
     synonyms: dict[str, tuple[str, ...]] | None = None,
+    timeout: float | None = None,
 ) -> Extraction[S]:
     """Fill ``schema`` from a document, with evidence (page, box, quote) for every leaf field found.
 
@@ -409,10 +412,13 @@ def extract(
             `docvlm.tasks._keys`); a small model chooses far better among a few.
         synonyms: more label spellings for words of field names, e.g. ``{"iban": ("account", "bank account")}``,
             merged into `docvlm.tasks._keys.LABEL_SYNONYMS`.
+        timeout: seconds before the call stops with [`TimeLimitError`][docvlm.errors.TimeLimitError] (OCR and model
+            calls included; enforced by [`with_timeout`][docvlm._deadline.with_timeout]).
 
     Raises:
         FieldNotFoundError: a required field has no value in the document.
         UsageError: an unsupported field type, or a page without words for a text-only model.
+        TimeLimitError: ``timeout`` passed.
     """
     leaves, tables = _leaves(schema)
     if use_images is None:
