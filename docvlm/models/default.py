@@ -97,7 +97,7 @@ def onnx_model_dir(precision: str = ONNX_PRECISION, gguf: Path | None = None) ->
 
 
 def installed_runtimes() -> list[str]:
-    """The runtimes of [`docvlm.models.default.RUNTIMES`][docvlm.models.default.RUNTIMES] whose packages are installed, in [`docvlm.models.default.AUTO_RUNTIMES`][docvlm.models.default.AUTO_RUNTIMES] order."""
+    """The runtimes of `RUNTIMES` whose packages are installed, in `AUTO_RUNTIMES` order."""
     from docvlm.models.runtimes import llama_cpp_available, onnx_genai_available
 
     present = {"transformers": True, "onnxruntime": onnx_genai_available(), "llama.cpp": llama_cpp_available()}
@@ -108,7 +108,7 @@ def load_default(runtime: str = "auto", **kwargs: Any) -> Any:
     """Load the default model (converting and caching it on first use).
 
     Args:
-        runtime: ``"auto"`` (the first installed of [`docvlm.models.default.AUTO_RUNTIMES`][docvlm.models.default.AUTO_RUNTIMES]), ``"transformers"``,
+        runtime: ``"auto"`` (the first installed of `AUTO_RUNTIMES`), ``"transformers"``,
             ``"onnxruntime"`` (onnxruntime-genai, an int8 export built once into the cache) or ``"llama.cpp"``
             (llama-cpp-python on the GGUF file itself).
         kwargs: for transformers: ``dtype=``, ``device=``, ``threads=``, ...; for the others ``threads=`` and

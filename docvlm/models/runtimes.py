@@ -1,6 +1,6 @@
 """Faster local runtimes for text-only models, behind the same seam: onnxruntime-genai and llama.cpp.
 
-Both decode one token at a time under docvlm's own mask ([`docvlm.models._stepwise`][docvlm.models._stepwise]: the same regex and
+Both decode one token at a time under docvlm's own mask (`docvlm.models._stepwise`: the same regex and
 token index as the transformers backend), keep the KV cache of the last prompt for the next call that shares
 its beginning, and score through a transformers twin. ``dv.load_model("default")`` picks the fastest one
 installed (see [`docvlm.models.default.load_default`][docvlm.models.default.load_default]); load one by name with
