@@ -226,7 +226,7 @@ def main(argv: list[str] | None = None) -> None:
 
     folder = str(default_model_dir())  # before DOCVLM_CACHE_DIR points at the temporary index cache
     start = time.perf_counter()
-    model: Any = load_model("default")
+    model: Any = load_model("default", runtime="transformers")
     print(f"model: load_model('default') in {time.perf_counter() - start:.1f} s ({folder})")
 
     with tempfile.TemporaryDirectory(prefix="docvlm-bench-") as cache:

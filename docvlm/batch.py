@@ -362,17 +362,19 @@ def page_count(source: str, data: bytes | None = None) -> int:
 _worker: dict[str, Any] = {}
 
 
-def _init_worker(model_spec: str, schema_spec: str, threads: int, slots: Any) -> None:
+def _init_worker(model_spec: str, schema_spec: str, threads: int, slots: Any, compute: int = 1) -> None:
     """Load the model and the schema once per worker; a failure is kept and raised by the first task."""
     _worker["slots"] = slots
     _worker["threads"] = threads
+    # every library in the worker (torch, onnxruntime, Tesseract) uses the worker's share of the CPUs
+    os.environ["DOCVLM_NUM_THREADS"] = str(compute)
     try:
         from docvlm.models import load_model
         from docvlm.schemas import load_schema
 
         _worker["schema"] = load_schema(schema_spec)
         # a server client gets one connection per thread, so no request waits for a connection
-        options = {"concurrency": threads} if _is_server(model_spec) else {}
+        options: dict[str, Any] = {"concurrency": threads} if _is_server(model_spec) else {"threads": compute}
         _worker["model"] = load_model(model_spec, **options)
     except BaseException as exc:  # re-raised in _work, where the parent sees it
         _worker["error"] = exc
@@ -444,6 +446,8 @@ def run_batch(
     workers: int | None = None,
     concurrency: int | None = None,
     progress: bool = False,
+    threads: int | None = None,
+    timeout: float | None = None,
 ) -> BatchSummary:
     """Run ``task`` on every input document in a process pool, appending one JSON line per document to ``output``.
 
@@ -460,6 +464,10 @@ def run_batch(
             most. Default: 8 for a server spec (``openai:...``), else one per worker. More than one per
             worker runs threads in the workers; use it with server backends.
         progress: show a progress bar (rate and time left) on stderr.
+        threads: CPU threads of each worker's local model (default: docvlm's thread policy shares the CPUs
+            free at the start between the workers, at least one each).
+        timeout: seconds for the whole run; past it the workers are terminated, the records written so far
+            are kept and [`TimeLimitError`][docvlm.errors.TimeLimitError] is raised (run again to resume).
 
     Returns:
         How many records were written ok / with an error, and how many documents were skipped.
@@ -467,7 +475,20 @@ def run_batch(
     Raises:
         UsageError: a bad task, schema, ``per``, ``workers``, ``concurrency`` or an input that matches nothing.
         DocVLMError: the model cannot be loaded (raised by the first worker task; the job stops).
+        TimeLimitError: ``timeout`` passed.
     """
+    from docvlm._deadline import deadline
+    from docvlm._threads import check_threads
+
+    check_threads(threads)
+    with deadline(timeout, "batch"):
+        return _run_batch(inputs, task=task, schema=schema, model=model, output=output, per=per, workers=workers,
+                          concurrency=concurrency, progress=progress, threads=threads)
+
+
+def _run_batch(inputs: Sequence[str | Path], *, task: str, schema: str | type[BaseModel], model: str,
+               output: str | Path, per: str, workers: int | None, concurrency: int | None, progress: bool,
+               threads: int | None) -> BatchSummary:
     t0 = time.perf_counter()
     if task not in _TASKS:
         raise UsageError(f"unknown batch task {task!r}", hint=f"use one of {', '.join(_TASKS)}")
@@ -534,7 +555,7 @@ def run_batch(
                 chunk = tuple(left[k:k + _PAGES_PER_TASK])
                 todo.append(_Item(str(f), base, chunk, len(chunk)))
         if todo:
-            _run_pool(todo, per, model, schema_spec, workers, concurrency, progress, record)
+            _run_pool(todo, per, model, schema_spec, workers, concurrency, progress, record, threads)
     finally:
         out.close()
     summary.seconds = time.perf_counter() - t0
@@ -580,11 +601,17 @@ def _start_method() -> str:
 
 
 def _run_pool(todo: list[_Item], per: str, model: str, schema_spec: str, workers: int | None,
-              concurrency: int | None, progress: bool, record: Callable[[dict[str, Any]], None]) -> None:
+              concurrency: int | None, progress: bool, record: Callable[[dict[str, Any]], None],
+              model_threads: int | None = None) -> None:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+    from docvlm import _deadline
+    from docvlm._threads import threads_for
+
     n_workers, threads, limit = _plan(len(todo), workers, concurrency, model)
+    # each worker's model gets its share of the free CPUs (one thread each on a small or busy machine)
+    compute = threads_for(n_workers, threads=model_threads)
     ctx = multiprocessing.get_context(_start_method())
     # threads in several workers could exceed the limit together: a semaphore shared by all bounds them
     slots = ctx.BoundedSemaphore(limit) if n_workers * threads > limit else None
@@ -595,7 +622,7 @@ def _run_pool(todo: list[_Item], per: str, model: str, schema_spec: str, workers
     pending = iter(todo)
     in_flight: dict[cf.Future[list[list[dict[str, Any]]]], list[_Item]] = {}
     with cf.ProcessPoolExecutor(max_workers=n_workers, mp_context=ctx, initializer=_init_worker,
-                                initargs=(model, schema_spec, threads, slots)) as pool:
+                                initargs=(model, schema_spec, threads, slots, compute)) as pool:
         task_id = bar.add_task("batch", total=sum(item.units for item in todo))
 
         def submit(k: int) -> None:
@@ -609,7 +636,11 @@ def _run_pool(todo: list[_Item], per: str, model: str, schema_spec: str, workers
         bar.start()  # after the workers started: its refresh thread must not exist when they fork
         try:
             while in_flight:
-                finished, _ = cf.wait(in_flight, return_when=cf.FIRST_COMPLETED)
+                left = _deadline.remaining()
+                finished, _ = cf.wait(in_flight, return_when=cf.FIRST_COMPLETED,
+                                      timeout=None if left is None else max(0.0, left))
+                if not finished:
+                    _deadline.check("batch")
                 for fut in finished:
                     items = in_flight.pop(fut)
                     for records in fut.result():  # raises: model load failure, or a worker that died
@@ -623,7 +654,21 @@ def _run_pool(todo: list[_Item], per: str, model: str, schema_spec: str, workers
                               "the records written so far are kept",
                               hint="run the same command again to resume") from exc
         except BaseException:
-            pool.shutdown(wait=False, cancel_futures=True)
+            _terminate(pool)
             raise
         finally:
             bar.stop()
+
+
+def _terminate(pool: cf.ProcessPoolExecutor) -> None:
+    """Stop a pool now: cancel what has not started and end the workers (a timeout or an interrupt)."""
+    processes = list((getattr(pool, "_processes", None) or {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
+    for proc in processes:
+        if proc.is_alive():
+            proc.terminate()
+    for proc in processes:
+        proc.join(timeout=5)
+        if proc.is_alive():
+            proc.kill()
+            proc.join(timeout=5)

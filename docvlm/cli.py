@@ -41,7 +41,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 _err = Console(stderr=True)
-_state = {"debug": False}
+_state: dict[str, Any] = {"debug": False, "quiet": False}
 
 FileArg = Annotated[str, typer.Argument(help="a PDF or image file")]
 PasswordOpt = Annotated[str | None, typer.Option("--password", help="password of an encrypted PDF")]
@@ -82,10 +82,16 @@ def _document(path: str, password: str | None, allow_hosts: list[str] | None = N
             _fail(exc)
 
 
+def _show_progress() -> bool:
+    from docvlm._progress import progress_enabled
+
+    return progress_enabled(_state["quiet"]) and bool(_err.is_terminal)
+
+
 def _progress(total: int, what: str) -> Progress:
     return Progress(
         TextColumn(f"[bold]{what}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-        console=_err, transient=True, disable=total < 2 or not _err.is_terminal,
+        console=_err, transient=True, disable=total < 2 or not _show_progress(),
     )
 
 
@@ -106,6 +112,20 @@ def _plain(obj: Any) -> Any:
     if isinstance(obj, (list, tuple)):
         return [_plain(v) for v in obj]
     return obj
+
+
+def _status(what: str) -> Any:
+    """A spinner with elapsed time on stderr while a long step runs (quiet when piped or with --quiet)."""
+    from docvlm._progress import status
+
+    return status(what, enabled=_show_progress())
+
+
+def _timed(timeout: float | None, what: str) -> Any:
+    """The command's --timeout as a deadline around its work (ends in TimeLimitError, exit 1)."""
+    from docvlm._deadline import deadline
+
+    return deadline(timeout, what)
 
 
 def _dump(obj: Any) -> None:
@@ -131,8 +151,10 @@ def _root(
     debug: Annotated[bool, typer.Option("--debug", help="show tracebacks of errors")] = False,
     version: Annotated[bool, typer.Option("--version", help="print docvlm's version and exit", is_eager=True,
                                           callback=_print_version)] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress display on stderr")] = False,
 ) -> None:
     _state["debug"] = debug
+    _state["quiet"] = quiet
 
 
 @app.command()
@@ -181,34 +203,56 @@ def words(file: WebFileArg, pages: PagesOpt = None, password: PasswordOpt = None
                 _dump({"page": w.page, "text": w.text, "box": w.box})
 
 
+ModelOpt = Annotated[str, typer.Option("--model", help="model spec: default, transformers:<folder>, openai:<m>@<url>, test")]
+DrawOpt = Annotated[Path | None, typer.Option("--draw", help="write the page with the result drawn on it (PNG)")]
+ThreadsOpt = Annotated[int | None, typer.Option(
+    "--threads", min=1, help="CPU threads for the model and OCR (default: the CPUs free now; or OMP_NUM_THREADS)")]
+TimeoutOpt = Annotated[float | None, typer.Option(
+    "--timeout", min=0.001, help="stop with an error (exit 1) after this many seconds")]
+
+
 @app.command()
 def demo(
     out: Annotated[Path | None, typer.Option(
         "-o", "--out", help="folder for the demo's files (default: a new temporary folder)")] = None,
     model: Annotated[str, typer.Option("--model", help="model spec (default: the offline default model)")] = "default",
+    threads: ThreadsOpt = None,
+    timeout: TimeoutOpt = None,
 ) -> None:
     """Extract a typed invoice (fields + line items) from a PDF and a scan of it, with evidence boxes in an HTML report."""
     import tempfile
 
     from docvlm import demo as demo_module
 
+    _use_threads(threads)
     folder = out if out is not None else Path(tempfile.mkdtemp(prefix="docvlm-demo-"))
     try:
-        demo_module.run(folder, console=Console(), model=model)
+        with _timed(timeout, "demo"):
+            demo_module.run(folder, console=Console(), model=model)
     except DocVLMError as exc:
         _fail(exc)
     except OSError as exc:
         _fail(exc)
 
 
-ModelOpt = Annotated[str, typer.Option("--model", help="model spec: default, transformers:<folder>, openai:<m>@<url>, test")]
-DrawOpt = Annotated[Path | None, typer.Option("--draw", help="write the page with the result drawn on it (PNG)")]
+def _use_threads(threads: int | None) -> None:
+    """--threads for everything in this process: torch (through load_model), Tesseract and onnxruntime."""
+    if threads is not None:
+        import os
+
+        os.environ["DOCVLM_NUM_THREADS"] = str(threads)
+        _state["threads"] = threads
 
 
 def _load(spec: str) -> Any:
     from docvlm.models import load_model
 
-    return load_model(spec)
+    options = {"threads": _state["threads"]} if _state.get("threads") else {}
+    with _status(f"loading model {spec}"):
+        try:
+            return load_model(spec, **options)
+        except DocVLMError as exc:
+            _fail(exc)
 
 
 def _draw(doc: Document, page_index: int, result: Any, target: Path | None) -> None:
@@ -223,14 +267,22 @@ def _draw(doc: Document, page_index: int, result: Any, target: Path | None) -> N
 @app.command()
 def read(file: FileArg, pages: PagesOpt = None, model: Annotated[str | None, typer.Option(
         "--model", help="a vision model transcribes; without one the text layer (or OCR) is read")] = None,
-         password: PasswordOpt = None) -> None:
+         password: PasswordOpt = None,
+    threads: ThreadsOpt = None,
+    timeout: TimeoutOpt = None,
+) -> None:
     """Print the text of each page as JSON lines {"page", "text"}."""
     from docvlm.tasks.ask import read as read_task
 
-    with _document(file, password) as doc:
+    _use_threads(threads)
+    with _document(file, password) as doc, _timed(timeout, "read"):
         m = _load(model) if model else None
-        for i in parse_page_range(pages, len(doc)):
-            _dump({"page": i, "text": read_task(m, doc[i])})
+        indices = parse_page_range(pages, len(doc))
+        with _progress(len(indices), "reading pages") as bar:
+            task = bar.add_task("read", total=len(indices))
+            for i in indices:
+                _dump({"page": i, "text": read_task(m, doc[i])})
+                bar.advance(task)
 
 
 @app.command()
@@ -241,14 +293,19 @@ def extract(
     pages: PagesOpt = None,
     draw: DrawOpt = None,
     password: PasswordOpt = None,
+    threads: ThreadsOpt = None,
+    timeout: TimeoutOpt = None,
 ) -> None:
     """Fill a pydantic schema from the document and print it with per-field evidence (page, box, quote)."""
     from docvlm.tasks.extract import extract as extract_task
 
-    with _document(file, password) as doc:
+    _use_threads(threads)
+    with _document(file, password) as doc, _timed(timeout, "extract"):
         cls = load_schema(schema)
         indices = parse_page_range(pages, len(doc)) if pages else None
-        result = extract_task(_load(model), doc, cls, pages=indices)
+        m = _load(model)
+        with _status(f"extracting {cls.__name__} from {len(indices) if indices else len(doc)} page(s)"):
+            result = extract_task(m, doc, cls, pages=indices)
         _dump_pretty(result)
         _draw(doc, min((e.page or 0 for e in result.evidence.values()), default=0), result, draw)
 
@@ -260,21 +317,30 @@ def tables(
     model: Annotated[str | None, typer.Option("--model", help="a model for images and scans (default: classical)")] = None,
     draw: DrawOpt = None,
     password: PasswordOpt = None,
+    threads: ThreadsOpt = None,
+    timeout: TimeoutOpt = None,
 ) -> None:
     """Print the tables of each page as JSON lines (cells with boxes and spans, plus Markdown)."""
+    from docvlm._deadline import check
     from docvlm.tasks import tables as tables_module
 
-    with _document(file, password) as doc:
+    _use_threads(threads)
+    with _document(file, password) as doc, _timed(timeout, "tables"):
         m = _load(model) if model else None
         drawn = False
-        for i in parse_page_range(pages, len(doc)):
-            found = tables_module.extract_tables(m, doc[i]) if hasattr(tables_module, "extract_tables") \
-                else tables_module.find_tables(doc[i])
-            for t in found:
-                _dump({"page": i, "shape": list(t.shape), "markdown": t.to_markdown(), "table": t})
-            if found and not drawn:
-                _draw(doc, i, found, draw)
-                drawn = True
+        indices = parse_page_range(pages, len(doc))
+        with _progress(len(indices), "tables: pages") as bar:
+            task = bar.add_task("tables", total=len(indices))
+            for i in indices:
+                check(f"page {i}")
+                found = tables_module.extract_tables(m, doc[i]) if hasattr(tables_module, "extract_tables") \
+                    else tables_module.find_tables(doc[i])
+                for t in found:
+                    _dump({"page": i, "shape": list(t.shape), "markdown": t.to_markdown(), "table": t})
+                if found and not drawn:
+                    _draw(doc, i, found, draw)
+                    drawn = True
+                bar.advance(task)
 
 
 @app.command()
@@ -285,13 +351,18 @@ def ask(
     pages: PagesOpt = None,
     draw: DrawOpt = None,
     password: PasswordOpt = None,
+    threads: ThreadsOpt = None,
+    timeout: TimeoutOpt = None,
 ) -> None:
     """Answer a question about the document, with citations (page, box, quote)."""
     from docvlm.tasks.ask import ask as ask_task
 
-    with _document(file, password) as doc:
+    _use_threads(threads)
+    with _document(file, password) as doc, _timed(timeout, "ask"):
         indices = parse_page_range(pages, len(doc)) if pages else None
-        answer = ask_task(_load(model), doc, question, pages=indices)
+        m = _load(model)
+        with _status("answering"):
+            answer = ask_task(m, doc, question, pages=indices)
         _dump_pretty(answer)
         _draw(doc, answer.citations[0].page if answer.citations else 0, answer, draw)
 
@@ -307,13 +378,18 @@ def detect(
     page: PageOpt = 1,
     draw: DrawOpt = None,
     password: PasswordOpt = None,
+    threads: ThreadsOpt = None,
+    timeout: TimeoutOpt = None,
 ) -> None:
     """Detect labelled regions on a page with a vision model; JSON lines {"label", "box"} in page units."""
     from docvlm.tasks.vision import detect as detect_task
 
-    with _document(file, password) as doc:
+    _use_threads(threads)
+    with _document(file, password) as doc, _timed(timeout, "detect"):
         (i,) = parse_page_range(str(page), len(doc))
-        found = detect_task(_load(model), doc[i], [x.strip() for x in labels.split(",") if x.strip()])
+        m = _load(model)
+        with _status("detecting"):
+            found = detect_task(m, doc[i], [x.strip() for x in labels.split(",") if x.strip()])
         for d in found:
             _dump({"page": i, "label": d.label, "score": d.score, "box": d.box})
         _draw(doc, i, found, draw)
@@ -327,13 +403,18 @@ def ground(
     page: PageOpt = 1,
     draw: DrawOpt = None,
     password: PasswordOpt = None,
+    threads: ThreadsOpt = None,
+    timeout: TimeoutOpt = None,
 ) -> None:
     """Find where a phrase is on a page; JSON lines {"page", "box"} (empty output: not there)."""
     from docvlm.tasks.vision import ground as ground_task
 
-    with _document(file, password) as doc:
+    _use_threads(threads)
+    with _document(file, password) as doc, _timed(timeout, "ground"):
         (i,) = parse_page_range(str(page), len(doc))
-        boxes = ground_task(_load(model), doc[i], phrase)
+        m = _load(model)
+        with _status("grounding"):
+            boxes = ground_task(m, doc[i], phrase)
         for b in boxes:
             _dump({"page": i, "box": b})
         _draw(doc, i, boxes, draw)
@@ -350,13 +431,17 @@ def batch(
     concurrency: Annotated[int | None, typer.Option(
         "--concurrency", help="documents (model requests) in flight at most (default: 8 for openai: servers, "
                               "else one per worker)")] = None,
+    threads: ThreadsOpt = None,
+    timeout: TimeoutOpt = None,
 ) -> None:
     """Extract a schema from many documents into JSON lines; a killed run resumes where it stopped (exit 1 if any failed)."""
     from docvlm.batch import run_batch
 
+    _use_threads(threads)
     try:
         summary = run_batch(inputs, schema=schema, model=model, output=out, workers=workers,
-                            concurrency=concurrency, per=per, progress=_err.is_terminal)  # type: ignore[arg-type]
+                            concurrency=concurrency, per=per, progress=_show_progress(),  # type: ignore[arg-type]
+                            threads=threads, timeout=timeout)
     except DocVLMError as exc:
         _fail(exc)
     print(f"docvlm: batch: {summary}", file=sys.stderr)
@@ -383,18 +468,19 @@ def serve(
     max_image_pixels: Annotated[int, typer.Option("--max-image-pixels", min=1,
                                                   help="pixels of one image, read from its header (413 past it)")] = 25_000_000,
     verbose: Annotated[bool, typer.Option("--verbose", help="log every request on stderr")] = False,
+    threads: ThreadsOpt = None,
 ) -> None:
     """Serve a model as an OpenAI-compatible API (chat completions, streaming, tools) whose structured outputs are always valid."""
-    from docvlm.models import load_model
     from docvlm.serve import ServeLimits
     from docvlm.serve import serve as run_server
 
+    _use_threads(threads)
     try:
         limits = ServeLimits(request_timeout_s=request_timeout, compile_timeout_s=compile_timeout,
                              max_body_bytes=int(max_body_mb * 2**20), max_image_pixels=max_image_pixels,
                              max_request_pixels=max(2 * max_image_pixels, ServeLimits().max_request_pixels),
                              max_concurrency=max_concurrency)
-        run_server(load_model(model), host, port, api_key=api_key, model_name=model_name,
+        run_server(_load(model), host, port, api_key=api_key, model_name=model_name,
                    max_batch_size=max_batch_size, limits=limits, verbose=verbose)
     except DocVLMError as exc:
         _fail(exc)
@@ -426,15 +512,19 @@ def agent(
         "--budget", help="wall-clock seconds the agent may take (default 120; 0: no limit)")] = 120.0,
     trace: Annotated[Path | None, typer.Option("--trace", help="write every step as one HTML file")] = None,
     password: PasswordOpt = None,
+    threads: ThreadsOpt = None,
+    timeout: TimeoutOpt = None,
 ) -> None:
     """Let a model answer a task by calling the document's tools; print the answer with citations and the trace as JSON."""
     from docvlm.errors import AgentBudgetError
     from docvlm.workflows import Agent
 
-    with _document(file, password) as doc:
+    _use_threads(threads)
+    with _document(file, password) as doc, _timed(timeout, "agent"):
         runner = Agent(_load(model), max_steps=max_steps, budget=budget or None)
         try:
-            result = runner.run(doc, task)
+            with _status("agent at work"):
+                result = runner.run(doc, task)
         except AgentBudgetError as exc:
             if trace is not None and exc.trace is not None:
                 exc.trace.to_html(trace)
@@ -454,17 +544,21 @@ def eval_(
     model: Annotated[str | None, typer.Option("--model", help="model spec (default: 'default'; tables: classical)")] = None,
     limit: Annotated[int | None, typer.Option("--limit", help="only the first N samples")] = None,
     out: Annotated[Path, typer.Option("-o", "--out", help="folder for results.jsonl, metrics.json, report.html")] = Path("report"),
+    threads: ThreadsOpt = None,
+    timeout: TimeoutOpt = None,
 ) -> None:
     """Evaluate a model on a dataset: per-sample results, pooled metrics and an HTML report (metrics JSON on stdout)."""
     from docvlm.eval.datasets import load_dataset
     from docvlm.eval.runner import evaluate as run_eval
 
+    _use_threads(threads)
     try:
         dataset = load_dataset(data, format, limit=limit)
         m = _load(model) if model else (None if task == "tables" else _load("default"))
         with _progress(len(dataset), f"eval {task}") as bar:
             job = bar.add_task("eval", total=len(dataset))
-            report = run_eval(m, dataset, task, out=out, progress=lambda done, total: bar.update(job, completed=done))
+            report = run_eval(m, dataset, task, out=out, progress=lambda done, total: bar.update(job, completed=done),
+                              timeout=timeout)
     except DocVLMError as exc:
         _fail(exc)
     print(json.dumps(report.summary(), indent=2))

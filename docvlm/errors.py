@@ -15,7 +15,9 @@ where (path, page) and what to do about it::
     │   └── PageTooLargeError        a page or image over the pixel budget (decompression bombs too)
     ├── ModelError              a model backend failed or answered something unusable
     │   ├── ConstraintError     an output type cannot be compiled or decoding was cut off
-    │   └── AgentBudgetError    an agent hit max_steps or its time budget before answering (has .trace)
+    │   ├── AgentBudgetError    an agent hit max_steps or its time budget before answering (has .trace)
+    │   └── ScoringNotSupportedError  the backend cannot score continuations (check model.supports_scoring)
+    ├── TimeLimitError          a call given timeout= ran past it (also a TimeoutError); nothing is left running
     └── MissingDependencyError  an optional extra is not installed (also an ImportError)
 
 Warnings derive from [`DocVLMWarning`][docvlm.errors.DocVLMWarning] (e.g. [`DocumentRepairedWarning`][docvlm.errors.DocumentRepairedWarning] when a damaged PDF was
@@ -43,6 +45,8 @@ __all__ = [
     "PageIndexError",
     "PageTooLargeError",
     "RowsSkippedWarning",
+    "ScoringNotSupportedError",
+    "TimeLimitError",
     "UnsupportedFormatError",
     "UsageError",
 ]
@@ -141,6 +145,28 @@ class AgentBudgetError(ModelError):
         super().__init__(message, source=source, hint=hint)
         self.reason = reason
         self.trace = trace
+
+
+class ScoringNotSupportedError(ModelError):
+    """The model backend cannot score continuations ([`score`][docvlm.models.base.Model.score]); check
+    ``model.supports_scoring`` first, or generate under a choice constraint instead."""
+
+
+class TimeLimitError(DocVLMError, TimeoutError):
+    """A call given ``timeout=`` (CLI ``--timeout``) ran past it. The work was stopped where it stood: no thread
+    or process it started is left running.
+
+    Attributes:
+        seconds: the time limit that was exceeded.
+        what: what was running (``"generate"``, ``"extract"``, ``"batch"``, ...).
+    """
+
+    def __init__(self, message: str, *, seconds: float, what: str, source: str | None = None,
+                 page: int | None = None, hint: str | None = None) -> None:
+        super().__init__(message, source=source, page=page,
+                         hint=hint or "pass a larger timeout=, fewer pages, or a faster model")
+        self.seconds = seconds
+        self.what = what
 
 
 class MissingDependencyError(DocVLMError, ImportError):

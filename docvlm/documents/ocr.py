@@ -32,6 +32,8 @@ from collections.abc import Sequence
 from enum import Enum
 from typing import TYPE_CHECKING, Any, overload
 
+from docvlm import _deadline
+from docvlm._threads import ocr_threads, threads_for
 from docvlm.errors import MissingDependencyError, ModelError, UsageError
 from docvlm.types.geometry import BoundingBox, Frame, Space
 from docvlm.types.text import Word, WordList, WordRow
@@ -230,13 +232,19 @@ def _run_tesseract_psm(image: PageImage, lang: str, timeout: float, psm: int) ->
         raise MissingDependencyError("tesseract", "ocr", purpose="OCR with Tesseract", hint=_INSTALL_HINT)
     env = dict(os.environ)
     # Tesseract's OpenMP threads slow it down on a busy machine; one thread per page is the fast setting
-    env.setdefault("OMP_THREAD_LIMIT", "1")
+    # (docvlm._threads.ocr_threads: DOCVLM_NUM_THREADS / --threads, or OMP_THREAD_LIMIT, else 1)
+    env["OMP_THREAD_LIMIT"] = str(ocr_threads())
     dpi = max(70, min(2400, round(image.dpi)))
+    _deadline.check("OCR")
+    left = _deadline.remaining()
+    if left is not None and left < timeout:  # an enclosing call's time limit is nearer: Tesseract gets what is left
+        timeout = max(0.001, left)
     cmd = [exe, "stdin", "stdout", "--dpi", str(dpi), "--psm", str(psm), "-l", lang, "tsv"]
     try:
         done = subprocess.run(cmd, input=_png_bytes(image.image, dpi), capture_output=True, env=env, timeout=timeout,
                               check=False)
-    except subprocess.TimeoutExpired:
+    except subprocess.TimeoutExpired:  # subprocess.run has killed it
+        _deadline.check("OCR")
         raise ModelError(f"Tesseract took more than {timeout:g} s", page=image.page_index,
                          hint="lower dpi or raise timeout") from None
     err = done.stderr.decode("utf-8", "replace")
@@ -299,6 +307,10 @@ def parse_tesseract_tsv(tsv: str) -> tuple[list[_RawRow], list[float]]:
 
 
 # rapidocr --------------------------------------------------------------------------------------------
+def _env_threads() -> bool:
+    return any((os.environ.get(n) or "").strip() for n in ("DOCVLM_NUM_THREADS", "OMP_THREAD_LIMIT"))
+
+
 def _rapidocr_importable() -> bool:
     import importlib.util
 
@@ -321,8 +333,8 @@ RAPIDOCR_SETTINGS: dict[str, Any] = {
 }
 
 
-@functools.lru_cache(maxsize=1)
-def _rapidocr_engine() -> Any:
+@functools.lru_cache(maxsize=2)
+def _rapidocr_engine(threads: int = 1) -> Any:
     import importlib
 
     try:
@@ -331,7 +343,6 @@ def _rapidocr_engine() -> Any:
         raise MissingDependencyError(
             "rapidocr", "ocr", purpose="OCR with RapidOCR", hint=f"pip install rapidocr onnxruntime ({exc})"
         ) from exc
-    threads = int(os.environ.get("OMP_THREAD_LIMIT", "0") or 0) or -1
     params = {
         "Global.log_level": "error",
         "EngineConfig.onnxruntime.intra_op_num_threads": threads,
@@ -350,7 +361,9 @@ def _run_rapidocr(image: PageImage, lang: str) -> tuple[list[_RawRow], list[floa
             hint="use engine='tesseract' with its language data for other languages",
         )
     try:
-        result = _rapidocr_engine()(np.asarray(image.image.convert("RGB")), return_word_box=True)
+        # onnxruntime's threads: --threads / DOCVLM_NUM_THREADS or OMP_THREAD_LIMIT, else the CPUs free now
+        threads = ocr_threads() if _env_threads() else threads_for()
+        result = _rapidocr_engine(threads)(np.asarray(image.image.convert("RGB")), return_word_box=True)
     except MissingDependencyError:
         raise
     except Exception as exc:  # onnxruntime and the engine raise many types

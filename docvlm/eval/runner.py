@@ -42,8 +42,9 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from docvlm._deadline import check, deadline
 from docvlm.documents.base import Page
-from docvlm.errors import DocVLMError, UsageError
+from docvlm.errors import DocVLMError, TimeLimitError, UsageError
 from docvlm.eval.datasets import (
     ChoiceSample,
     Dataset,
@@ -396,6 +397,7 @@ def evaluate(
     out: str | Path | None = None,
     progress: Callable[[int, int], None] | None = None,
     views: int = 24,
+    timeout: float | None = None,
 ) -> EvalReport:
     """Run ``task`` with ``model`` over ``dataset`` and score it (see the module docs for the tasks and metrics).
 
@@ -409,11 +411,14 @@ def evaluate(
         out: a folder for ``results.jsonl``, ``metrics.json`` and ``report.html`` (created if needed).
         progress: called as ``progress(done, total)`` after each sample.
         views: how many samples get a drawn page in ``report.html``.
+        timeout: seconds for the whole evaluation (model calls included); past it the run stops with
+            [`TimeLimitError`][docvlm.errors.TimeLimitError] and nothing is written.
 
     Raises:
         UsageError: an unknown task, a dataset whose samples the task cannot use, or no model for a task that
             needs one.
         DatasetError: the dataset cannot be loaded.
+        TimeLimitError: ``timeout`` passed.
 
     >>> import docvlm as dv
     >>> report = dv.evaluate(None, "table:1", task="tables", format="synthetic")
@@ -440,15 +445,19 @@ def evaluate(
         raise UsageError(f"the {task!r} task needs a model", hint="pass a model or a spec such as 'default'")
     results: list[SampleResult] = []
     total = len(dataset.samples)
-    for i, sample in enumerate(dataset.samples):
-        started = time.perf_counter()
-        try:
-            result = _run(task, model, sample)
-        except DocVLMError as exc:
-            result = _failed(task, sample, exc)
-        results.append(result.model_copy(update={"seconds": time.perf_counter() - started}))
-        if progress is not None:
-            progress(i + 1, total)
+    with deadline(timeout, "evaluate"):
+        for i, sample in enumerate(dataset.samples):
+            check(f"sample {sample.id}")
+            started = time.perf_counter()
+            try:
+                result = _run(task, model, sample)
+            except TimeLimitError:
+                raise
+            except DocVLMError as exc:
+                result = _failed(task, sample, exc)
+            results.append(result.model_copy(update={"seconds": time.perf_counter() - started}))
+            if progress is not None:
+                progress(i + 1, total)
     report = EvalReport(task=task, format=dataset.format, data=dataset.path,
                         model="none" if model is None else (model.spec or type(model).__name__),
                         metrics=_pool(task, results), results=results, skipped=list(dataset.skipped))

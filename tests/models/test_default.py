@@ -22,9 +22,28 @@ class Invoice(BaseModel):
 
 @pytest.fixture(scope="module")
 def model() -> TransformersModel:
-    m = dv.load_model("default")
+    m = dv.load_model("default", runtime="transformers")
     assert isinstance(m, TransformersModel)
     return m
+
+
+def test_the_default_runtime_is_the_first_installed(monkeypatch: pytest.MonkeyPatch) -> None:
+    from docvlm.models import runtimes
+
+    order = default_module.installed_runtimes()
+    assert order[-1] == "transformers" and order == [r for r in default_module.AUTO_RUNTIMES if r in order]
+    expected = {"transformers": TransformersModel, "onnxruntime": runtimes.OnnxGenAIModel,
+                "llama.cpp": runtimes.LlamaCppModel}[order[0]]
+    auto = dv.load_model("default", threads=1)
+    assert isinstance(auto, expected) and auto.spec == "default" and auto.supports_scoring
+    # a loader option only transformers takes means transformers
+    monkeypatch.setattr(runtimes, "onnx_genai_available", lambda: False)
+    monkeypatch.setattr(runtimes, "llama_cpp_available", lambda: False)
+    assert default_module.installed_runtimes() == ["transformers"]
+    with pytest.raises(dv.MissingDependencyError, match="onnxruntime-genai"):
+        dv.load_model("default", runtime="onnxruntime")
+    with pytest.raises(dv.UsageError, match="precision"):
+        default_module.load_default(runtime="llama.cpp", dtype="float32")
 
 
 def test_loads_from_the_safetensors_cache(model: TransformersModel) -> None:

@@ -83,7 +83,7 @@ def test_what_outlines_cannot_wrap_is_a_usage_error() -> None:
 
 @pytest.mark.slow
 def test_extract_through_outlines_with_the_default_model(regexes: list[str]) -> None:
-    native = dv.load_model("default")
+    native = dv.load_model("default", runtime="transformers")  # the transformers runtime: outlines wraps its model
     assert isinstance(native, TransformersModel)
     wrapped = dv.load_model(outlines.from_transformers(native.model, native.tokenizer))
     assert wrapped.spec == "outlines:Transformers" and not wrapped.supports_images

@@ -77,8 +77,8 @@ def test_a_model_chooses_each_keys_value_among_the_ranked_spans() -> None:
 def test_funsd_links_with_the_annotation_words() -> None:
     """Real forms (FUNSD). The shipped models were trained on realdev, so this guards against regressions; the
     out-of-sample figures come from `python -m bench.realdata --sets forms --cv 5`."""
-    from bench.train_ranker import funsd_links
     from bench.real_fields import squash
+    from bench.train_ranker import funsd_links
 
     hit = predicted = truth_n = 0
     for file in sorted((REALDEV / "funsd" / "train" / "annotations").glob("*.json"))[:12]:
