@@ -364,6 +364,16 @@ def main(argv: list[str] | None = None) -> int:
     figures: dict[str, Any] = {}
     if args.folds > 1:
         figures["cv"] = report(cross_validate(examples, args.folds, args.negatives), f"{args.folds}-fold CV top-1")
+    if args.ablate:
+        from docvlm.tasks._rank import FAMILIES
+
+        for family in [*FAMILIES, "field-words", "similarity"]:
+            for e in examples:
+                e.candidates.drop = frozenset({family})
+            figures[f"without {family}"] = report(cross_validate(examples, args.folds, args.negatives),
+                                                  f"  without {family:12s}")
+        for e in examples:
+            e.candidates.drop = frozenset()
     if args.out is not None:
         start = time.perf_counter()
         models = train(examples, args.negatives, 0)

@@ -162,16 +162,17 @@ def test_batch_timeout_terminates_the_workers(tmp_path: Path, monkeypatch: pytes
     assert list(read_records(out)) == []  # nothing finished, nothing half-written
 
 
-def test_tesseract_gets_the_time_left() -> None:
+@pytest.mark.parametrize("engine", ["tesseract", "rapidocr"])
+def test_ocr_gets_the_time_left(engine: str) -> None:
     from docvlm.documents.ocr import available_engines
 
-    if "tesseract" not in [str(e.value) for e in available_engines()]:
-        pytest.skip("tesseract is not installed")
+    if engine not in [str(e.value) for e in available_engines()]:
+        pytest.skip(f"{engine} is not installed")
     image = dv.open(dv.samples.invoice_pdf())[0].render(dpi=100)
     with _deadline.deadline(0.001, "OCR test"):
         time.sleep(0.01)
         with pytest.raises(dv.TimeLimitError, match="OCR"):
-            dv.ocr_words(image)
+            dv.ocr_words(image, engine=engine)
 
 
 # progress -------------------------------------------------------------------------------------------------

@@ -355,6 +355,7 @@ def _rapidocr_engine(threads: int = 1) -> Any:
 def _run_rapidocr(image: PageImage, lang: str) -> tuple[list[_RawRow], list[float]]:
     import numpy as np
 
+    _deadline.check("OCR")
     if lang not in _RAPIDOCR_LANGS:
         raise UsageError(
             f"RapidOCR's bundled model cannot read language {lang!r}",

@@ -156,7 +156,7 @@ class DocvlmLoader:
         return super().__new__(cls)
 
     def __init__(self, sources: Source | Sequence[Source], *, mode: Literal["page", "extract"] = "page",
-                 schema: type[BaseModel] | str | None = None, model: Model | str = "default",
+                 schema: type[BaseModel] | str | None = None, model: Model | str | None = "default",
                  pages: str | None = None, ocr: bool | Literal["auto"] = "auto", password: str | None = None) -> None:
         if mode not in ("page", "extract"):
             raise UsageError(f"mode must be 'page' or 'extract', got {mode!r}")
@@ -200,14 +200,14 @@ class DocvlmLoader:
         from docvlm.schemas import load_schema
         from docvlm.tasks.extract import extract
 
-        if not isinstance(self.model, Model):
+        if self.model is not None and not isinstance(self.model, Model):
             self.model = load_model(self.model)
         schema = load_schema(self.schema) if isinstance(self.schema, str) else self.schema
         assert schema is not None
         result = extract(self.model, doc, schema, pages=indices)
         evidence = {field: {"page": e.page, "quote": e.quote, "box": None if e.box is None else _box(e.box)}
                     for field, e in result.evidence.items() if e is not None}
-        metadata = {"source": name, "schema": schema.__name__, "model": self.model.spec,
+        metadata = {"source": name, "schema": schema.__name__, "model": result.model,
                     "value": result.value.model_dump(mode="json"), "evidence": evidence}
         return LCDocument(page_content=result.value.model_dump_json(), metadata=metadata)
 

@@ -119,6 +119,10 @@ class Model(abc.ABC):
     limits: Limits = Limits()
     #: intra-op threads fixed by ``load_model(..., threads=n)``; ``None``: docvlm's thread policy decides per call
     threads: int | None = None
+    #: how much the model's log-probability of a candidate value counts beside the learned ranker's score when
+    #: [`docvlm.extract`][docvlm.extract] chooses by scoring (``None``: ``docvlm.tasks.extract.LM_WEIGHT``; ``0``: the
+    #: ranking alone decides and the model is not asked). Measured per model: ``python -m bench.lm_weight``.
+    choice_weight: float | None = None
 
     @property
     def supports_scoring(self) -> bool:

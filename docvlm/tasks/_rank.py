@@ -298,6 +298,23 @@ def _cross(base: np.ndarray[Any, np.dtype[np.uint64]], other: int) -> np.ndarray
     return (base * _MIX) ^ np.uint64(other)
 
 
+#: Families of span features, by the prefix of their names, for ablations (`Candidates.drop`); besides these,
+#: ``field-words`` (crosses with the words of the field's name) and ``similarity`` (of the field's name to the span's
+#: label and context) can be left out.
+FAMILIES: dict[str, tuple[str, ...]] = {
+    "shape": ("k", "nl", "nw", "len", "sh", "dr", "ur", "isdate", "hasdate", "isamt", "isnum", "endcolon", "hascolon",
+              "paren", "commas", "l0sh", "lnsh", "lnw"),
+    "words": ("w",),
+    "cut": ("cb", "cbsh", "cbcolon", "cash", "ca"),
+    "position": ("y", "x", "li", "lb", "h", "center", "alone"),
+    "context": ("lf", "lfcolon", "ab", "absh", "bl", "blsh"),
+    "key": ("key", "kd"),
+    "amounts": ("arank", "acount", "abelow", "rel"),
+}
+_FAMILY_INDEX = {name: i + 1 for i, name in enumerate(FAMILIES)}
+_FAMILY_OF = {prefix: _FAMILY_INDEX[name] for name, prefixes in FAMILIES.items() for prefix in prefixes}
+
+
 @dataclass
 class Candidates:
     """Spans of one or more pages with their field-independent features, hashed once."""
@@ -306,6 +323,9 @@ class Candidates:
     contexts: list[PageContext]  # parallel to spans: each span's page context
     base: list[np.ndarray[Any, np.dtype[np.uint64]]]
     texts: list[dict[str, tuple[frozenset[str], frozenset[str]]]]  # each span's context: trigrams and words
+    families: list[np.ndarray[Any, np.dtype[np.uint8]]] = field(default_factory=list)  # each base feature's family
+    #: feature families left out of `rows` (ablations: what each family adds), see `FAMILIES`
+    drop: frozenset[str] = frozenset()
 
     @classmethod
     def build(cls, pages: Sequence[tuple[Sequence[Line], float, float]]) -> Candidates:
@@ -319,10 +339,13 @@ class Candidates:
             page = page_spans(lines)
             spans += page
             contexts += [ctx] * len(page)
-        base = [np.fromiter((_hash(f) for f in span_features(s, c)), dtype=np.uint64) for s, c in zip(spans, contexts, strict=True)]
+        features = [span_features(s, c) for s, c in zip(spans, contexts, strict=True)]
+        base = [np.fromiter((_hash(f) for f in fs), dtype=np.uint64, count=len(fs)) for fs in features]
+        families = [np.fromiter((_FAMILY_OF.get(f.split(":")[0], 0) for f in fs), dtype=np.uint8, count=len(fs))
+                    for fs in features]
         texts = [{k: (_trigrams(v), frozenset(_words(v))) for k, v in (_context_texts(s, c) | {"self": s.text}).items()
                   if v} for s, c in zip(spans, contexts, strict=True)]
-        return cls(spans, contexts, base, texts)
+        return cls(spans, contexts, base, texts, families)
 
     def _similarities(self, spec: FieldSpec) -> list[dict[str, float]]:
         return [{where: spec.similarity(grams) for where, (grams, _) in texts.items()} for texts in self.texts]
@@ -338,11 +361,16 @@ class Candidates:
             for where, sim in row.items():
                 best[where] = max(best.get(where, 0.0), sim)
         out = []
+        dropped = [_FAMILY_INDEX[f] for f in self.drop if f in _FAMILY_INDEX]
         for i in range(len(self.spans)) if indices is None else indices:
             base = self.base[i]
-            parts = [base, _cross(base, type_h), *(_cross(base, h) for h in word_h)]
+            if dropped:
+                base = base[~np.isin(self.families[i], dropped)]
+            parts = [base, _cross(base, type_h)]
+            if "field-words" not in self.drop:
+                parts += [_cross(base, h) for h in word_h]
             extra = []
-            for where, (_, context_words) in self.texts[i].items():
+            for where, (_, context_words) in ([] if "similarity" in self.drop else self.texts[i].items()):
                 sim = sims[i][where]
                 extra.append(f"sim:{where}:{_bucket(sim, (0.05, 0.2, 0.4, 0.6, 0.8))}")
                 if sim >= best[where] - 1e-9 and sim > 0.2:

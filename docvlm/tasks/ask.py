@@ -73,8 +73,8 @@ def _extractive(model: Model | None, page_list: Sequence[Page], question: str, m
                 ranker: Ranker | None, max_choices: int) -> Answer:
     """Answer by choosing a printed span: the ranker of [`docvlm.extract`][docvlm.extract] ranks the spans as values of the field
     the question names, and the model (if any) chooses among the best ``max_choices``."""
+    from docvlm.tasks._context import text_near
     from docvlm.tasks._rank import FieldSpec, default_ranker
-    from docvlm.tasks.extract import _excerpt
 
     ranker = ranker or default_ranker()
     first_id = 0
@@ -99,7 +99,7 @@ def _extractive(model: Model | None, page_list: Sequence[Page], question: str, m
     if model is None:
         chosen = next(iter(texts))
     else:
-        excerpt = _excerpt(lines_all, [cands.spans[i] for i in texts.values()], max_chars)
+        excerpt = text_near(lines_all, [cands.spans[i].segment.id for i in texts.values()], max_chars=max_chars)
         chosen = str(model.generate(
             f"Document:\n{excerpt}\n\nQuestion: {question}\nAnswer with text copied exactly from the document.",
             Literal[tuple(texts)],

@@ -43,6 +43,7 @@ from docvlm._deadline import with_timeout
 from docvlm.documents.base import Document, Page
 from docvlm.errors import ModelError, RowsSkippedWarning, UsageError
 from docvlm.models.base import Model
+from docvlm.tasks._context import text_near
 from docvlm.tasks._rank import Candidates, FieldSpec, Ranker, default_ranker
 from docvlm.tasks._spans import Span, dates_in, page_spans
 from docvlm.tasks.text import (
@@ -57,7 +58,7 @@ from docvlm.types.answer import FieldEvidence
 from docvlm.types.geometry import BoundingBox
 from docvlm.types.table import Table
 
-__all__ = ["Extraction", "FieldNotFoundError", "extract"]
+__all__ = ["LM_WEIGHT", "Extraction", "FieldNotFoundError", "extract", "field_prompt"]
 
 S = TypeVar("S", bound=BaseModel)
 
@@ -265,28 +266,19 @@ def _question(leaf: _Leaf) -> str:
     return f"{name} ({leaf.description})" if leaf.description else name
 
 
-def _excerpt(lines: Sequence[Line], spans: Sequence[Span], max_chars: int) -> str:
-    """The text a model reads: the visual lines holding the candidates and the lines around them, in reading
-    order, ``...`` where lines are left out, at most ``max_chars``."""
-    near: set[int] = set()
-    index_of = {s.id: n for n, ln in enumerate(lines) for s in ln.segments}
-    for span in spans:
-        n = index_of.get(span.segment.id)
-        if n is not None:
-            near.update(range(max(0, n - 2), min(len(lines), n + span.lines + 2)))
-    out: list[str] = []
-    total = 0
-    last = -2
-    for n, line in enumerate(lines):
-        if near and n not in near:
-            continue
-        text = ("...\n" if last >= 0 and n != last + 1 else "") + line.text
-        if total + len(text) + 1 > max_chars:
-            break
-        out.append(text)
-        total += len(text) + 1
-        last = n
-    return "\n".join(out)
+def field_prompt(text: str, question: str, instructions: str | None = None) -> str:
+    """The prompt a text-only model scores a field's candidate values after (the value is the answer): the document
+    text near the candidates, then the question. One prompt shape for every field, so a model reads the document
+    text once (its prefix cache) and only the question differs; fine-tuning data uses the same shape
+    (`docvlm.finetune`)."""
+    return (f"Document:\n{text}\n\n{instructions + chr(10) if instructions else ''}"
+            f"What is the {question}? Copy it exactly as printed in the document.")
+
+
+#: How much a text-only model's log-probability of a value counts beside the ranker's score when it chooses by
+#: scoring, for models that do not set their own `Model.choice_weight` (the untuned default model sets 0: on real
+#: receipts it adds nothing, ``python -m bench.lm_weight``).
+LM_WEIGHT = 1.0
 
 
 def _aliases(leaf: _Leaf, synonyms: Mapping[str, Sequence[str]]) -> tuple[str, ...]:
@@ -405,7 +397,8 @@ def extract(
                 found[leaf.path] = (options[0].value, options[0])
     else:
         found = _choose(model, leaves, ranked, cands, all_lines, page_list, max_choices=max_choices,
-                        max_chars=max_chars, instructions=instructions, use_images=bool(use_images))
+                        max_chars=max_chars, instructions=instructions, use_images=bool(use_images),
+                        absent=absent_first)
 
     missing = [leaf.path for leaf in leaves if leaf.required and leaf.path not in found]
     table_values, table_evidence = _table_fields(tables, document, pages, ruled)
@@ -490,11 +483,16 @@ def _locate(model: Model, pages: Sequence[Page], value: Any) -> tuple[int, Bound
 
 def _choose(model: Model, leaves: Sequence[_Leaf], ranked: Mapping[str, list[_Candidate]], cands: Candidates,
             lines: Sequence[Line], pages: Sequence[Page], *, max_choices: int | None, max_chars: int,
-            instructions: str | None, use_images: bool) -> dict[str, tuple[Any, _Candidate | None]]:
-    """The model chooses each field's value among its best-ranked candidates, under a constraint that allows only
-    them (or null)."""
+            instructions: str | None, use_images: bool, absent: Mapping[str, bool]) -> dict[str, tuple[Any, _Candidate | None]]:
+    """The model chooses each field's value among its best-ranked candidates: by scoring them (a text-only model
+    that can score: one prefill of the document text, each candidate's log-probability added to its ranker score),
+    or by generating JSON under a constraint that allows only them (or null)."""
     offered = {path: options[:max_choices] if max_choices is not None else options
                for path, options in ranked.items()}
+    text = text_near(lines, [cands.spans[c.index].segment.id for options in offered.values() for c in options],
+                     max_chars=max_chars)
+    if model.supports_scoring and not use_images and not any(_base_type(leaf.annotation) is bool for leaf in leaves):
+        return _score_choices(model, leaves, offered, text, instructions, absent)
     fields: dict[str, Any] = {}
     keys: dict[str, str] = {}
     for i, leaf in enumerate(leaves):
@@ -512,7 +510,6 @@ def _choose(model: Model, leaves: Sequence[_Leaf], ranked: Mapping[str, list[_Ca
     if not fields:
         return found
     answer_model = create_model("Fields", __config__=ConfigDict(populate_by_name=True), **fields)
-    text = _excerpt(lines, [cands.spans[c.index] for options in offered.values() for c in options], max_chars)
     wanted = ", ".join(_question(leaf) for leaf in leaves if leaf.path in keys.values())
     prompt: list[Any] = []
     if use_images:
@@ -535,6 +532,23 @@ def _choose(model: Model, leaves: Sequence[_Leaf], ranked: Mapping[str, list[_Ca
             continue
         best = next(c for c in offered[path] if c.text == chosen)
         found[path] = (best.value, best)
+    return found
+
+
+def _score_choices(model: Model, leaves: Sequence[_Leaf], offered: Mapping[str, list[_Candidate]], text: str,
+                   instructions: str | None, absent: Mapping[str, bool]) -> dict[str, tuple[Any, _Candidate | None]]:
+    found: dict[str, tuple[Any, _Candidate | None]] = {}
+    weight = model.choice_weight if model.choice_weight is not None else LM_WEIGHT
+    for leaf in leaves:
+        options = offered[leaf.path]
+        if not options or (absent.get(leaf.path, False) and not leaf.required):
+            continue
+        best = options[0]
+        if len(options) > 1 and weight > 0:
+            lm = model.score(field_prompt(text, _question(leaf), instructions), [c.text for c in options])
+            top = max(lm)
+            best = max(zip(options, lm, strict=True), key=lambda t: t[0].score + weight * (t[1] - top))[0]
+        found[leaf.path] = (best.value, best)
     return found
 
 

@@ -523,7 +523,7 @@ def test_cli_words_info_and_render_on_urls_and_files(server: str, tmp_path: Path
     assert res.exit_code == 0, res.output
     assert '"text": "INV-2026-0042"' in res.output
     res = runner.invoke(app, ["info", server + "invoice.html"])
-    assert res.exit_code == 2 and "a loopback address" in res.output
+    assert res.exit_code == 1 and "a loopback address" in res.output  # a refused input, not a usage error
     res = runner.invoke(app, ["info", server + "invoice.html", "--allow-host", "127.0.0.1"])
     assert res.exit_code == 0, res.output
     assert '"format": "html"' in res.output and '"units": "css-px"' in res.output

@@ -196,8 +196,8 @@ def test_loader_per_extraction() -> None:
         invoice_number: str | None = None
         total: float | None = None
 
-    (doc,) = DocvlmLoader(dv.samples.invoice_pdf(), mode="extract", schema=Invoice, model="test:1").load()
-    assert doc.metadata["schema"] == "Invoice" and doc.metadata["model"] == "test"
+    (doc,) = DocvlmLoader(dv.samples.invoice_pdf(), mode="extract", schema=Invoice, model=None).load()
+    assert doc.metadata["schema"] == "Invoice" and doc.metadata["model"] == "layout"  # the learned ranking alone
     assert doc.metadata["value"] == {"invoice_number": "INV-2026-0042", "total": 145.78}
     assert Invoice.model_validate_json(doc.page_content) == Invoice(invoice_number="INV-2026-0042", total=145.78)
     evidence = doc.metadata["evidence"]["total"]

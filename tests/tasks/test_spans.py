@@ -87,7 +87,7 @@ def test_fit_learns_which_feature_marks_the_value_and_the_ranker_round_trips(tmp
     ranker.save(tmp_path / "r.npz")
     again = Ranker.load(tmp_path / "r.npz")
     rows = held_out[0][0]
-    assert np.allclose(again.scores(rows), ranker.scores(rows), atol=1e-4)
+    assert np.allclose(again.scores(rows), ranker.scores(rows), atol=0.02)  # weights are stored as float16
     assert again.weights.shape == (DIM,)
 
 

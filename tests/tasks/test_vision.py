@@ -248,10 +248,12 @@ def test_text_only_models(pages: dict[int, Page], monkeypatch: pytest.MonkeyPatc
         return {"ids": ids}
 
     text_model = FunctionModel(pick, supports_images=False)
-    (box,) = ground(text_model, page, TOTAL)
+    (box,) = ground(text_model, page, TOTAL)  # printed on the page: found in the words, without the model
+    assert box.iou(word_box(page, TOTAL)) > 0.999
+    assert ground(text_model, page, TOTAL, region=TOTALS) == [box]
+    (box,) = ground(text_model, page, "the total amount 145.78 EUR")  # not printed as such: the model picks segments
     eur = next(w.box for w in page.words() if w.text == "EUR" and abs(w.box.y0 - word_box(page, TOTAL).y0) < 1)
     assert box.iou(eur.union(word_box(page, TOTAL))) > 0.999  # the segment "EUR 145.78", exact to the glyphs
-    assert ground(text_model, page, TOTAL, region=TOTALS) == [box]
     far = BoundingBox(x0=10, y0=700, x1=200, y1=800)
     assert ground(text_model, page, TOTAL, region=far) == []  # not in the region: nothing, never invented
 

@@ -295,7 +295,7 @@ def test_extractive_answers_are_exactly_the_spans_shown_and_cite_their_glyphs(bu
     result = Agent(dv.FunctionModel(script, supports_images=False), max_steps=6, max_answer_spans=500).run(bundle.pdf, TASK)
     opening = result.trace.steps[0]
     assert (opening.tool, opening.arguments, opening.model_seconds) == ("read_text", {"page": 2, "box": None}, None)
-    assert opening.note == "read by the agent before the first model call: page 2, it shares the most words with the task (4)"
+    assert opening.note == "read by the agent before the first model call: page 2, it shares the most words with the task (3)"
     first = steps[0][1][1].text
     assert first.startswith(f"Task: {TASK}\n\nThe text of page 2, read for you") and "Balance due:   $2,502.26" in first
     invoice = spans_printed(doc[2])
