@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-SETS = ("receipts", "forms", "questions", "ocr", "tables", "table-images")
+SETS = ("receipts", "forms", "questions", "invoices", "ocr", "tables", "table-images")
 
 
 def main(argv: list[str] | None = None) -> int:

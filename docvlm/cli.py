@@ -538,10 +538,12 @@ def agent(
 
 @app.command("eval")
 def eval_(
-    task: Annotated[str, typer.Option("--task", help="extract, tables, ground, qa or mcq")],
+    task: Annotated[str, typer.Option("--task", help="extract, key_values, tables, ground, qa or mcq")],
     data: Annotated[str, typer.Option("--data", help="dataset file or folder (synthetic: kind[:n[:seed]])")],
     format: Annotated[str, typer.Option("--format", help="funsd, sroie, docvqa, coco, icdar2013, pubtabnet, mcq, synthetic")],
-    model: Annotated[str | None, typer.Option("--model", help="model spec (default: 'default'; tables: classical)")] = None,
+    model: Annotated[str | None, typer.Option(
+        "--model", help="model spec (default: 'default'; tables: classical); 'none': the layout ranking alone "
+                        "(extract, key_values, qa)")] = None,
     limit: Annotated[int | None, typer.Option("--limit", help="only the first N samples")] = None,
     out: Annotated[Path, typer.Option("-o", "--out", help="folder for results.jsonl, metrics.json, report.html")] = Path("report"),
     threads: ThreadsOpt = None,
@@ -554,7 +556,7 @@ def eval_(
     _use_threads(threads)
     try:
         dataset = load_dataset(data, format, limit=limit)
-        m = _load(model) if model else (None if task == "tables" else _load("default"))
+        m = None if model == "none" else _load(model) if model else (None if task == "tables" else _load("default"))
         with _progress(len(dataset), f"eval {task}") as bar:
             job = bar.add_task("eval", total=len(dataset))
             report = run_eval(m, dataset, task, out=out, progress=lambda done, total: bar.update(job, completed=done),

@@ -422,7 +422,8 @@ def load_sroie(path: Path, *, strict: bool = False) -> tuple[list[Sample], list[
         if image is None:
             out.skip(key, i, f"no receipt image named {key.stem}.jpg (or .png, .pdf) in img/ or beside the keys")
             continue
-        box_file = _find_file(f"{key.stem}.txt", [path / "box"] + ([path] if key_dir != path else []))
+        folders = [path / "box"] + ([path] if key_dir != path else [])
+        box_file = _find_file(f"{key.stem}.txt", folders) or _find_file(f"{key.stem}.csv", folders)
         lines = _sroie_lines(box_file, out) if box_file is not None else []
         taken: set[str] = set()
         fields = [TrueField(name=_slug(k, taken), label=k, value=" ".join(v.split()),

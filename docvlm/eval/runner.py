@@ -76,12 +76,13 @@ __all__ = ["TASKS", "EvalReport", "SampleResult", "evaluate", "svg_histogram"]
 #: The tasks [`evaluate`][docvlm.eval.runner.evaluate] runs, and the sample kinds each accepts.
 TASKS: dict[str, tuple[type[BaseModel], ...]] = {
     "extract": (FieldsSample,),
+    "key_values": (FieldsSample,),
     "tables": (TableSample,),
     "ground": (DetectionSample, FieldsSample),
     "qa": (QASample,),
     "mcq": (ChoiceSample,),
 }
-_PRIMARY = {"extract": "f1", "tables": "teds", "ground": "accuracy50", "qa": "anls", "mcq": "circular"}
+_PRIMARY = {"extract": "f1", "key_values": "f1", "tables": "teds", "ground": "accuracy50", "qa": "anls", "mcq": "circular"}
 _LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
 
@@ -163,7 +164,7 @@ def _page(sample: Sample) -> Page:
     return doc[sample.page]
 
 
-def _run_extract(model: Model, sample: FieldsSample) -> SampleResult:
+def _run_extract(model: Model | None, sample: FieldsSample) -> SampleResult:
     from docvlm.tasks.extract import FieldNotFoundError, extract
 
     page = _page(sample)
@@ -189,6 +190,30 @@ def _run_extract(model: Model, sample: FieldsSample) -> SampleResult:
         predicted_boxes=[b for b in boxes.values() if b is not None],
         true_boxes=[f.box for f in sample.fields if f.box is not None],
         ious=[iou for _, iou in plain.ious], fields=plain, fields_evidence=grounded,
+    )
+
+
+def _squash(text: str) -> str:
+    return "".join(text.split())
+
+
+def _run_key_values(model: Model | None, sample: FieldsSample) -> SampleResult:
+    """`docvlm.key_values` on the page; each true field is a key (its label) -> value link, and a predicted pair
+    is right when both texts match the truth's without whitespace (FUNSD keeps its tokenizer's spaces)."""
+    from docvlm.tasks.key_values import key_values
+
+    pairs = [kv for kv in key_values(model, _page(sample)) if kv.value is not None]
+    predicted = {(_squash(kv.key.quote), _squash(kv.value.quote)) for kv in pairs if kv.value is not None}
+    truth = {(_squash(f.label), _squash(str(f.value))) for f in sample.fields}
+    hit = len(predicted & truth)
+    scores = FieldScores(expected=len(truth), predicted=len(predicted), correct=hit)
+    return SampleResult(
+        id=sample.id, document=sample.document, page=sample.page,
+        scores={"precision": scores.precision, "recall": scores.recall, "f1": scores.f1},
+        prediction=[{"key": kv.key.quote, "value": kv.value.quote} for kv in pairs if kv.value is not None],
+        truth=[{"key": f.label, "value": f.value} for f in sample.fields],
+        predicted_boxes=[kv.value.box for kv in pairs if kv.value is not None],
+        true_boxes=[f.box for f in sample.fields if f.box is not None], fields=scores,
     )
 
 
@@ -264,7 +289,7 @@ def _run_ground(model: Model, sample: DetectionSample | FieldsSample) -> SampleR
     )
 
 
-def _run_qa(model: Model, sample: QASample) -> SampleResult:
+def _run_qa(model: Model | None, sample: QASample) -> SampleResult:
     from docvlm.tasks.ask import ask
 
     doc = sample.open()
@@ -332,10 +357,16 @@ def _run(task: str, model: Model | None, sample: Sample) -> SampleResult:
     if task == "tables":
         assert isinstance(sample, TableSample)
         return _run_tables(model, sample)
-    assert model is not None
     if task == "extract":
         assert isinstance(sample, FieldsSample)
         return _run_extract(model, sample)
+    if task == "key_values":
+        assert isinstance(sample, FieldsSample)
+        return _run_key_values(model, sample)
+    if task == "qa" and model is None:
+        assert isinstance(sample, QASample)
+        return _run_qa(model, sample)
+    assert model is not None
     if task == "ground":
         assert isinstance(sample, DetectionSample | FieldsSample)
         return _run_ground(model, sample)
@@ -353,7 +384,12 @@ def _mean(values: Sequence[float]) -> float:
 
 def _pool(task: str, results: Sequence[SampleResult]) -> dict[str, float]:
     out: dict[str, float] = {}
-    if task == "extract":
+    if task == "key_values":
+        links = FieldScores.total(r.fields for r in results if r.fields is not None)
+        out = {"precision": links.precision, "recall": links.recall, "f1": links.f1,
+               "links_expected": float(links.expected), "links_predicted": float(links.predicted),
+               "links_correct": float(links.correct)}
+    elif task == "extract":
         plain = FieldScores.total(r.fields for r in results if r.fields is not None)
         grounded = FieldScores.total(r.fields_evidence for r in results if r.fields_evidence is not None)
         out = {"precision": plain.precision, "recall": plain.recall, "f1": plain.f1,
@@ -402,10 +438,11 @@ def evaluate(
     """Run ``task`` with ``model`` over ``dataset`` and score it (see the module docs for the tasks and metrics).
 
     Args:
-        model: a model, a model spec (``"default"``, ``"test"``, ``"transformers:..."``), or ``None`` for the
-            classical table path (``task="tables"`` only).
+        model: a model, a model spec (``"default"``, ``"test"``, ``"transformers:..."``), or ``None`` for docvlm's
+            model-free paths: the classical tables, and the learned layout ranking for ``extract``, ``key_values``
+            and ``qa`` (extractive answers).
         dataset: a loaded [`Dataset`][docvlm.eval.datasets.Dataset], or a path to load with ``format``.
-        task: ``"extract"``, ``"tables"``, ``"ground"``, ``"qa"`` or ``"mcq"``.
+        task: ``"extract"``, ``"key_values"``, ``"tables"``, ``"ground"``, ``"qa"`` or ``"mcq"``.
         format: the dataset format when ``dataset`` is a path (see [`load_dataset`][docvlm.eval.datasets.load_dataset]).
         limit: evaluate only the first ``limit`` samples.
         out: a folder for ``results.jsonl``, ``metrics.json`` and ``report.html`` (created if needed).
@@ -441,7 +478,7 @@ def evaluate(
         from docvlm.models import load_model
 
         model = load_model(model)
-    if model is None and task != "tables":
+    if model is None and task not in ("tables", "extract", "key_values", "qa"):
         raise UsageError(f"the {task!r} task needs a model", hint="pass a model or a spec such as 'default'")
     results: list[SampleResult] = []
     total = len(dataset.samples)

@@ -104,12 +104,14 @@ def link(cands: Candidates, key_model: Ranker, ranker: Ranker, *, threshold: flo
         taken |= words
         keys.append((pool[k], float(probs[k])))
     words_of = [_words_of(s) for s in cands.spans]
+    boxes = [s.box for s in cands.spans]
     for round_ in range(2):
         key_words = [words_of[k] for k, _ in keys]
         choices: list[list[tuple[int | None, float]]] = []
         for n, (ki, _) in enumerate(keys):
             others = set().union(*(w for m, w in enumerate(key_words) if m != n)) if round_ else set()
-            values = [i for i, w in enumerate(words_of) if not w & key_words[n] and not w & others]
+            near = _near(cands.spans[ki], boxes)
+            values = [i for i in near if not words_of[i] & key_words[n] and not words_of[i] & others]
             spec = FieldSpec(cands.spans[ki].text.rstrip(": "))
             scores = ranker.scores(cands.rows(spec, values))
             none = float(ranker.scores([cands.none_row(spec)])[0]) - none_margin
@@ -122,6 +124,14 @@ def link(cands: Candidates, key_model: Ranker, ranker: Ranker, *, threshold: flo
             break
         keys = [keys[n] for n in kept]  # keys that are another key's value: values after all
     return keys, picks
+
+
+def _near(key: Span, boxes: Sequence[Any]) -> list[int]:
+    """The spans a key's value can be: on the key's lines or below it, within a few line heights (a value is printed
+    right of its key or under it), on the key's page."""
+    k = key.box
+    h = max(k.height / key.lines, 1e-6)
+    return [i for i, b in enumerate(boxes) if b.y1 >= k.y0 - 0.5 * h and b.y0 <= k.y1 + 6 * h and b.x1 >= k.x0 - 4 * h]
 
 
 def _assign(choices: Sequence[Sequence[tuple[int | None, float]]], cands: Candidates) -> list[int | None]:
