@@ -182,7 +182,8 @@ def ruled_tables(fitz_page: Any, words: Sequence[WordRow], page_index: int, matr
     Also used for images: their ruling, found in the pixels, is drawn on a blank page of the image's size.
     """
     # use_layout=False: PyMuPDF 2.0 otherwise gates ruled tables by its layout model (see the module docs)
-    horizontal, vertical = _segments(fitz_page.get_drawings() if drawings is None else drawings, matrix)
+    drawings = fitz_page.get_drawings() if drawings is None else drawings
+    horizontal, vertical = _segments(drawings, matrix)
     added = _open_sides(horizontal, vertical)
     found = fitz_page.find_tables(strategy="lines", use_layout=False, add_lines=added or None)
     raw = list(found.tables) if found is not None else []
@@ -193,7 +194,7 @@ def ruled_tables(fitz_page: Any, words: Sequence[WordRow], page_index: int, matr
         raw = list(found.tables) if found is not None else []
     # the drawn rules (lines, thin or stroked rectangles) and the implied ones: grid lines the finder takes from
     # the edges of shading (a cell's padded background, a band behind each text line) are not rules
-    drawn = _drawn_rules(drawings if drawings is not None else fitz_page.get_drawings(), matrix)
+    drawn = _drawn_rules(drawings, matrix, horizontal, vertical)
     for (ax, ay), (bx, by) in added + implied:
         if abs(ay - by) < 1:
             drawn[0].append((min(ax, bx), max(ax, bx), ay))
@@ -345,10 +346,11 @@ def _reading_order(words: Sequence[WordRow]) -> list[WordRow]:
     return [w for line in _text_lines(words) for w in line]
 
 
-def _drawn_rules(drawings: list[dict[str, Any]], matrix: Any = None,
+def _drawn_rules(drawings: list[dict[str, Any]], matrix: Any, straight_h: list[tuple[float, float, float]],
+                 straight_v: list[tuple[float, float, float]],
                  ) -> tuple[list[tuple[float, float, float]], list[tuple[float, float, float]]]:
-    """Every drawn rule: the straight rules of `_segments` and the sides of stroked rectangles."""
-    horizontal, vertical = _segments(drawings, matrix)
+    """Every drawn rule: the straight rules (`_segments`) and the sides of stroked rectangles."""
+    horizontal, vertical = list(straight_h), list(straight_v)
     for path in drawings:
         if "s" not in (path.get("type") or ""):
             continue
