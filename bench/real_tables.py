@@ -26,8 +26,9 @@ Sets (each a folder of ``--data``, laid out as ``realdev`` is; the same command 
     table, the adjacency F1 of the best-matching found table on its page, averaged.
 ``table-images``
     ``pubtabnet*/``: PubTabNet table crops (PNG) and HTML truth. ``extract_tables(None, image_page)`` (OCR words,
-    ruling from the image) against img2table with tesseract. Score: TEDS of the best-scoring found table
-    (0 when none), and TEDS-S (structure only).
+    ruling from the image) with docvlm's default OCR engine (RapidOCR when installed), again with each other
+    installed engine (``docvlm-tesseract``), against img2table with tesseract. Score: TEDS of the best-scoring
+    found table (0 when none), and TEDS-S (structure only).
 
 Seconds per page are wall-clock inside each tool's own process (imports and start-up left out).
 """
@@ -214,6 +215,27 @@ def camelot_set(folder: Path, tools: list[str], *, limit: int | None, budget: fl
 
 
 # table images ----------------------------------------------------------------------------------------------
+def _with_engines(tools: list[str]) -> list[str]:
+    """docvlm once with its default OCR engine and once with each other engine installed (``docvlm-tesseract``)."""
+    from docvlm.documents.ocr import available_engines
+
+    engines = [e.value for e in available_engines()]
+    extra = [f"docvlm-{e}" for e in engines[1:]] if "docvlm" in tools else []
+    return [*tools[:1], *extra, *tools[1:]] if tools[:1] == ["docvlm"] else tools
+
+
+def _run_image_tool(tool: str, jobs: list[dict[str, Any]], budget: float, rows: dict[str, Any]) -> dict[str, Any] | None:
+    if not tool.startswith("docvlm-"):
+        return _run_tool(tool, jobs, budget, rows)
+    from docvlm.tasks import _table_image
+
+    _table_image._ENGINE = tool.removeprefix("docvlm-")  # the bench's own switch: extract_tables has no engine knob
+    try:
+        return run_docvlm(jobs)
+    finally:
+        _table_image._ENGINE = "auto"
+
+
 def pubtabnet(folder: Path, tools: list[str], *, limit: int | None, budget: float, per_doc: bool) -> dict[str, Any]:
     from docvlm.eval import load_dataset
     from docvlm.eval.metrics import teds
@@ -223,8 +245,8 @@ def pubtabnet(folder: Path, tools: list[str], *, limit: int | None, budget: floa
     jobs = [{"image": s.document} for s in samples]
     print(f"\nPubTabNet {folder.name}: {len(samples)} table images; TEDS of the best found table", flush=True)
     rows, per = {}, {}
-    for tool in tools:
-        out = _run_tool(tool, jobs, budget, rows)
+    for tool in _with_engines(tools):
+        out = _run_image_tool(tool, jobs, budget, rows)
         if out is None:
             continue
         scores, structs = {}, {}

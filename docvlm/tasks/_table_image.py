@@ -2,7 +2,7 @@
 
 1. The page is rendered so that its text is about `_TEXT_PX` pixels tall (small crops are upscaled: the
    text height is estimated from the ink's connected components first), and read by OCR
-   (`ocr_words`, Tesseract by default).
+   (`ocr_words`: RapidOCR when installed, else Tesseract, as everywhere in docvlm).
 2. Rules are the long thin runs of ink: the binarized image opened with a horizontal (vertical) kernel several
    text heights long keeps only lines, and each connected run becomes a segment in page space.
 3. The segments are drawn on a blank vector page of the page's size and read by the same ruled-table finder
@@ -29,6 +29,7 @@ _MAX_UPSCALE = 4.0
 _MAX_OCR_PIXELS = 16_000_000
 _MIN_CONFIDENCE = 10.0
 _PSM = 6
+_ENGINE = "auto"  # docvlm's default engine (RapidOCR when installed, else Tesseract); the bench compares them
 
 
 def image_tables(page: Page, region: BoundingBox | None) -> list[Table]:
@@ -77,7 +78,8 @@ def _ocr(image: Any, area: BoundingBox) -> list[WordRow]:
     from docvlm.documents.ocr import ocr_words
     from docvlm.tasks._table_words import centre_in
 
-    ocr = ocr_words(image, psm=_PSM)  # one block of text lines: the words of a table's rows stay in their lines
+    # Tesseract reads the table as one block of text lines (psm 6): the words of a row stay in their line
+    ocr = ocr_words(image, engine=_ENGINE, psm=_PSM)
     return [w for w, c in zip(ocr.rows, ocr.confidences, strict=True)
             if c >= _MIN_CONFIDENCE and str(w[4]).strip() and centre_in(w, area)]
 

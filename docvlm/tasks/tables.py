@@ -18,7 +18,7 @@
 
 An image or a scanned page (no text layer) goes through `docvlm.tasks._table_image`: the ruling is read
 from the pixels with OpenCV and drawn on a blank vector page for the same ruled-table finder, the cells' text
-comes from OCR (Tesseract) of an upscaled rendering with the rules painted out, and a table without ruling comes
+comes from OCR (RapidOCR when installed, else Tesseract) of an upscaled rendering with the rules painted out, and a table without ruling comes
 from the alignment of the OCR words (full-width rules mark the header).
 
 PyMuPDF's finder takes at least quadratic time in a page's drawing items and cannot be interrupted: a page

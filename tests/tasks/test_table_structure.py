@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import io
 import itertools
-import shutil
 from typing import Any
 
 import pytest
@@ -172,7 +171,13 @@ def test_the_line_finder_refuses_a_page_past_its_budget(monkeypatch: pytest.Monk
 
 
 # images ------------------------------------------------------------------------------------------------------
-needs_tesseract = pytest.mark.skipif(shutil.which("tesseract") is None, reason="Tesseract is not installed")
+def _no_ocr() -> bool:
+    from docvlm.documents.ocr import available_engines
+
+    return not available_engines()
+
+
+needs_ocr = pytest.mark.skipif(_no_ocr(), reason="no OCR engine (RapidOCR or Tesseract) is installed")
 
 
 def png_of(pdf: bytes, dpi: int, clip: tuple[float, float, float, float]) -> bytes:
@@ -206,7 +211,7 @@ def booktabs_pdf() -> bytes:
     return data
 
 
-@needs_tesseract
+@needs_ocr
 @pytest.mark.slow
 def test_a_ruled_table_image_is_read_by_its_ruling_and_ocr() -> None:
     page = dv.open(io.BytesIO(png_of(record_band_pdf(), 150, (40, 80, 520, 210))))[0]
@@ -219,7 +224,7 @@ def test_a_ruled_table_image_is_read_by_its_ruling_and_ocr() -> None:
     assert box is not None and box.x0 == pytest.approx((400 - 40) * 150 / 72, abs=6)
 
 
-@needs_tesseract
+@needs_ocr
 @pytest.mark.slow
 def test_a_borderless_table_image_gets_its_header_from_the_rules_and_joins_a_wrapped_cell() -> None:
     page = dv.open(io.BytesIO(png_of(booktabs_pdf(), 110, (0, 0, 400, 130))))[0]
@@ -251,7 +256,7 @@ def test_realdev_icdar2013_eu_adjacency_f1() -> None:
     assert total.expected > 4000 and total.f1 >= 0.93
 
 
-@needs_tesseract
+@needs_ocr
 @pytest.mark.slow
 def test_realdev_pubtabnet_teds() -> None:
     """Table crops from scientific articles; before, extract_tables(None, image) raised UsageError."""
