@@ -126,6 +126,7 @@ def ocr_words(
     dpi: float | None = None,
     lang: str = "eng",
     timeout: float = 300.0,
+    psm: int = 3,
 ) -> OCRWordList:
     """Read the words of a page (or of one rendering of it) by OCR, boxes in page space.
 
@@ -141,6 +142,8 @@ def ocr_words(
         lang: Tesseract language(s), e.g. ``"eng"`` or ``"eng+deu"``. RapidOCR's bundled model reads
             English and Chinese only.
         timeout: seconds Tesseract may take for the page.
+        psm: Tesseract's page segmentation mode: 3 (the default) finds the page's blocks, 6 reads the image as
+            one block of text lines (tables read better so); ignored by RapidOCR.
 
     Returns:
         The words in reading order with block / line / word numbers from the engine (0-based) and
@@ -175,7 +178,7 @@ def ocr_words(
         )
     image = _page_image(page, dpi, DEFAULT_OCR_DPI if which is OCREngine.TESSERACT else RAPIDOCR_DPI)
     if which is OCREngine.TESSERACT:
-        rows, conf = _run_tesseract(image, lang, timeout)
+        rows, conf = _run_tesseract_psm(image, lang, timeout, psm)
     else:
         rows, conf = _run_rapidocr(image, lang)
     return _to_page_space(rows, conf, image, which.value)

@@ -20,8 +20,10 @@ from docvlm.eval.datasets import (
     table_from_html,
 )
 from docvlm.eval.metrics import (
+    AdjacencyScores,
     DetectionScores,
     FieldScores,
+    adjacency_scores,
     anls,
     anls_score,
     box_iou,
@@ -41,6 +43,7 @@ from docvlm.eval.runner import TASKS, EvalReport, SampleResult, evaluate
 
 __all__ = [
     "TASKS",
+    "AdjacencyScores",
     "ChoiceSample",
     "Dataset",
     "DatasetError",
@@ -54,6 +57,7 @@ __all__ = [
     "SkippedRecord",
     "TableSample",
     "TrueField",
+    "adjacency_scores",
     "anls",
     "anls_score",
     "box_iou",

@@ -12,10 +12,13 @@ format           what ``path`` is                                               
 ``docvqa``       a DocVQA ``*_qas.json`` / ``val_v1.0.json`` (``{"data": [...]}``)    [`QASample`][docvlm.eval.datasets.QASample]
 ``coco``         a COCO detection / segmentation JSON (images next to it or in       [`DetectionSample`][docvlm.eval.datasets.DetectionSample]
                  ``images/``)
-``icdar2013``    an ICDAR-2013 table-competition ``*-str.xml``, or a folder of them;  [`TableSample`][docvlm.eval.datasets.TableSample], one per
-                 the PDF is the file named in ``<document filename=...>``             table region
-``pubtabnet``    a PubTabNet JSONL (images next to it or in a ``<split>/`` folder)    [`TableSample`][docvlm.eval.datasets.TableSample]
-``mcq``          a JSONL of ``{"id", "document", "question", "choices", "answer"}``   [`ChoiceSample`][docvlm.eval.datasets.ChoiceSample]
+``icdar2013``    an ICDAR-2013 table-competition ``*-str.xml``, or a folder of them;  `TableSample`, one per
+                 the PDF shares the XML's stem (``us-001-str.xml``: ``us-001.pdf``)   table region
+``camelot``      camelot's test tables: a folder with ``data_tables.json`` (the       `TableSample`, one per
+                 expected tables by variable name), ``camelot_expected_tables.tsv``  PDF and expected table (no
+                 (test -> PDFs, variables, pages) and the PDFs in ``files/``          boxes, no header marks)
+``pubtabnet``    a PubTabNet JSONL (images next to it or in a ``<split>/`` folder)    `TableSample`
+``mcq``          a JSONL of ``{"id", "document", "question", "choices", "answer"}``   `ChoiceSample`
                  (``answer``: the right choice's index or letter)
 ``synthetic``    ``invoice``, ``form`` or ``table``, optionally ``:n`` and ``:seed``  generated PDFs with exact
                  (``"invoice:20:0"``)                                                 truth (`docvlm.synth`)
@@ -532,11 +535,20 @@ def load_coco(path: Path, *, strict: bool = False) -> tuple[list[Sample], list[S
 
 # ICDAR 2013 ------------------------------------------------------------------------------------------------
 def _pdf_to_page(page: Any) -> Callable[[float, float, float, float], BoundingBox]:
-    """The map from PDF user space (y up) to docvlm page space (CropBox top-left, y down) of a PyMuPDF page."""
+    """The map from an ICDAR-2013 box to docvlm page space (CropBox top-left, y down) of a PyMuPDF page.
+
+    On an unrotated page the boxes are PDF user space (y up). On a page with a /Rotate the real files box the
+    displayed (turned) page, flipped by the unrotated page's height (ICDAR-2013 eu-015: a landscape table on
+    a /Rotate 90 page); they are turned back into page space.
+    """
     crop, media = page.cropbox, page.mediabox  # cropbox in MuPDF's y-down coordinates, mediabox as in the PDF
     left, top = crop.x0, media.y1 - crop.y0
+    derotate = page.derotation_matrix
 
     def convert(x1: float, y1: float, x2: float, y2: float) -> BoundingBox:
+        if page.rotation:
+            r = (type(page.rect)(x1 - left, top - y1, x2 - left, top - y2) * derotate).normalize()
+            return BoundingBox.from_corners(r.x0, r.y0, r.x1, r.y1)
         return BoundingBox.from_corners(x1 - left, top - y1, x2 - left, top - y2)
 
     return convert
@@ -583,10 +595,16 @@ def load_icdar2013(path: Path, *, strict: bool = False) -> tuple[list[Sample], l
             raise DatasetError(f"not readable XML: {exc}", file=file) from exc
         if root.tag != "document":
             raise DatasetError(f"not an ICDAR-2013 structure file: the root is <{root.tag}>, not <document>", file=file)
-        name = root.get("filename") or f"{file.name.removesuffix('.xml').removesuffix('-str')}.pdf"
-        pdf = _find_file(Path(name).name, [file.parent, file.parent.parent])
+        # the PDF shares the XML's stem (us-001-str.xml -> us-001.pdf); the filename attribute names the XML itself
+        # in the public set ("bm_us-001-str.xml"), so it is only a fallback
+        stem = file.name.removesuffix(".xml").removesuffix("-str")
+        names = [f"{stem}.pdf", f"{stem}.PDF"]
+        attr = Path(root.get("filename") or "").name
+        if attr.lower().endswith(".pdf"):
+            names.append(attr)
+        pdf = next((f for f in (_find_file(n, [file.parent, file.parent.parent]) for n in names) if f is not None), None)
         if pdf is None:
-            out.skip(file, "document", f"the PDF {name!r} is not next to the XML")
+            out.skip(file, "document", f"no PDF {stem}.pdf next to the XML (the PDF shares the XML's stem)")
             continue
         try:
             doc = pymupdf.open(pdf)
@@ -614,7 +632,11 @@ def load_icdar2013(path: Path, *, strict: bool = False) -> tuple[list[Sample], l
                                                    box=convert(*_bbox_el(cell)) if cell.find("bounding-box") is not None else None))
                         if not cells:
                             raise ValueError("the region has no cells")
-                        region_box = convert(*_bbox_el(region)) if region.find("bounding-box") is not None else None
+                        # the structure file boxes cells only: the region is the union of its cells' text boxes
+                        boxes = [c.box for c in cells if c.box is not None]
+                        region_box = convert(*_bbox_el(region)) if region.find("bounding-box") is not None else (
+                            BoundingBox(x0=min(b.x0 for b in boxes), y0=min(b.y0 for b in boxes),
+                                        x1=max(b.x1 for b in boxes), y1=max(b.y1 for b in boxes)) if boxes else None)
                         truth = Table(cells=cells, box=region_box, page=page_no - 1)
                     except (ValueError, UsageError) as exc:
                         out.skip(file, rid, str(exc).splitlines()[0])
@@ -756,6 +778,88 @@ def load_pubtabnet(path: Path, *, strict: bool = False) -> tuple[list[Sample], l
     return samples, out.skipped
 
 
+# camelot's expected tables --------------------------------------------------------------------------------
+def _camelot_table(rows: Any) -> Table:
+    if not isinstance(rows, list) or not rows or not all(isinstance(r, list) and all(isinstance(c, str) for c in r)
+                                                         for r in rows):
+        raise ValueError("an expected table is a non-empty list of rows, each a list of strings")
+    return Table(cells=[TableCell(row=r, col=c, text=" ".join(text.split()))
+                        for r, row in enumerate(rows) for c, text in enumerate(row)],
+                 n_rows=len(rows), n_cols=max(len(r) for r in rows))
+
+
+def load_camelot(path: Path, *, strict: bool = False) -> tuple[list[Sample], list[SkippedRecord]]:
+    """camelot's test tables: one `TableSample` per PDF, page and expected table variable.
+
+    ``camelot_expected_tables.tsv`` (columns: test file, test name, PDFs relative to camelot's ``tests/files/``
+    joined by commas, expected variables joined by commas, flavor, pages) names the expected tables of
+    ``data_tables.json``; the PDFs are looked for in ``files/`` and next to the TSV. The same PDF and table in
+    several tests is one sample. Tests whose PDF is not here (``tabula/...``) or is encrypted are skipped.
+    These tables are a tool's regression expectations, not human annotation: score them tolerantly.
+    """
+    import csv
+
+    import pymupdf
+
+    folder = path if path.is_dir() else path.parent
+    tsv = folder / "camelot_expected_tables.tsv" if path.is_dir() else path
+    tables = _read_json(folder / "data_tables.json")
+    if not isinstance(tables, dict):
+        raise DatasetError("data_tables.json must map variable names to tables", file=folder / "data_tables.json")
+    try:
+        with tsv.open(encoding="utf-8", newline="") as fh:
+            rows = list(csv.reader(fh, delimiter="\t"))
+    except OSError as exc:
+        raise DatasetError(f"cannot read the file: {exc}", file=tsv) from exc
+    if not rows or len(rows[0]) < 6 or "pdf" not in rows[0][2].lower():
+        raise DatasetError("not camelot's expected-tables TSV (test_file, test_name, pdf(s), expected_data_var, "
+                           "flavor, pages)", file=tsv)
+    out = _Collector(strict)
+    samples: list[Sample] = []
+    seen: set[tuple[str, int, str]] = set()
+    for n, row in enumerate(rows[1:], 2):
+        if len(row) < 6:
+            out.skip(tsv, n, f"a row needs 6 columns, got {len(row)}")
+            continue
+        test = row[1]
+        try:
+            pages = [int(p) - 1 for p in row[5].split(",") if p.strip()] or [0]
+        except ValueError:
+            out.skip(tsv, n, f"pages {row[5]!r} are not page numbers")
+            continue
+        for name in (p.strip() for p in row[2].split(",") if p.strip()):
+            pdf = _find_file(name, [folder / "files", folder])
+            if pdf is None:
+                out.skip(tsv, f"{test} {name}", f"the PDF {name!r} is not in files/")
+                continue
+            try:
+                with pymupdf.open(pdf) as doc:
+                    encrypted, n_pages = doc.needs_pass, doc.page_count
+            except Exception as exc:  # PyMuPDF raises its own types for damaged files
+                out.skip(tsv, f"{test} {name}", f"cannot open {name}: {exc}")
+                continue
+            if encrypted:
+                out.skip(tsv, f"{test} {name}", f"{name} is encrypted")
+                continue
+            for var in (v.strip() for v in row[3].split(",") if v.strip()):
+                for page in pages:
+                    if (name, page, var) in seen:
+                        continue
+                    seen.add((name, page, var))
+                    try:
+                        if not 0 <= page < n_pages:
+                            raise ValueError(f"page {page + 1} is not in the {n_pages}-page PDF")
+                        if var not in tables:
+                            raise ValueError(f"no expected table {var!r} in data_tables.json")
+                        table = _camelot_table(tables[var]).model_copy(update={"page": page})
+                    except ValueError as exc:
+                        out.skip(tsv, f"{test} {name} {var}", str(exc).splitlines()[0])
+                        continue
+                    samples.append(TableSample(id=f"{Path(name).stem}/{page + 1}/{var}", document=str(pdf), page=page,
+                                               table=table))
+    return samples, out.skipped
+
+
 # multiple choice -------------------------------------------------------------------------------------------
 def load_mcq(path: Path, *, strict: bool = False) -> tuple[list[Sample], list[SkippedRecord]]:
     """Multiple-choice JSONL: ``{"id", "document", "question", "choices": [...], "answer": 1 or "B"}`` per line."""
@@ -828,6 +932,7 @@ FORMATS: dict[str, Loader] = {
     "coco": load_coco,
     "icdar2013": load_icdar2013,
     "pubtabnet": load_pubtabnet,
+    "camelot": load_camelot,
     "mcq": load_mcq,
 }
 
@@ -842,7 +947,8 @@ def load_dataset(path: str | Path, format: str, *, strict: bool = False, limit: 
         limit: keep only the first ``limit`` samples.
 
     Raises:
-        DatasetError: the file is missing, unreadable or of the wrong shape (or a bad record, when strict).
+        DatasetError: the file is missing, unreadable or of the wrong shape, every record in it was skipped (or a
+            record is bad, when strict).
         UsageError: an unknown format.
     """
     fmt = format.strip().lower().replace("-", "").replace("_", "")
@@ -854,4 +960,7 @@ def load_dataset(path: str | Path, format: str, *, strict: bool = False, limit: 
     if not where.exists():
         raise DatasetError("no such file or folder", file=where)
     samples, skipped = FORMATS[fmt](where, strict=strict)
+    if not samples and skipped:
+        raise DatasetError(f"every record was skipped ({len(skipped)}); the first: {skipped[0].reason}",
+                           file=skipped[0].file, hint=f"check that {where} is laid out as the {fmt} format ships")
     return Dataset(format=fmt, path=str(where), samples=samples, skipped=skipped).head(limit)

@@ -16,6 +16,9 @@ metric                   definition
 [`field_scores`][docvlm.eval.metrics.field_scores]     field-level precision, recall and F1 of an extraction, optionally requiring the
                          evidence box to overlap the truth box (IoU >= 0.5)
 [`teds`][docvlm.eval.metrics.teds]             Tree-Edit-Distance-based Similarity of tables (PubTabNet), with or without cell text
+[`adjacency_scores`][docvlm.eval.metrics.adjacency_scores] ICDAR-2013 table structure: precision, recall and F1 of the adjacency relations
+                         between each non-empty cell and its nearest non-empty neighbour to the right and below
+                         (empty cells skipped, text compared without whitespace or case), pooled over the tables given
 [`circular_eval`][docvlm.eval.metrics.circular_eval]    MMBench CircularEval: a question counts only if answered right under every rotation
                          of its options
 =======================  ===================================================================================
@@ -28,6 +31,7 @@ from __future__ import annotations
 
 import html.parser
 import math
+from collections import Counter
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal, TypeVar
@@ -39,12 +43,15 @@ from docvlm.errors import UsageError
 from docvlm.types.detections import Detection, Detections
 from docvlm.types.geometry import BoundingBox, Point
 from docvlm.types.mask import Mask
-from docvlm.types.table import Table
+from docvlm.types.table import Table, TableCell
 
 __all__ = [
     "COCO_IOU_THRESHOLDS",
+    "AdjacencyScores",
     "DetectionScores",
     "FieldScores",
+    "adjacency_relations",
+    "adjacency_scores",
     "anls",
     "anls_score",
     "box_iou",
@@ -423,7 +430,28 @@ def values_match(predicted: Any, truth: Any, *, ignore_case: bool = False, toler
     return normalize_text(str(predicted), ignore_case=ignore_case) == normalize_text(str(truth), ignore_case=ignore_case)
 
 
-class FieldScores(BaseModel):
+class _Counts(BaseModel):
+    """Precision, recall and F1 from counts of correct, predicted and expected items."""
+
+    correct: int = 0
+    predicted: int = 0
+    expected: int = 0
+
+    @property
+    def precision(self) -> float:
+        return self.correct / self.predicted if self.predicted else 0.0
+
+    @property
+    def recall(self) -> float:
+        return self.correct / self.expected if self.expected else 0.0
+
+    @property
+    def f1(self) -> float:
+        p, r = self.precision, self.recall
+        return 2 * p * r / (p + r) if p + r else 0.0
+
+
+class FieldScores(_Counts):
     """Field-level extraction scores; add them (``a + b``, `total`) to pool documents (micro average).
 
     A field is *predicted* when the extraction gives it a value (not ``None``), *expected* when the truth has
@@ -441,26 +469,10 @@ class FieldScores(BaseModel):
             predicted box).
     """
 
-    correct: int = 0
-    predicted: int = 0
-    expected: int = 0
     matched: list[str] = Field(default_factory=list)
     wrong: list[str] = Field(default_factory=list)
     missed: list[str] = Field(default_factory=list)
     ious: list[tuple[str, float]] = Field(default_factory=list)
-
-    @property
-    def precision(self) -> float:
-        return self.correct / self.predicted if self.predicted else 0.0
-
-    @property
-    def recall(self) -> float:
-        return self.correct / self.expected if self.expected else 0.0
-
-    @property
-    def f1(self) -> float:
-        p, r = self.precision, self.recall
-        return 2 * p * r / (p + r) if p + r else 0.0
 
     def __add__(self, other: FieldScores) -> FieldScores:
         return FieldScores(correct=self.correct + other.correct, predicted=self.predicted + other.predicted,
@@ -685,6 +697,90 @@ def teds(predicted: Table | str, truth: Table | str, *, structure_only: bool = F
 
     n = max(_count(a), _count(b))
     return 1.0 - tree_edit_distance(a, b, rename) / n
+
+
+# ICDAR-2013 adjacency relations -------------------------------------------------------------------------
+def _adjacency_text(text: str) -> str:
+    return "".join(str(text).split()).casefold()
+
+
+def adjacency_relations(table: Table) -> Counter[tuple[str, str, str]]:
+    """The adjacency relations of a table (ICDAR-2013, Göbel et al.), as a multiset of ``(text, text, direction)``.
+
+    Each non-empty cell relates to its nearest non-empty neighbour to the right (``"h"``) in every row it covers,
+    and below (``"v"``) in every column it covers; empty cells in between are skipped, and a pair counts once
+    however many rows or columns it shares. Texts are compared without whitespace and case (annotators retype
+    text: ``Hungary`` printed, ``hungary`` annotated).
+
+    >>> t = Table(cells=[TableCell(row=0, col=0, text="a"), TableCell(row=0, col=2, text="b c"),
+    ...                  TableCell(row=1, col=0, text="d", col_span=2)])
+    >>> sorted(adjacency_relations(t).items())
+    [(('a', 'bc', 'h'), 1), (('a', 'd', 'v'), 1)]
+    """
+    slots: list[list[TableCell | None]] = [[None] * table.n_cols for _ in range(table.n_rows)]
+    for cell in table.cells:
+        for r in range(cell.row, cell.row + cell.row_span):
+            slots[r][cell.col:cell.col + cell.col_span] = [cell] * cell.col_span
+    pairs: set[tuple[int, int, str]] = set()
+    ids = {id(c): k for k, c in enumerate(table.cells)}
+
+    def first(cells: Iterable[TableCell | None], own: TableCell) -> TableCell | None:
+        for other in cells:
+            if other is not None and other is not own and _adjacency_text(other.text):
+                return other
+        return None
+
+    for cell in table.cells:
+        if not _adjacency_text(cell.text):
+            continue
+        for r in range(cell.row, cell.row + cell.row_span):
+            right = first(slots[r][cell.col + cell.col_span:], cell)
+            if right is not None:
+                pairs.add((ids[id(cell)], ids[id(right)], "h"))
+        for c in range(cell.col, cell.col + cell.col_span):
+            below = first((slots[r][c] for r in range(cell.row + cell.row_span, table.n_rows)), cell)
+            if below is not None:
+                pairs.add((ids[id(cell)], ids[id(below)], "v"))
+    return Counter((_adjacency_text(table.cells[a].text), _adjacency_text(table.cells[b].text), d) for a, b, d in pairs)
+
+
+class AdjacencyScores(_Counts):
+    """Counts behind the ICDAR-2013 adjacency-relation precision, recall and F1; add them up to pool documents.
+
+    Attributes:
+        correct: predicted relations that are also true (as a multiset).
+        predicted: relations in the prediction.
+        expected: relations in the truth.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    def __add__(self, other: AdjacencyScores) -> AdjacencyScores:
+        return AdjacencyScores(correct=self.correct + other.correct, predicted=self.predicted + other.predicted,
+                               expected=self.expected + other.expected)
+
+
+def adjacency_scores(predicted: Table | Sequence[Table], truth: Table | Sequence[Table]) -> AdjacencyScores:
+    """ICDAR-2013 structure scores: the adjacency relations (`adjacency_relations`) of the predicted tables
+    against those of the true tables, each side pooled over its tables (so a document is scored whole, whatever
+    the tables' order or split).
+
+    >>> truth = Table(cells=[TableCell(row=0, col=0, text="a"), TableCell(row=0, col=1, text="b"),
+    ...                      TableCell(row=1, col=0, text="c"), TableCell(row=1, col=1, text="d")])
+    >>> merged = Table(cells=[TableCell(row=0, col=0, text="a b"), TableCell(row=1, col=0, text="c"),
+    ...                       TableCell(row=1, col=1, text="d")])
+    >>> s = adjacency_scores(merged, truth)
+    >>> (s.correct, s.predicted, s.expected), round(s.f1, 3)
+    ((1, 2, 4), 0.333)
+    """
+    def pooled(tables: Table | Sequence[Table]) -> Counter[tuple[str, str, str]]:
+        out: Counter[tuple[str, str, str]] = Counter()
+        for t in [tables] if isinstance(tables, Table) else tables:
+            out += adjacency_relations(t)
+        return out
+
+    p, t = pooled(predicted), pooled(truth)
+    return AdjacencyScores(correct=sum((p & t).values()), predicted=sum(p.values()), expected=sum(t.values()))
 
 
 # multiple choice ------------------------------------------------------------------------------------------

@@ -10,7 +10,9 @@ task        samples                                per sample, then pooled over 
                                                    be ``None``: the classical path); TEDS, TEDS-S (structure only),
                                                    the share of truth cells whose box a predicted cell hits (IoU
                                                    >= 0.5), averaged over tables. When the truth marks no header
-                                                   cells (ICDAR 2013), the prediction's header rows are not scored
+                                                   cells (ICDAR 2013), the prediction's header rows are not scored.
+                                                   ICDAR-2013 adjacency-relation precision, recall and F1, pooled
+                                                   over the tables (``adjacency_*``)
 ``ground``  [`DetectionSample`][docvlm.eval.datasets.DetectionSample]  [`ground`][docvlm.tasks.vision.ground] each label (COCO) or each field's value
             or ``FieldsSample``                    (FUNSD, SROIE); COCO mAP@[.5:.95] and mAP@.5 (no scores: the
                                                    model's order), accuracy@0.5 and mean of the best IoU per truth
@@ -57,7 +59,9 @@ from docvlm.eval.datasets import (
     load_dataset,
 )
 from docvlm.eval.metrics import (
+    AdjacencyScores,
     FieldScores,
+    adjacency_scores,
     anls_score,
     box_iou_matrix,
     circular_variants,
@@ -119,6 +123,7 @@ class SampleResult(BaseModel):
     # pooled-metric inputs, kept out of results.jsonl
     fields: FieldScores | None = Field(default=None, exclude=True)
     fields_evidence: FieldScores | None = Field(default=None, exclude=True)
+    adjacency: AdjacencyScores | None = Field(default=None, exclude=True)
     detections: tuple[Detections, Detections] | None = Field(default=None, exclude=True)
     rotations: list[bool] | None = Field(default=None, exclude=True)
 
@@ -245,8 +250,10 @@ def _run_tables(model: Model | None, sample: TableSample) -> SampleResult:
     }
     if true_cells:
         scores["cells_iou50"] = sum(i >= 0.5 for i in ious) / len(true_cells)
+    adjacency = adjacency_scores([] if best is None else [best], truth)
+    scores["adjacency_f1"] = adjacency.f1
     return SampleResult(
-        id=sample.id, document=sample.document, page=sample.page, scores=scores,
+        id=sample.id, document=sample.document, page=sample.page, scores=scores, adjacency=adjacency,
         prediction=None if best is None else {"shape": list(best.shape), "html": best.to_html()},
         truth={"shape": list(truth.shape), "html": truth.to_html()},
         predicted_boxes=pred_cells, true_boxes=true_cells, ious=ious,
@@ -339,8 +346,10 @@ def _failed(task: str, sample: Sample, exc: DocVLMError) -> SampleResult:
                                        "truth": truth, "fields": empty, "fields_evidence": empty})
     if isinstance(sample, TableSample):
         n = sum(c.box is not None for c in sample.table.cells)
-        scores = {"teds": 0.0, "teds_struct": 0.0, "found": 0.0, **({"cells_iou50": 0.0} if n else {})}
-        return base.model_copy(update={"scores": scores, "ious": [0.0] * n})
+        scores = {"teds": 0.0, "teds_struct": 0.0, "found": 0.0, **({"cells_iou50": 0.0} if n else {}),
+                  "adjacency_f1": 0.0}
+        return base.model_copy(update={"scores": scores, "ious": [0.0] * n,
+                                       "adjacency": adjacency_scores([], sample.table)})
     if task == "ground" and isinstance(sample, DetectionSample | FieldsSample):
         truth_dets = sample.objects if isinstance(sample, DetectionSample) else Detections(detections=[
             Detection(label=f.name, box=f.box) for f in sample.fields if f.box is not None and f.page == sample.page])
@@ -405,6 +414,9 @@ def _pool(task: str, results: Sequence[SampleResult]) -> dict[str, float]:
         cells = [i for r in results for i in r.ious]
         if cells:
             out["cells_iou50"] = sum(i >= 0.5 for i in cells) / len(cells)
+        relations = sum((r.adjacency for r in results if r.adjacency is not None), AdjacencyScores())
+        out |= {"adjacency_precision": relations.precision, "adjacency_recall": relations.recall,
+                "adjacency_f1": relations.f1}
     elif task == "ground":
         pairs = [r.detections for r in results if r.detections is not None]
         scores = detection_map([p for p, _ in pairs], [t for _, t in pairs])
@@ -460,7 +472,7 @@ def evaluate(
     >>> import docvlm as dv
     >>> report = dv.evaluate(None, "table:1", task="tables", format="synthetic")
     >>> sorted(report.metrics)
-    ['cells_iou50', 'samples', 'tables_found', 'teds', 'teds_struct']
+    ['adjacency_f1', 'adjacency_precision', 'adjacency_recall', 'cells_iou50', 'samples', 'tables_found', 'teds', 'teds_struct']
     """
     if task not in TASKS:
         raise UsageError(f"unknown evaluation task {task!r}", hint="use one of " + ", ".join(TASKS))

@@ -13,12 +13,12 @@ import weakref
 
 from docvlm.documents.base import Page
 from docvlm.documents.pdf import PDFPage, _pymupdf
-from docvlm.errors import MissingDependencyError, UsageError
+from docvlm.errors import MissingDependencyError, PageTooLargeError, UsageError
 from docvlm.tasks._page import PageInput, as_page
 from docvlm.types.detections import Detection, Detections
 from docvlm.types.geometry import BoundingBox
 
-__all__ = ["LAYOUT_LABELS", "layout"]
+__all__ = ["LAYOUT_LABELS", "MAX_LAYOUT_ITEMS", "layout"]
 
 #: The labels [`layout`][docvlm.tasks.layout.layout] gives, as PyMuPDF's layout model names them (DocLayNet's classes).
 LAYOUT_LABELS: tuple[str, ...] = (
@@ -40,6 +40,11 @@ _CACHE: weakref.WeakKeyDictionary[Page, Detections] = weakref.WeakKeyDictionary(
 _MODEL_LOCK = threading.Lock()
 _SNAP_COVER = 0.8  # a table region snaps to a ruled table covering this share of it
 
+#: Most vector drawing items plus words on a page that the layout model reads: it builds a graph over them and
+#: cannot be interrupted, so a page past this (a map, an A0 technical drawing) raises
+#: `PageTooLargeError` instead of hanging.
+MAX_LAYOUT_ITEMS = 40_000
+
 
 def layout(page: PageInput) -> Detections:
     """The regions of a born-digital PDF page, labelled and in reading order, boxes in page space.
@@ -57,6 +62,7 @@ def layout(page: PageInput) -> Detections:
     Raises:
         UsageError: the page is an image: the layout model reads a PDF's text layer and vector graphics.
         MissingDependencyError: ``pymupdf-layout`` is not installed.
+        PageTooLargeError: the page has more than `MAX_LAYOUT_ITEMS` drawing items and words.
     """
     page = as_page(page)
     if not isinstance(page, PDFPage):
@@ -88,6 +94,13 @@ def _run_model(page: PDFPage) -> list[tuple[float, float, float, float, str]]:
         raise MissingDependencyError("pymupdf-layout", "layout", purpose="page layout",
                                      hint="pip install pymupdf-layout")
     fitz_page = page.fitz_page
+    n_items = len(page.words()) + sum(len(d["items"]) for d in fitz_page.get_drawings())
+    if n_items > MAX_LAYOUT_ITEMS:
+        raise PageTooLargeError(
+            f"the page has {n_items:,} drawing items and words, more than the layout model's budget of "
+            f"{MAX_LAYOUT_ITEMS:,}", source=page.document.source, page=page.index,
+            hint="give the region yourself (e.g. extract_tables(None, page, region=...)), or raise "
+                 "docvlm.tasks.layout.MAX_LAYOUT_ITEMS")
     rotation = page.rotation
     before = getattr(fitz_page, "layout_information", None)
     with _MODEL_LOCK:

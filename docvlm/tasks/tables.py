@@ -1,4 +1,4 @@
-"""Tables: the classical path (PyMuPDF's line finder, word alignment), and the model path (a VLM or an LLM).
+"""Tables: the classical path (PyMuPDF's line finder, word alignment, OCR for images), and the model path.
 
 [`extract_tables`][docvlm.tasks.tables.extract_tables] is the entry point. Without a model (``model=None``) it reads a born-digital PDF:
 
@@ -6,11 +6,26 @@
    the ruling, a cell whose inner lines are missing spans rows or columns; rules drawn as thin filled
    rectangles count, and the missing outer borders of open-sided tables are implied; body rows that continue
    below a ruled (or shaded) header with horizontal rules only, or none, join it (`_continue_below`);
+   the rules the words imply and the drawing lacks are added before the grid is read
+   (`virtual_rules`): column lines that stop at the header continue through
+   rows ruled by horizontal rules alone, a ruled band holding several record lines splits into rows, and a gap
+   that splits the text of drawn cells becomes a column. Each table is read in the turn of the page that sets
+   its text upright (a landscape table on a portrait page, a page whose /Rotate shows it upright), and its
+   boxes are turned back into page space;
 2. only when the page (or ``region``) has no ruled table: borderless tables from the alignment of the
    words (``strategy="text"``, docvlm's own), looked for inside ``region``, or else inside the table regions
    that the layout model ([`layout`][docvlm.tasks.layout.layout]) finds, so paragraphs are not taken for tables.
 
-With a model it asks twice per table: first for the grid ([`TableGrid`][docvlm.tasks.tables.TableGrid]: rows, columns, header rows and
+An image or a scanned page (no text layer) goes through `docvlm.tasks._table_image`: the ruling is read
+from the pixels with OpenCV and drawn on a blank vector page for the same ruled-table finder, the cells' text
+comes from OCR (RapidOCR when installed, else Tesseract) of an upscaled rendering with the rules painted out, and a table without ruling comes
+from the alignment of the OCR words (full-width rules mark the header).
+
+PyMuPDF's finder takes at least quadratic time in a page's drawing items and cannot be interrupted: a page
+with more than `MAX_DRAWING_ITEMS` of them (in ``region``, when given) raises
+`PageTooLargeError` instead of hanging.
+
+With a model it asks twice per table: first for the grid (`TableGrid`: rows, columns, header rows and
 merged cells, small bounded integers), then, row by row, for the text of the cells that start in that row
 (a fixed-length list of bounded strings: a whole table as one JSON object would exceed any sensible
 constrained-decoding budget). A vision model sees the table region rendered; a text-only model gets the
@@ -45,8 +60,12 @@ from pydantic import BaseModel, ConfigDict, Field
 from docvlm.documents.base import Page
 from docvlm.documents.pdf import PDFPage
 from docvlm.documents.web import WebPage
-from docvlm.errors import UsageError
+from docvlm.errors import PageTooLargeError, UsageError
 from docvlm.tasks._page import PageInput, as_page, check_region, view
+from docvlm.tasks._table_words import centre_in as _centre_in
+from docvlm.tasks._table_words import phrases as _phrases
+from docvlm.tasks._table_words import text_lines as _text_lines
+from docvlm.tasks._table_words import text_table, virtual_rules
 from docvlm.types.geometry import BoundingBox
 from docvlm.types.table import Table, TableCell
 from docvlm.types.text import WordRow
@@ -56,10 +75,16 @@ if TYPE_CHECKING:
     from docvlm.models.messages import Message
     from docvlm.models.test import FunctionInfo
 
-__all__ = ["MAX_CELL_CHARS", "MAX_COLS", "MAX_ROWS", "MergedCell", "TableGrid", "extract_tables", "find_tables",
+__all__ = ["MAX_CELL_CHARS", "MAX_COLS", "MAX_DRAWING_ITEMS", "MAX_ROWS", "MergedCell", "TableGrid", "extract_tables", "find_tables",
            "table_answers"]
 
 _TOL = 1.0  # points: grid lines closer than this are one line
+
+#: Most drawing items (lines, curves, rectangles) on a page (or in the region asked about) that the ruled-table
+#: finder reads: PyMuPDF's finder takes at least quadratic time in them and cannot be interrupted, so a page past
+#: this (a map, a technical drawing) raises `PageTooLargeError` instead of hanging.
+MAX_DRAWING_ITEMS = 30_000
+_PAD = 6.0  # points: the most a cell's shading is inset from its rules
 _REGION_PAD = 3.0  # points around a layout table region (it boxes the text only)
 
 #: Most rows a model may report for one table.
@@ -105,44 +130,122 @@ def find_tables(page: PageInput, *, strategy: str = "lines", region: BoundingBox
         raise UsageError(
             "find_tables reads a PDF's vector lines and text layer, and this page is an image",
             source=page.document.source, page=page.index,
-            hint="use strategy='text' with a region (words from OCR), or a vision model: extract_tables(model, page)",
+            hint="extract_tables(None, page) reads an image's ruling from its pixels and its cells by OCR",
         )
     region = check_region(page, region)
     if strategy == "text":
         layer = page.words() if isinstance(page, PDFPage) else page.words(ocr="auto")
         inside = [w for w in layer.rows if _centre_in(w, region or page.bbox)]
-        table = _text_table(inside, page.index)
+        table = text_table(inside, page.index)
         return [] if table is None else [table]
     assert isinstance(page, PDFPage)  # "lines" on an image page was refused above
     words = page.words().rows  # before the rotation changes: the text layer is cached with the right one
     fitz_page = page.fitz_page
     rotation = page.rotation
-    # the finder works in displayed coordinates; on an unrotated page these are page space
-    if rotation:
-        fitz_page.set_rotation(0)
+    # The finder works in displayed coordinates. The table is read in the turn of the page that sets its text
+    # upright (a landscape table on a portrait page, or a page whose /Rotate shows its text upright), and its
+    # boxes are turned back into page space (unrotated) afterwards.
+    fitz_page.set_rotation(0)
+    drawings = fitz_page.get_drawings()
+    n_items = sum(len(d["items"]) for d in drawings if region is None or _touches(d["rect"], region))
+    if n_items > MAX_DRAWING_ITEMS:
+        fitz_page.set_rotation(rotation)
+        raise PageTooLargeError(
+            f"the page has {n_items:,} vector drawing items{' in the region' if region is not None else ''}, more "
+            f"than the table finder's budget of {MAX_DRAWING_ITEMS:,} (its time grows with their square)",
+            source=page.document.source, page=page.index,
+            hint="pass region=... around the table, or raise docvlm.tasks.tables.MAX_DRAWING_ITEMS",
+        )
+    turn = _upright_turn(fitz_page)
+    if turn:
+        fitz_page.set_rotation(turn)
     try:
-        # use_layout=False: PyMuPDF 2.0 otherwise gates ruled tables by its layout model (see the module docs)
-        horizontal, vertical = _segments(fitz_page)
-        found = fitz_page.find_tables(strategy="lines", use_layout=False,
-                                      add_lines=_open_sides(horizontal, vertical) or None)
-        tables = [_to_table(t, words, page.index) for t in (found.tables if found is not None else [])]
+        to_frame, back = fitz_page.rotation_matrix, fitz_page.derotation_matrix
+        if turn:
+            words = [(*_turned((w[0], w[1], w[2], w[3]), to_frame), *w[4:]) for w in words]
+        out = ruled_tables(fitz_page, words, page.index, to_frame if turn else None, drawings=drawings)
+        if turn:
+            out = [_turn_table(t, back) for t in out]
     finally:
-        if rotation:
+        if fitz_page.rotation != rotation:
             fitz_page.set_rotation(rotation)
-    out = [t for t in tables if t is not None]
-    out = [_continue_below(t, words, horizontal, [o.box for o in out if o is not t and o.box is not None])
-           for t in out]
     if region is not None:
         out = [t for t in out if t.box is not None and _share_inside(t.box, region) >= 0.5]
     return out
 
 
-def _segments(fitz_page: Any) -> tuple[list[tuple[float, float, float]], list[tuple[float, float, float]]]:
+def ruled_tables(fitz_page: Any, words: Sequence[WordRow], page_index: int, matrix: Any = None, *,
+                 drawings: list[dict[str, Any]] | None = None) -> list[Table]:
+    """The ruled tables of a PyMuPDF page, read in its displayed coordinates, cell text from ``words`` (given in
+    the same coordinates); ``matrix`` maps the page's drawings (unrotated) to them when the page is turned.
+
+    Also used for images: their ruling, found in the pixels, is drawn on a blank page of the image's size.
+    """
+    # use_layout=False: PyMuPDF 2.0 otherwise gates ruled tables by its layout model (see the module docs)
+    drawings = fitz_page.get_drawings() if drawings is None else drawings
+    horizontal, vertical = _segments(drawings, matrix)
+    added = _open_sides(horizontal, vertical)
+    found = fitz_page.find_tables(strategy="lines", use_layout=False, add_lines=added or None)
+    raw = list(found.tables) if found is not None else []
+    # the rules the words imply and the drawing lacks (body rows or columns not ruled), then the grid again
+    implied = [seg for t in raw for seg in _implied_rules(t, words)]
+    if implied:
+        found = fitz_page.find_tables(strategy="lines", use_layout=False, add_lines=added + implied)
+        raw = list(found.tables) if found is not None else []
+    # the drawn rules (lines, thin or stroked rectangles) and the implied ones: grid lines the finder takes from
+    # the edges of shading (a cell's padded background, a band behind each text line) are not rules
+    drawn = _drawn_rules(drawings, matrix, horizontal, vertical)
+    for (ax, ay), (bx, by) in added + implied:
+        if abs(ay - by) < 1:
+            drawn[0].append((min(ax, bx), max(ax, bx), ay))
+        else:
+            drawn[1].append((min(ay, by), max(ay, by), ax))
+    tables = [_to_table(t, words, page_index, drawn) for t in raw]
+    out = [t for t in tables if t is not None]
+    return [_continue_below(t, words, horizontal, [o.box for o in out if o is not t and o.box is not None])
+            for t in out]
+
+
+def _upright_turn(fitz_page: Any) -> int:
+    """The clockwise turn (0, 90, 180 or 270) that sets most of an unrotated page's text upright."""
+    weight = {0: 0, 90: 0, 180: 0, 270: 0}
+    for block in fitz_page.get_text("dict", flags=0)["blocks"]:
+        for line in block.get("lines", ()):
+            dx, dy = line["dir"]
+            turn = 0 if dx > 0.7 else 90 if dy < -0.7 else 180 if dx < -0.7 else 270 if dy > 0.7 else None
+            if turn is not None:
+                weight[turn] += sum(len(span["text"].strip()) for span in line["spans"])
+    best = max(weight, key=lambda k: weight[k])
+    return best if weight[best] > weight[0] else 0
+
+
+def _turned(box: tuple[float, float, float, float], matrix: Any) -> tuple[float, float, float, float]:
+    from docvlm.documents.pdf import _pymupdf
+
+    r = _pymupdf().Rect(*box) * matrix
+    return (r.x0, r.y0, r.x1, r.y1)
+
+
+def _turn_table(table: Table, matrix: Any) -> Table:
+    """``table`` with its and its cells' boxes mapped by ``matrix`` (a turn by a multiple of 90 degrees)."""
+    def turn(box: BoundingBox | None) -> BoundingBox | None:
+        return None if box is None else BoundingBox.from_corners(*_turned(box.xyxy, matrix))
+
+    cells = [c.model_copy(update={"box": turn(c.box)}) for c in table.cells]
+    return table.model_copy(update={"cells": cells, "box": turn(table.box)})
+
+
+def _touches(rect: Any, region: BoundingBox) -> bool:
+    return bool(rect.x0 <= region.x1 and rect.x1 >= region.x0 and rect.y0 <= region.y1 and rect.y1 >= region.y0)
+
+
+def _segments(drawings: list[dict[str, Any]], matrix: Any = None,
+              ) -> tuple[list[tuple[float, float, float]], list[tuple[float, float, float]]]:
     """The page's straight rules: horizontal ``(x0, x1, y)`` and vertical ``(y0, y1, x)``, from lines and thin
-    rectangles (merged where they touch)."""
+    rectangles (merged where they touch), in the coordinates ``matrix`` maps the unrotated page to."""
     horizontal: list[tuple[float, float, float]] = []
     vertical: list[tuple[float, float, float]] = []
-    for path in fitz_page.get_drawings():
+    for path in drawings:
         for item in path["items"]:
             if item[0] == "l":
                 (ax, ay), (bx, by) = item[1], item[2]
@@ -156,6 +259,8 @@ def _segments(fitz_page: Any) -> tuple[list[tuple[float, float, float]], list[tu
                     continue
             else:
                 continue
+            if matrix is not None:
+                ax, ay, bx, by = _turned((ax, ay, bx, by), matrix)
             if abs(ay - by) < 1 and abs(ax - bx) >= 3:
                 horizontal.append((min(ax, bx), max(ax, bx), (ay + by) / 2))
             elif abs(ax - bx) < 1 and abs(ay - by) >= 3:
@@ -213,6 +318,11 @@ def _bridged(upper: tuple[float, float, float], lower: tuple[float, float, float
     return any(left - 3 <= v[2] <= right + 3 and v[0] <= upper[2] + 3 and v[1] >= lower[2] - 3 for v in vertical)
 
 
+def _implied_rules(found: Any, words: Sequence[WordRow]) -> list[tuple[tuple[float, float], tuple[float, float]]]:
+    rects = [tuple(c) for row in found.rows for c in row.cells if c is not None]
+    return virtual_rules(tuple(found.bbox), rects, words, _TOL) if len(rects) >= 2 else []
+
+
 def _share_inside(box: BoundingBox, region: BoundingBox) -> float:
     inter = box.intersection(region)
     return inter.area / box.area if inter is not None and box.area > 0 else 0.0
@@ -236,12 +346,35 @@ def _reading_order(words: Sequence[WordRow]) -> list[WordRow]:
     return [w for line in _text_lines(words) for w in line]
 
 
-def _to_table(found: Any, words: Sequence[WordRow], page_index: int) -> Table | None:
+def _drawn_rules(drawings: list[dict[str, Any]], matrix: Any, straight_h: list[tuple[float, float, float]],
+                 straight_v: list[tuple[float, float, float]],
+                 ) -> tuple[list[tuple[float, float, float]], list[tuple[float, float, float]]]:
+    """Every drawn rule: the straight rules (`_segments`) and the sides of stroked rectangles."""
+    horizontal, vertical = list(straight_h), list(straight_v)
+    for path in drawings:
+        if "s" not in (path.get("type") or ""):
+            continue
+        for item in path["items"]:
+            if item[0] != "re":
+                continue
+            r = item[1]
+            x0, y0, x1, y1 = _turned((r.x0, r.y0, r.x1, r.y1), matrix) if matrix is not None else (r.x0, r.y0, r.x1, r.y1)
+            x0, x1, y0, y1 = min(x0, x1), max(x0, x1), min(y0, y1), max(y0, y1)
+            horizontal += [(x0, x1, y0), (x0, x1, y1)]
+            vertical += [(y0, y1, x0), (y0, y1, x1)]
+    return horizontal, vertical
+
+
+def _to_table(found: Any, words: Sequence[WordRow], page_index: int,
+              drawn: tuple[list[tuple[float, float, float]], list[tuple[float, float, float]]] | None = None,
+              ) -> Table | None:
     rects = [tuple(c) for row in found.rows for c in row.cells if c is not None]
     if len(rects) < 2:
         return None
     xs = _lines([r[0] for r in rects] + [r[2] for r in rects])
     ys = _lines([r[1] for r in rects] + [r[3] for r in rects])
+    if drawn is not None:
+        xs, ys = _ruled_lines(xs, ys, found.bbox, drawn)
     placed: list[tuple[int, int, int, int, tuple[float, ...]]] = []
     taken: set[tuple[int, int]] = set()
     for rect in rects:
@@ -257,7 +390,8 @@ def _to_table(found: Any, words: Sequence[WordRow], page_index: int) -> Table | 
     if not found.header.external:
         header_rows = max((r1 - r0 for r0, r1, *_ in placed if r0 == 0), default=0)
     cells: list[TableCell] = []
-    for r0, r1, c0, c1, (x0, y0, x1, y1) in placed:
+    for r0, r1, c0, c1, _ in placed:
+        x0, y0, x1, y1 = xs[c0], ys[r0], xs[c1], ys[r1]
         inside = [w for w in words if x0 <= (w[0] + w[2]) / 2 <= x1 and y0 <= (w[1] + w[3]) / 2 <= y1]
         cells.append(
             TableCell(
@@ -273,6 +407,24 @@ def _to_table(found: Any, words: Sequence[WordRow], page_index: int) -> Table | 
         cells=cells, n_rows=len(ys) - 1, n_cols=len(xs) - 1, page=page_index,
         box=BoundingBox(x0=bx0, y0=by0, x1=bx1, y1=by1),
     )
+
+
+def _ruled_lines(xs: list[float], ys: list[float], bbox: Any,
+                 drawn: tuple[list[tuple[float, float, float]], list[tuple[float, float, float]]],
+                 ) -> tuple[list[float], list[float]]:
+    """The grid lines that a drawn rule backs (and the outer ones), when the table is drawn with rules at all:
+    the others come from the edges of shading and cut cells apart (or off their text)."""
+    x0, y0, x1, y1 = bbox
+    horizontal = [h for h in drawn[0] if h[0] < x1 - _TOL and h[1] > x0 + _TOL and y0 - 2 <= h[2] <= y1 + 2]
+    vertical = [v for v in drawn[1] if v[0] < y1 - _TOL and v[1] > y0 + _TOL and x0 - 2 <= v[2] <= x1 + 2]
+    bx = [x for x in xs if any(abs(v[2] - x) <= 1.5 for v in vertical)]
+    by = [y for y in ys if any(abs(h[2] - y) <= 1.5 for h in horizontal)]
+    if len(bx) < 3 or len(by) < 3:  # a table of shading alone (or nearly): its edges are its grid
+        return xs, ys
+    # an unbacked line a cell's padding away from a rule is the edge of that cell's shading
+    keep_x = [x for i, x in enumerate(xs) if x in bx or i in (0, len(xs) - 1) or all(abs(x - b) > _PAD for b in bx)]
+    keep_y = [y for i, y in enumerate(ys) if y in by or i in (0, len(ys) - 1) or all(abs(y - b) > _PAD for b in by)]
+    return keep_x, keep_y
 
 
 def _continue_below(table: Table, words: Sequence[WordRow], horizontal: list[tuple[float, float, float]],
@@ -395,110 +547,45 @@ def _continue_below(table: Table, words: Sequence[WordRow], horizontal: list[tup
     })
 
 
-def _text_lines(words: Sequence[WordRow]) -> list[list[WordRow]]:
-    """Words grouped into lines top to bottom (a word joins a line its vertical centre falls in), each left to
-    right."""
-    lines: list[list[WordRow]] = []
-    for w in sorted(words, key=lambda w: ((w[1] + w[3]) / 2, w[0])):
-        centre = (w[1] + w[3]) / 2
-        if lines and min(x[1] for x in lines[-1]) <= centre <= max(x[3] for x in lines[-1]):
-            lines[-1].append(w)
-        else:
-            lines.append([w])
-    return [sorted(line, key=lambda w: w[0]) for line in lines]
-
-
-def _text_table(words: Sequence[WordRow], page_index: int) -> Table | None:
-    """A borderless table from the alignment of words: each text line a row, columns split at vertical gaps.
-
-    Words closer than half a word height are one phrase. A column boundary is a vertical gap, at least half
-    a word height wide, that no phrase below the first line crosses, placed where the first line does not
-    cross it either if it can; a first-line phrase that crosses it spans the columns (a group header).
-    Cell boxes tile the table: column edges midway in the gaps, row edges midway between lines.
-    """
-    lines = _text_lines(words)
-    if len(lines) < 2:
-        return None
-    heights = sorted(w[3] - w[1] for w in words)
-    h = max(heights[len(heights) // 2], 1.0)
-    phrases: list[list[list[WordRow]]] = []  # per line, per phrase, its words
-    for line in lines:
-        phrases.append(_phrases(line, h))
-    left, right = min(w[0] for w in words), max(w[2] for w in words)
-    step = 0.25
-    n = int((right - left) / step) + 1
-    cover = [0] * n  # lines covering each strip
-    body = [0] * n  # the same without the first line
-    for index, groups in enumerate(phrases):
-        hit = [False] * n
-        for g in groups:
-            for i in range(int((g[0][0] - left) / step), min(n, int((g[-1][2] - left) / step) + 1)):
-                hit[i] = True
-        for i in range(n):
-            cover[i] += hit[i]
-            body[i] += hit[i] and index > 0
-    bounds: list[float] = []
-    i = 0
-    while i < n:
-        if body[i]:
-            i += 1
-            continue
-        j = i
-        while j < n and not body[j]:
-            j += 1
-        if i > 0 and j < n and (j - i) * step >= 0.5 * h:  # a gap inside the table, not at its edges
-            low = min(cover[i:j])
-            runs: list[list[int]] = []  # runs of the least-covered strips: where the first line does not cross
-            for k in range(i, j):
-                if cover[k] != low:
-                    continue
-                if runs and k == runs[-1][-1] + 1:
-                    runs[-1].append(k)
-                else:
-                    runs.append([k])
-            run = max(runs, key=len)
-            bounds.append(left + (run[0] + run[-1] + 1) / 2 * step)
-        i = j
-    if not bounds:
-        return None
-    col_edges = [left, *bounds, right]
-    tops = [min(w[1] for w in line) for line in lines]
-    bottoms = [max(w[3] for w in line) for line in lines]
-    row_edges = [tops[0]] + [(bottoms[r] + tops[r + 1]) / 2 for r in range(len(lines) - 1)] + [bottoms[-1]]
-
-    def column(x: float) -> int:
-        return sum(b < x for b in bounds)
-
-    cells: list[TableCell] = []
-    for r, groups in enumerate(phrases):
-        spans: list[tuple[int, int, list[WordRow]]] = []
-        for g in groups:
-            c0, c1 = column(g[0][0]), column(g[-1][2])
-            if spans and c0 <= spans[-1][1]:  # shares a column with the phrase before it: one cell
-                spans[-1] = (spans[-1][0], max(c1, spans[-1][1]), spans[-1][2] + g)
-            else:
-                spans.append((c0, c1, list(g)))
-        filled = {c for c0, c1, _ in spans for c in range(c0, c1 + 1)}
-        spans += [(c, c, []) for c in range(len(col_edges) - 1) if c not in filled]
-        for c0, c1, ws in spans:
-            cells.append(
-                TableCell(
-                    row=r, col=c0, col_span=c1 - c0 + 1, text=" ".join(str(w[4]) for w in ws), is_header=r == 0,
-                    box=BoundingBox(x0=col_edges[c0], y0=row_edges[r], x1=col_edges[c1 + 1], y1=row_edges[r + 1]),
-                )
-            )
-    cells.sort(key=lambda c: (c.row, c.col))
-    return Table(cells=cells, n_rows=len(lines), n_cols=len(col_edges) - 1, page=page_index,
-                 box=BoundingBox(x0=left, y0=row_edges[0], x1=right, y1=row_edges[-1]))
-
-
 def _classical(page: Page, region: BoundingBox | None) -> list[Table]:
+    if not isinstance(page, PDFPage | WebPage) or not page.has_text_layer:  # an image or a scan: pixels and OCR
+        from docvlm.tasks._table_image import image_tables
+
+        return image_tables(page, region)
     ruled = find_tables(page, strategy="lines", region=region)
     if ruled or isinstance(page, WebPage):  # a web page's tables are all in its DOM
         return ruled
     if region is not None:
         return find_tables(page, strategy="text", region=region)
+    assert isinstance(page, PDFPage)
+    fitz_page = page.fitz_page
+    rotation = fitz_page.rotation
+    fitz_page.set_rotation(0)
+    try:
+        turn = _upright_turn(fitz_page)
+        if turn:
+            fitz_page.set_rotation(turn)
+            back = fitz_page.derotation_matrix
+    finally:
+        fitz_page.set_rotation(rotation)
+    if turn:  # text that runs up or down the page: the layout model and the alignment read it set upright
+        return [_turn_table(t, back).model_copy(update={"page": page.index}) for t in _upright_text_tables(page, turn)]
     return [t for r in _layout_regions(page) for t in find_tables(page, strategy="text", region=r)]
+
+
+def _upright_text_tables(page: PDFPage, turn: int) -> list[Table]:
+    """The borderless tables of a page whose text is turned, read on a copy of the page turned upright (in the
+    displayed coordinates of the page at that turn)."""
+    from docvlm.documents import open_document
+    from docvlm.documents.pdf import _pymupdf
+
+    pymupdf = _pymupdf()
+    with pymupdf.open() as copy:
+        copy.insert_pdf(page.fitz_page.parent, from_page=page.index, to_page=page.index)
+        copy[0].set_rotation(turn)
+        copy[0].remove_rotation()  # the content itself turned: the copy's page space is the upright view
+        upright = open_document(copy.tobytes())[0]
+    return [t for r in _layout_regions(upright) for t in find_tables(upright, strategy="text", region=r)]
 
 
 def _layout_regions(page: Page) -> list[BoundingBox]:
@@ -595,10 +682,11 @@ def extract_tables(model: Model | None, page: PageInput, *, region: BoundingBox 
     """The tables on a page (or in ``region``), cells with spans, header rows and boxes in page space.
 
     Args:
-        model: ``None`` for the classical path (born-digital PDFs: vector lines, then text alignment; see the
-            module docs); a vision-language model to read the table from the rendered region; or a text-only
-            model to read it from the words of the region.
-        page: the page (a [`Page`][docvlm.documents.base.Page], a one-page document, a PIL image or a path).
+        model: ``None`` for the classical path (born-digital PDFs: vector lines, then text alignment; images
+            and scans: ruling from the pixels, cells by OCR; see the module docs); a vision-language model to
+            read the table from the rendered region; or a text-only model to read it from the words of the
+            region.
+        page: the page (a `Page`, a one-page document, a PIL image or a path).
         region: where the table is (page space). Without it the classical path searches the whole page, and
             a model is asked about each table region the layout model finds on a PDF page with a text layer,
             or about the whole page otherwise.
@@ -609,8 +697,10 @@ def extract_tables(model: Model | None, page: PageInput, *, region: BoundingBox 
         box is its region.
 
     Raises:
-        UsageError: ``model=None`` on an image or scan, a text-only model on a page without a text layer,
-            or a region that is not in page space or misses the page.
+        UsageError: a text-only model on a page without a text layer, or a region that is not in page space or
+            misses the page.
+        PageTooLargeError: ``model=None`` on a page with more than `MAX_DRAWING_ITEMS` drawing items.
+        MissingDependencyError: ``model=None`` on an image or scan without an OCR engine installed.
     """
     page = as_page(page)
     region = check_region(page, region)
@@ -677,21 +767,6 @@ def _ask_table(model: Model, page: Page, region: BoundingBox, *, whole_page: boo
     if page.has_text_layer:
         cells = _ground(cells, words)
     return Table(cells=cells, n_rows=grid.n_rows, n_cols=grid.n_cols, page=page.index, box=region)
-
-
-def _phrases(line: Sequence[WordRow], h: float) -> list[list[WordRow]]:
-    """The words of one text line (left to right) grouped into phrases: words closer than half a word height."""
-    groups: list[list[WordRow]] = [[line[0]]]
-    for w in line[1:]:
-        if w[0] - groups[-1][-1][2] <= 0.5 * h:
-            groups[-1].append(w)
-        else:
-            groups.append([w])
-    return groups
-
-
-def _centre_in(w: WordRow, box: BoundingBox) -> bool:
-    return box.x0 <= (w[0] + w[2]) / 2 <= box.x1 and box.y0 <= (w[1] + w[3]) / 2 <= box.y1
 
 
 def _serialize(words: Sequence[WordRow]) -> str:

@@ -70,3 +70,12 @@ def test_eval_bad_input_is_one_line_exit_1_or_2(tmp_path: Path) -> None:
     assert res.exit_code == 1 and "no such file or folder" in res.stderr  # the data is missing: a failure
     res = runner.invoke(app, ["eval", "--task", "qa", "--data", "table:1", "--format", "synthetic", "--model", "test"])
     assert res.exit_code == 2 and "cannot use TableSample" in res.stderr  # a task that cannot read the format: usage
+
+
+def test_eval_where_every_record_is_skipped_exits_non_zero(tmp_path: Path) -> None:
+    from tests.eval.conftest import TEXTS, icdar_xml
+
+    (tmp_path / "us-009-str.xml").write_text(icdar_xml("bm_us-009-str.xml", TEXTS))  # its PDF is missing
+    res = runner.invoke(app, ["eval", "--task", "tables", "--data", str(tmp_path), "--format", "icdar2013",
+                              "-o", str(tmp_path / "out")])
+    assert res.exit_code == 1 and "every record was skipped" in res.stderr and "us-009.pdf" in res.stderr

@@ -21,6 +21,7 @@ from docvlm.eval import (
 )
 from docvlm.types import BoundingBox
 from tests.eval.conftest import TABLE_H, TEXTS, XS, YS, Files, icdar_xml, table_pdf
+from tests.realdev import realdev
 
 
 def test_funsd_links_questions_to_answers_and_skips_bad_entities(eval_files: Files) -> None:
@@ -176,3 +177,90 @@ def test_synthetic_dataset_and_limit() -> None:
     with pytest.raises(UsageError):
         synthetic_dataset("columns", 1)
     assert json.loads(first.model_dump_json())["kind"] == "fields"  # bytes stay out of the JSON
+
+
+# the public files as they ship -------------------------------------------------------------------------------
+def test_icdar2013_finds_the_pdf_by_the_xml_stem_not_the_filename_attribute(tmp_path: Path) -> None:
+    # the real files say <document filename='bm_us-003-str.xml'>: the XML's own name in the competition's tool
+    (tmp_path / "us-003.pdf").write_bytes(table_pdf())
+    (tmp_path / "us-003-str.xml").write_text(icdar_xml("bm_us-003-str.xml", TEXTS))
+    (sample,) = load_dataset(tmp_path, "icdar2013").samples
+    assert isinstance(sample, TableSample) and Path(sample.document).name == "us-003.pdf"
+    assert sample.table.grid() == TEXTS
+
+
+def test_a_dataset_whose_every_record_is_skipped_raises(tmp_path: Path) -> None:
+    (tmp_path / "us-004-str.xml").write_text(icdar_xml("bm_us-004-str.xml", TEXTS))  # no us-004.pdf
+    with pytest.raises(DatasetError, match=r"every record was skipped \(1\); the first: no PDF us-004.pdf"):
+        load_dataset(tmp_path, "icdar2013")
+
+
+def camelot_files(root: Path) -> Path:
+    """camelot's layout: data_tables.json, camelot_expected_tables.tsv and the PDFs in files/."""
+    import pymupdf
+
+    (root / "files").mkdir(parents=True)
+    (root / "files" / "grid.pdf").write_bytes(table_pdf())
+    doc = pymupdf.open(stream=table_pdf())
+    (root / "files" / "locked.pdf").write_bytes(doc.tobytes(encryption=pymupdf.PDF_ENCRYPT_AES_256,
+                                                             user_pw="userpass", owner_pw="owner"))
+    (root / "data_tables.json").write_text(json.dumps({"data_grid": TEXTS, "data_two": [["a", "b"]]}))
+    rows = [
+        "test_file\ttest_name\tpdf(s) (camelot/files/...)\texpected_data_var (camelot/gt_tests/data.py)\tflavor\tpages",
+        "test_lattice.py\ttest_lattice\tgrid.pdf\tdata_grid\t\t",
+        "test_stream.py\ttest_stream\tgrid.pdf\tdata_grid\tstream\t",  # the same PDF and table again: one sample
+        "test_common.py\ttest_password\tlocked.pdf\tdata_grid\tstream\t",
+        "test_lattice.py\ttest_lattice_us\ttabula/us-030.pdf\tdata_grid\t\t2",
+        "test_network.py\ttest_two\tgrid.pdf\tdata_grid,data_missing\tnetwork\t1",
+    ]
+    (root / "camelot_expected_tables.tsv").write_text("\n".join(rows) + "\n")
+    return root
+
+
+def test_camelot_expected_tables_as_shipped(tmp_path: Path) -> None:
+    ds = load_dataset(camelot_files(tmp_path / "camelot"), "camelot")
+    (sample,) = ds.samples
+    assert isinstance(sample, TableSample) and sample.id == "grid/1/data_grid" and sample.page == 0
+    assert sample.table.grid() == TEXTS and sample.table.header_rows == 0 and sample.region is None
+    assert [(s.record, s.reason) for s in ds.skipped] == [
+        ("test_password locked.pdf", "locked.pdf is encrypted"),
+        ("test_lattice_us tabula/us-030.pdf", "the PDF 'tabula/us-030.pdf' is not in files/"),
+        ("test_two grid.pdf data_missing", "no expected table 'data_missing' in data_tables.json"),
+    ]
+
+
+def test_realdev_icdar2013_eu_every_cell_box_holds_its_words() -> None:
+    import docvlm as dv
+
+    ds = load_dataset(realdev("icdar2013-eu"), "icdar2013")
+    assert len(ds.samples) == 76 and len({s.document for s in ds.samples}) == 27
+    assert [(Path(s.file).name, s.record) for s in ds.skipped] == [("eu-009b-str.xml", "document")]
+    held = total = 0
+    pages: dict[tuple[str, int], list[dv.Word]] = {}
+    for s in ds.samples:
+        assert isinstance(s, TableSample) and s.region is not None
+        words = pages.setdefault((s.document, s.page), list(dv.open(s.document)[s.page].words()))
+        for cell in s.table.cells:
+            if not cell.text or cell.box is None:
+                continue
+            b = cell.box.pad(2)
+            inside = "".join(w.text for w in words if b.x0 <= w.box.center[0] <= b.x1 and b.y0 <= w.box.center[1] <= b.y1)
+            held += inside.lower() == "".join(cell.text.split()).lower()
+            total += 1
+    # boxes are bottom-left PDF points (turned pages: the displayed page) and land on the printed words
+    assert total > 2500 and held / total >= 0.99
+
+
+def test_realdev_camelot_and_pubtabnet_load_as_shipped() -> None:
+    ds = load_dataset(realdev("tables-camelot"), "camelot")
+    assert len(ds.samples) == 34
+    assert ("test_password health_protected.pdf", "health_protected.pdf is encrypted") in [
+        (s.record, s.reason) for s in ds.skipped]
+    health = next(s for s in ds.samples if s.id == "health/1/data_stream")
+    assert isinstance(health, TableSample) and health.table.shape == (29, 8)
+    pub = load_dataset(realdev("pubtabnet-examples") / "PubTabNet_Examples.jsonl", "pubtabnet")
+    assert len(pub.samples) == 20 and not pub.skipped
+    first = next(s for s in pub.samples if "PMC1626454_002_00" in s.document)
+    assert isinstance(first, TableSample) and first.table.shape == (9, 12) and first.table.header_rows == 2
+    cell = first.table.cell(0, 1)
+    assert cell is not None and (cell.text, cell.col_span, cell.is_header) == ("General Practitioners", 5, True)

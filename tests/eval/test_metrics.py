@@ -9,8 +9,11 @@ import pytest
 
 from docvlm.errors import UsageError
 from docvlm.eval.metrics import (
+    AdjacencyScores,
     FieldScores,
     TreeNode,
+    adjacency_relations,
+    adjacency_scores,
     anls,
     anls_score,
     box_iou,
@@ -257,3 +260,54 @@ def test_circular_variants_and_eval() -> None:
         circular_variants(["only"], 0)
     with pytest.raises(UsageError):
         circular_variants(["a", "b"], 2)
+
+
+# ICDAR-2013 adjacency relations --------------------------------------------------------------------------------
+def grid(rows: list[list[str]]) -> Table:
+    return Table(cells=[TableCell(row=r, col=c, text=t) for r, row in enumerate(rows) for c, t in enumerate(row)])
+
+
+def test_adjacency_relations_of_a_full_grid() -> None:
+    # a b      horizontal: a-b, c-d; vertical: a-c, b-d
+    # c d
+    assert adjacency_relations(grid([["a", "b"], ["c", "d"]])) == {
+        ("a", "b", "h"): 1, ("c", "d", "h"): 1, ("a", "c", "v"): 1, ("b", "d", "v"): 1}
+
+
+def test_adjacency_skips_empty_cells_and_ignores_whitespace_and_case() -> None:
+    # "Total  EU" | "" | "7"   -> one horizontal relation, across the empty cell
+    # ""          | "" | "8"   -> 7 over 8; nothing under "Total EU" (the cell below is empty, then the table ends)
+    relations = adjacency_relations(grid([["Total  EU", "", "7"], ["", "", "8"]]))
+    assert relations == {("totaleu", "7", "h"): 1, ("7", "8", "v"): 1}
+
+
+def test_adjacency_of_a_cell_spanning_rows_counts_each_neighbour_once() -> None:
+    # A spans rows 0-1 in column 0; b over c in column 1: A-b, A-c (h), b-c (v)
+    table = Table(cells=[TableCell(row=0, col=0, row_span=2, text="A"), TableCell(row=0, col=1, text="b"),
+                         TableCell(row=1, col=1, text="c"), TableCell(row=2, col=0, col_span=2, text="d")])
+    # and d (spanning both columns below) is under A once and under c once
+    assert adjacency_relations(table) == {
+        ("a", "b", "h"): 1, ("a", "c", "h"): 1, ("b", "c", "v"): 1, ("a", "d", "v"): 1, ("c", "d", "v"): 1}
+
+
+def test_adjacency_scores_hand_computed() -> None:
+    truth = grid([["x", "1", "2"], ["y", "3", "4"]])  # 4 horizontal + 3 vertical = 7 relations
+    # the second row read as one cell "y 3 4" spanning the three columns: x-1, 1-2 (h), and x, 1 and 2 each
+    # over "y34" (v) = 5 relations, of which the two horizontal ones are true
+    merged = Table(cells=[*grid([["x", "1", "2"]]).cells, TableCell(row=1, col=0, col_span=3, text="y 3 4")])
+    s = adjacency_scores(merged, truth)
+    assert (s.correct, s.predicted, s.expected) == (2, 5, 7)
+    assert s.precision == pytest.approx(2 / 5) and s.recall == pytest.approx(2 / 7)
+    assert s.f1 == pytest.approx(2 * (2 / 5) * (2 / 7) / (2 / 5 + 2 / 7))  # 1/3
+
+
+def test_adjacency_scores_pool_tables_in_any_order_and_count_duplicates_once_each() -> None:
+    a, b = grid([["p", "q"]]), grid([["p", "q"], ["r", "s"]])
+    # truth: p-q twice (one per table), r-s, p-r, q-s; predicted: one table b only
+    s = adjacency_scores([b], [b, a])
+    assert (s.correct, s.predicted, s.expected) == (4, 4, 5)
+    assert adjacency_scores([a, b], [b, a]) == adjacency_scores([b, a], [a, b])
+    assert adjacency_scores([], a) == AdjacencyScores(correct=0, predicted=0, expected=1)
+    assert (AdjacencyScores(correct=1, predicted=2, expected=3) + AdjacencyScores(correct=1, predicted=1,
+                                                                                    expected=1)).f1 == pytest.approx(
+        2 * (2 / 3) * (2 / 4) / (2 / 3 + 2 / 4))
