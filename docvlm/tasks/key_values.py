@@ -14,7 +14,7 @@ Keys and values are [`Citation`][docvlm.types.Citation] s: their text as printed
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import ConfigDict, Field, create_model
 
@@ -22,6 +22,7 @@ from docvlm.models.base import Model
 from docvlm.tasks._page import PageInput, as_page
 from docvlm.tasks._rank import Candidates, FieldSpec, Ranker, default_key_model, default_ranker, key_rows
 from docvlm.tasks._spans import Span
+from docvlm.tasks.extract import optional_choice
 from docvlm.tasks.text import group_lines, page_words, segments_of
 from docvlm.types.answer import Citation, KeyValue
 
@@ -180,7 +181,7 @@ def _model_picks(model: Model, keys: Sequence[tuple[int, float]], choices: Seque
             if index is not None:
                 texts.setdefault(cands.spans[index].text, index)
         offered.append(texts)
-        fields[f"k{n}"] = (Literal[tuple(texts)] | None if texts else None, Field(default=None))
+        fields[f"k{n}"] = (optional_choice(list(texts)) if texts else None, Field(default=None))
     answer_model = create_model("KeyValues", __config__=ConfigDict(extra="forbid"), **fields)
     listing = "\n".join(f"k{n}: {cands.spans[ki].text}" for n, (ki, _) in enumerate(keys))
     text = "\n".join(ln.text for ln in _lines(cands))

@@ -8,7 +8,6 @@ import pytest
 import docvlm as dv
 from docvlm.synth import FormFields, InvoiceFields, generate_dataset
 from docvlm.tasks._keys import Key, link_keys
-from docvlm.tasks.extract import FieldNotFoundError
 from docvlm.tasks.text import document_segments, group_lines
 
 
@@ -59,41 +58,37 @@ def test_without_a_colon_a_label_must_name_something_looked_for() -> None:
 
 @pytest.mark.parametrize(("kind", "schema"), [("invoice", InvoiceFields), ("form", FormFields)])
 def test_the_true_value_ranks_first_on_generated_documents_the_ranker_never_saw(kind: str, schema: type) -> None:
-    """On generated documents of seeds the ranker was not trained on (it saw seeds 1000 and up), the true value is
-    among the values offered for every field and ranked first for most of them."""
+    """On generated documents of seeds the ranker was not trained on (it saw seeds 1000 and up), a model that always
+    takes the first value offered gets most fields right, and so does the layout ranking alone (model=None), which
+    also decides when an optional field is not printed."""
     import typing
 
     from docvlm.models import FunctionInfo, FunctionModel, Message
 
-    first: list[bool] = []
+    def first(messages: list[Message], info: FunctionInfo) -> dict[str, object]:
+        out: dict[str, object] = {}
+        for name, f in info.output_type.model_fields.items():
+            args = [a for a in typing.get_args(f.annotation) if a is not type(None)]
+            options = typing.get_args(args[0]) if args else ()
+            out[f.alias or name] = options[0] if options else None
+        return out
+
+    right: dict[str, list[bool]] = {"first": [], "layout": []}
     for synthetic in generate_dataset(kind, 12, seed=321):  # type: ignore[arg-type]
-        seen: dict[str, tuple[str, ...]] = {}
-
-        def spy(messages: list[Message], info: FunctionInfo, seen: dict[str, tuple[str, ...]] = seen) -> dict[str, None]:
-            for name, f in info.output_type.model_fields.items():
-                args = [a for a in typing.get_args(f.annotation) if a is not type(None)]
-                seen[f.alias or name] = typing.get_args(args[0]) if args else ()
-            return dict.fromkeys(info.output_type.model_fields)
-
-        with pytest.raises(FieldNotFoundError):  # the spy answers null everywhere: required fields missing
-            dv.extract(FunctionModel(spy), synthetic.open(), schema)
-        for name, truth in synthetic.fields.items():
-            options = seen[name]
-            assert _matches_value(options, truth.value), (synthetic.seed, name, truth.value, options)
-            first.append(_matches_value(options[:1], truth.value))
-    assert sum(first) / len(first) >= 0.9
-
-
-def _matches_value(options: tuple[str, ...], value: object) -> bool:
-    from docvlm.tasks.text import parse_number
-
-    for o in options:
-        number = parse_number(o.lstrip("$€£").replace("EUR", "").replace("USD", "").strip())
-        if isinstance(value, float) and number is not None and abs(number - value) < 0.005:
-            return True
-        if str(value) == o:
-            return True
-    return False
+        doc = synthetic.open()
+        for who, model in (("first", FunctionModel(first)), ("layout", None)):
+            value = dv.extract(model, doc, schema).value.model_dump()
+            for name in schema.model_fields:
+                truth = synthetic.fields.get(name)
+                got = value[name]
+                if truth is None:  # not printed: only the layout path decides that (the model path is told null)
+                    right[who].append(got is None or who == "first")
+                elif isinstance(truth.value, float):
+                    right[who].append(got is not None and abs(got - truth.value) < 0.005)
+                else:
+                    right[who].append(got == truth.value)
+    assert sum(right["first"]) / len(right["first"]) >= 0.95
+    assert sum(right["layout"]) / len(right["layout"]) >= 0.95
 
 
 def test_a_synonym_given_as_one_string_is_a_typed_error() -> None:
