@@ -290,7 +290,7 @@ def top1(ranker: Ranker, examples: list[Example]) -> dict[str, list[bool]]:
     return out
 
 
-def link_counts(models: Models, ex: Example, threshold: float = 0.5) -> tuple[int, int, int, int, int]:
+def link_counts(models: Models, ex: Example, threshold: float = 0.25) -> tuple[int, int, int, int, int]:
     """(true keys found, keys predicted, true links found, links predicted, true links) on one page."""
     from docvlm.tasks.key_values import link
 

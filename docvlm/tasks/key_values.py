@@ -52,7 +52,7 @@ def _words_of(span: Span) -> set[tuple[int, int]]:
     return out
 
 
-def key_values(model: Model | None, page: PageInput, *, threshold: float = 0.5, max_choices: int = 5,
+def key_values(model: Model | None, page: PageInput, *, threshold: float = 0.25, max_choices: int = 5,
                key_model: Ranker | None = None, ranker: Ranker | None = None, none_margin: float = 0.0) -> list[KeyValue]:
     """The page's printed keys and the value printed with each (``None`` when a key has no value).
 
@@ -60,7 +60,8 @@ def key_values(model: Model | None, page: PageInput, *, threshold: float = 0.5, 
         model: ``None`` for the learned layout reading alone; a model chooses each key's value among the best
             ``max_choices`` spans.
         page: a page, or a document's first page.
-        threshold: how likely (0..1) a span must be a key to be reported.
+        threshold: how likely (0..1) a span must be a key to be reported (0.25: the best F1 of FUNSD links on
+            realdev forms, `bench.realdata --sets forms`).
         none_margin: how much more likely than the best span "no value" must be for a key to have no value.
         key_model, ranker: the key detector and value ranker (default: the ones shipped with docvlm).
 
@@ -83,7 +84,7 @@ def key_values(model: Model | None, page: PageInput, *, threshold: float = 0.5, 
     return out
 
 
-def link(cands: Candidates, key_model: Ranker, ranker: Ranker, *, threshold: float = 0.5, model: Model | None = None,
+def link(cands: Candidates, key_model: Ranker, ranker: Ranker, *, threshold: float = 0.25, model: Model | None = None,
          max_choices: int = 5, none_margin: float = 0.0) -> tuple[list[tuple[int, float]], list[int | None]]:
     """The keys among the candidate spans (span index, probability), best first, and the value span of each.
 

@@ -48,7 +48,7 @@ def test_keys_and_their_values_with_boxes_and_an_empty_field() -> None:
     name = next(kv for kv in result if kv.key.quote == "Name:")
     word = next(w for w in page.words() if w.text == "Maria")
     assert name.value is not None and name.value.box.x0 == pytest.approx(word.box.x0) and name.value.page == 0
-    assert all(0.5 <= kv.confidence <= 1.0 for kv in result)
+    assert all(0.25 <= kv.confidence <= 1.0 for kv in result)  # the default threshold
     assert [kv.key.box.y0 for kv in result] == sorted(kv.key.box.y0 for kv in result)  # reading order
 
 
@@ -81,7 +81,7 @@ def test_funsd_links_with_the_annotation_words() -> None:
     from bench.train_ranker import funsd_links
 
     hit = predicted = truth_n = 0
-    for file in sorted((REALDEV / "funsd" / "train" / "annotations").glob("*.json"))[:12]:
+    for file in sorted((REALDEV / "funsd" / "train" / "annotations").glob("*.json"))[60:80]:
         ann = json.loads(file.read_text())
         items = [(w["text"], w["box"]) for e in ann["form"] for w in e["words"] if w["text"].strip()]
         doc = dv.open(REALDEV / "funsd" / "train" / "images" / f"{file.stem}.png", words={0: items})
