@@ -72,9 +72,11 @@ def question_field(question: str) -> str:
 def _extractive(model: Model | None, page_list: Sequence[Page], question: str, max_chars: int,
                 ranker: Ranker | None, max_choices: int) -> Answer:
     """Answer by choosing a printed span: the ranker of [`docvlm.extract`][docvlm.extract] ranks the spans as values of the field
-    the question names, and the model (if any) chooses among the best ``max_choices``."""
+    the question names, and the model (if any) chooses among the best ``max_choices``: by scoring them as
+    `docvlm.extract` does (its `choice_weight`; 0: the ranking alone), or under a ``Literal`` constraint."""
     from docvlm.tasks._context import text_near
     from docvlm.tasks._rank import FieldSpec, default_ranker
+    from docvlm.tasks.extract import LM_WEIGHT, field_prompt
 
     ranker = ranker or default_ranker()
     first_id = 0
@@ -96,7 +98,16 @@ def _extractive(model: Model | None, page_list: Sequence[Page], question: str, m
         texts.setdefault(cands.spans[i].text, i)
         if len(texts) >= max_choices:
             break
-    if model is None:
+    weight = None if model is None or not model.supports_scoring else \
+        model.choice_weight if model.choice_weight is not None else LM_WEIGHT
+    if model is None or weight == 0:  # the ranking alone (a model whose scores add nothing is not asked)
+        chosen = next(iter(texts))
+    elif weight is not None and len(texts) > 1:  # the model's log-probability of each answer beside its rank score
+        excerpt = text_near(lines_all, [cands.spans[i].segment.id for i in texts.values()], max_chars=max_chars)
+        lm = model.score(field_prompt(excerpt, question_field(question)), list(texts))
+        rank = {i: float(scores[pool.index(i)]) for i in texts.values()}
+        chosen = max(zip(texts.items(), lm, strict=True), key=lambda t: rank[t[0][1]] + weight * (t[1] - max(lm)))[0][0]
+    elif weight is not None:
         chosen = next(iter(texts))
     else:
         excerpt = text_near(lines_all, [cands.spans[i].segment.id for i in texts.values()], max_chars=max_chars)

@@ -63,7 +63,8 @@ def key_values(model: Model | None, page: PageInput, *, threshold: float = 0.25,
         threshold: how likely (0..1) a span must be a key to be reported (0.25: the best F1 of FUNSD links on
             realdev forms, `bench.realdata --sets forms`).
         none_margin: how much more likely than the best span "no value" must be for a key to have no value.
-        key_model, ranker: the key detector and value ranker (default: the ones shipped with docvlm).
+        key_model: the key detector (default: the one shipped with docvlm).
+        ranker: the value ranker (default: the one shipped with docvlm).
 
     Returns:
         Key-value pairs in reading order of their keys.
