@@ -126,7 +126,7 @@ class OnnxGenAIModel(StepModel):
         config = self._og.Config(str(self.folder))
         options: dict[str, Any] = {"intra_op_num_threads": n, "inter_op_num_threads": 1}
         if n > 1:  # threads that spin while waiting steal the cores a busy neighbour needs
-            options["config_entries"] = {"session.intra_op.allow_spinning": "0"}
+            options["session.intra_op.allow_spinning"] = "0"  # genai reads dotted keys as session config entries
         config.overlay(json.dumps({"model": {"decoder": {"session_options": options}}}))
         try:
             self._model = self._og.Model(config)

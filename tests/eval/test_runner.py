@@ -105,8 +105,10 @@ def test_usage_errors(eval_files: Files) -> None:
         dv.evaluate(None, eval_files.icdar, task="classify", format="icdar2013")
     with pytest.raises(UsageError, match="needs its format"):
         dv.evaluate(None, eval_files.icdar, task="tables")
-    with pytest.raises(UsageError, match="needs a model"):
-        dv.evaluate(None, eval_files.funsd, task="extract", format="funsd")
+    with pytest.raises(UsageError, match="'ground' task needs a model"):
+        dv.evaluate(None, eval_files.funsd, task="ground", format="funsd")
+    with pytest.raises(UsageError, match="'mcq' task needs a model"):
+        dv.evaluate(None, eval_files.mcq, task="mcq", format="mcq")
     with pytest.raises(UsageError, match="cannot use QASample"):
         dv.evaluate("test", load_dataset(eval_files.docvqa, "docvqa"), task="tables")
 

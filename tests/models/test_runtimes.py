@@ -117,3 +117,13 @@ def test_llama_cpp_runs_the_default_gguf_under_the_same_constraint(monkeypatch: 
                             Invoice)
     assert invoice.vendor == "Acme Tools GmbH" and invoice.total == pytest.approx(145.78)
     assert fast.generate("Answer yes or no: is 7 an even number?", Literal["yes", "no"]) in ("yes", "no")
+
+
+def test_two_threads_load_and_answer_as_one(pair: tuple) -> None:
+    """More than one intra-op thread sets onnxruntime's no-spin option; the session must still load and agree."""
+    from docvlm.models.runtimes import OnnxGenAIModel
+
+    reference, fast = pair
+    two = OnnxGenAIModel(fast.folder, threads=2, scorer=lambda: reference)
+    assert two._n_threads == 2
+    assert two.generate(PROMPTS[0], Box) == reference.generate(PROMPTS[0], Box)
