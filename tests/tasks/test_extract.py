@@ -266,3 +266,26 @@ def test_a_vision_model_may_write_values_the_text_layer_misspells() -> None:
     assert result.evidence["total"].quote == "145.78"
     with pytest.raises(dv.UsageError, match="verbatim=False needs a vision model"):
         extract(FunctionModel(vlm, supports_images=False), doc, Header, verbatim=False)
+
+
+def test_a_number_in_an_address_or_a_phone_is_not_an_amount() -> None:
+    """The issue's receipt: a street number, a postcode and a phone number printed above the amounts; the learned
+    ranking reads the amounts from their labels and shapes, and the address whole over its two lines."""
+    import pymupdf
+
+    class Bill(BaseModel):
+        vendor: str
+        address: str
+        tax: float
+        total: float
+
+    doc = pymupdf.open()
+    page = doc.new_page(width=300, height=500)
+    for y, text, size in [(40, "SUNRISE HARDWARE", 13), (58, "4557 De Silva St", 9), (70, "Fremont, CA 94538", 9),
+                          (82, "Tel 510-555-0142", 9), (140, "Hammer 2 x 12.00", 9), (230, "Subtotal: 24.00", 9),
+                          (244, "Tax: 2.16", 9), (258, "Total: 26.16", 10)]:
+        page.insert_text((30 if y < 100 else 40, y), text, fontsize=size)
+    result = extract(None, dv.open(doc.tobytes()), Bill)
+    assert (result.value.tax, result.value.total) == (2.16, 26.16)
+    assert result.value.vendor == "SUNRISE HARDWARE"
+    assert result.value.address == "4557 De Silva St Fremont, CA 94538"
