@@ -3,20 +3,16 @@
 from __future__ import annotations
 
 import abc
-import io
 import math
 from collections.abc import Iterator, Mapping, Sequence
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, overload
+from typing import Any, Literal, overload
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from docvlm.errors import PageIndexError, PageTooLargeError, UsageError
 from docvlm.types.geometry import Affine, BoundingBox, Frame, Size, Space
+from docvlm.types.image import PageImage
 from docvlm.types.text import WordList
-
-if TYPE_CHECKING:
-    from PIL import Image
 
 __all__ = [
     "DEFAULT_MAX_PIXELS",
@@ -29,70 +25,6 @@ __all__ = [
 
 #: Pixel budget of one rendering (about 6,300 x 6,300 pixels, 120 MB as RGB).
 DEFAULT_MAX_PIXELS = 40_000_000
-
-
-class PageImage:
-    """A rendering of a page (or of a region of it) and the exact transform between page and pixels.
-
-    Attributes:
-        page_index: 0-based index of the page rendered.
-        frame: the [`Frame`][docvlm.types.geometry.Frame] that converts geometry between page and pixel space.
-        dpi: pixels per inch of the rendering.
-    """
-
-    def __init__(self, page_index: int, frame: Frame, dpi: float, image: Image.Image | None = None,
-                 raw: tuple[bytes, int, int] | None = None) -> None:
-        if image is None and raw is None:
-            raise UsageError("a PageImage needs an image")
-        self.page_index = page_index
-        self.frame = frame
-        self.dpi = dpi
-        self._image = image
-        self._raw = raw
-
-    @property
-    def image(self) -> Image.Image:
-        """The rendering as an RGB PIL image (decoded on first access)."""
-        if self._image is None:
-            from PIL import Image
-
-            assert self._raw is not None
-            data, width, height = self._raw
-            self._image = Image.frombytes("RGB", (width, height), data)
-            self._raw = None
-        return self._image
-
-    @property
-    def width(self) -> int:
-        return int(self.frame.image_size.width)
-
-    @property
-    def height(self) -> int:
-        return int(self.frame.image_size.height)
-
-    @property
-    def size(self) -> Size:
-        return self.frame.image_size
-
-    def to_pixels(self, box: BoundingBox) -> BoundingBox:
-        """``box`` (any space) in this image's pixels."""
-        return box.to(Space.PIXEL, self.frame)
-
-    def to_page(self, box: BoundingBox) -> BoundingBox:
-        """``box`` (any space relative to this image) in page space."""
-        return box.to(Space.PAGE, self.frame)
-
-    def to_png(self, path: str | Path | None = None) -> bytes:
-        """PNG bytes of the image; also written to ``path`` if given."""
-        buf = io.BytesIO()
-        self.image.save(buf, format="PNG")
-        data = buf.getvalue()
-        if path is not None:
-            Path(path).write_bytes(data)
-        return data
-
-    def __repr__(self) -> str:
-        return f"PageImage(page={self.page_index}, {self.width}x{self.height}px, dpi={self.dpi:g})"
 
 
 class PageInfo(BaseModel):

@@ -132,7 +132,7 @@ def ocr_words(
 
     Args:
         page: a [`Page`][docvlm.documents.base.Page], rendered here, or a
-            [`PageImage`][docvlm.documents.base.PageImage] (a rendering or a crop), read as it is.
+            [`PageImage`][docvlm.types.image.PageImage] (a rendering or a crop), read as it is.
         engine: ``"tesseract"``, ``"rapidocr"`` or ``"auto"`` (RapidOCR when it is installed and reads ``lang``,
             else Tesseract: see [`available_engines`][docvlm.documents.ocr.available_engines]).
         dpi: resolution to render a page at. By default PDF pages are rendered at

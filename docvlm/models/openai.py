@@ -606,7 +606,7 @@ def _image_url(image: Image.Image) -> dict[str, Any]:
 
 def _message_to_openai(message: Message) -> dict[str, Any]:
     """A docvlm message as an OpenAI chat message: plain text content, or text and ``image_url`` parts."""
-    from docvlm.documents.base import PageImage
+    from docvlm.types.image import PageImage
 
     if all(isinstance(p, str) for p in message.content):
         return {"role": message.role, "content": message.text}
@@ -621,7 +621,7 @@ def _message_to_openai(message: Message) -> dict[str, Any]:
 
 def _message_to_ollama(message: Message) -> dict[str, Any]:
     """A docvlm message in Ollama's native form: the text, and the images as bare base64 PNGs."""
-    from docvlm.documents.base import PageImage
+    from docvlm.types.image import PageImage
 
     out: dict[str, Any] = {"role": message.role, "content": message.text}
     images = [p.image if isinstance(p, PageImage) else p for p in message.content if not isinstance(p, str)]

@@ -348,7 +348,7 @@ class Toolbox:
             ``max_images`` bounds). A render or zoom whose image was dropped is made again when asked again.
 
     Attributes:
-        artifacts: heavy results by id (an [`ArtifactStore`][docvlm.workflows.tools.ArtifactStore]): [`PageImage`][docvlm.documents.base.PageImage] for
+        artifacts: heavy results by id (an [`ArtifactStore`][docvlm.workflows.tools.ArtifactStore]): [`PageImage`][docvlm.types.image.PageImage] for
             renders and crops, [`Table`][docvlm.types.table.Table] for tables.
         final: the [`Answer`][docvlm.types.answer.Answer] once the ``answer`` tool has been called.
     """
