@@ -9,6 +9,9 @@ from typing import Any, Literal, overload
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from docvlm.documents._pixels import DEFAULT_MAX_PIXELS
+from docvlm.documents._pixels import fit_scale as _fit_scale
+from docvlm.documents._pixels import pixels_at as _pixels_at
 from docvlm.errors import PageIndexError, PageTooLargeError, UsageError
 from docvlm.types.geometry import Affine, BoundingBox, Frame, Size, Space
 from docvlm.types.image import PageImage
@@ -22,10 +25,6 @@ __all__ = [
     "PageImage",
     "PageInfo",
 ]
-
-#: Pixel budget of one rendering (about 6,300 x 6,300 pixels, 120 MB as RGB).
-DEFAULT_MAX_PIXELS = 40_000_000
-
 
 class PageInfo(BaseModel):
     """What `docvlm info` reports for a page."""
@@ -104,7 +103,7 @@ class Page(abc.ABC):
     def frame(self, dpi: float | None = None, clip: BoundingBox | None = None) -> Frame:
         """The frame a rendering at ``dpi`` (of region ``clip``) would have, without rendering."""
         scale = (dpi or self.default_dpi) / self.units_per_inch
-        return Frame.for_page(self.size, scale=scale, rotation=self.rotation, clip=self._check_region(clip))
+        return Frame.for_page(self.size, scale=scale, rotation=self.rotation, clip=self.check_region(clip))
 
     # rendering ----------------------------------------------------------------------------------
     def render(self, dpi: float | None = None, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> PageImage:
@@ -126,11 +125,16 @@ class Page(abc.ABC):
         Raises:
             UsageError: the region is not in page space or lies outside the page.
         """
-        region = self._check_region(box)
+        region = self.check_region(box)
         assert region is not None
         return self._render_region(region, dpi, max_pixels)
 
-    def _check_region(self, box: BoundingBox | None) -> BoundingBox | None:
+    def check_region(self, box: BoundingBox | None) -> BoundingBox | None:
+        """``box`` clipped to the page, or ``None`` for no region.
+
+        Raises:
+            UsageError: a box that is not in page space, or one that does not overlap the page.
+        """
         if box is None:
             return None
         if box.space is not Space.PAGE:
@@ -147,6 +151,8 @@ class Page(abc.ABC):
                 source=self.document.source, page=self.index,
             )
         return clipped
+
+    _check_region = check_region  # the name before it was public (kept while other branches land)
 
     def _render_region(self, clip: BoundingBox | None, dpi: float | None, max_pixels: int) -> PageImage:
         if dpi is not None and not (dpi > 0 and math.isfinite(dpi)):
@@ -321,19 +327,6 @@ class Document(Sequence[Page], abc.ABC):
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.source!r}: {self.page_count} page(s), {self.format}>"
-
-
-def _pixels_at(region: BoundingBox, scale: float) -> float:
-    """An upper bound of the pixels of ``region`` rendered at ``scale`` (one extra pixel per side for rounding)."""
-    return (region.width * scale + 2) * (region.height * scale + 2)
-
-
-def _fit_scale(region: BoundingBox, max_pixels: int) -> float:
-    """The largest scale whose rendering of ``region`` stays within ``max_pixels`` by `_pixels_at`."""
-    a = region.width * region.height
-    b = 2 * (region.width + region.height)
-    c = 4 - max_pixels
-    return (-b + math.sqrt(b * b - 4 * a * c)) / (2 * a) * 0.999
 
 
 def scale_frame(page_size: Size, clip: BoundingBox | None, image_size: Size) -> Frame:

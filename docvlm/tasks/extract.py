@@ -41,7 +41,7 @@ from pydantic.fields import FieldInfo
 
 from docvlm._deadline import with_timeout
 from docvlm.documents.base import Document, Page
-from docvlm.errors import ModelError, RowsSkippedWarning, UsageError
+from docvlm.errors import FieldNotFoundError, ModelError, RowsSkippedWarning, UsageError
 from docvlm.models.base import Model
 from docvlm.tasks._context import text_near
 from docvlm.tasks._rank import Candidates, FieldSpec, Ranker, default_ranker
@@ -66,17 +66,6 @@ S = TypeVar("S", bound=BaseModel)
 _CURRENCY_SYMBOLS = {"USD": ("$", "US$"), "EUR": ("€",), "GBP": ("£",), "JPY": ("¥",), "CHF": ("Fr.",), "INR": ("₹",)}
 
 _MAX_CHOICE_CHARS = 200  # longer spans are not offered (they are rarely field values)
-
-
-class FieldNotFoundError(ModelError):
-    """Required fields of the schema have no value in the document."""
-
-    def __init__(self, fields: Sequence[str], source: str | None = None) -> None:
-        super().__init__(
-            f"required field{'s' if len(fields) > 1 else ''} not found in the document: {', '.join(fields)}",
-            source=source, hint="make the field Optional if it may be absent, or check the document",
-        )
-        self.fields = list(fields)
 
 
 class Extraction(BaseModel, Generic[S]):
@@ -452,7 +441,7 @@ def _free(model: Model, pages: Sequence[Page], schema: type[S], leaves: Sequence
 def _locate(model: Model, pages: Sequence[Page], value: Any) -> tuple[int, BoundingBox, str] | None:
     """Where a value the model wrote is printed: the span that spells it most closely (at least 0.7 similar), the
     span with the same number or date, else the first box the model grounds it to."""
-    from docvlm.eval.metrics import levenshtein
+    from docvlm._strings import levenshtein
     from docvlm.tasks.vision import ground
 
     want = re.sub(r"\s+", " ", str(value.value if isinstance(value, enum.Enum) else value)).strip().lower()
