@@ -103,7 +103,7 @@ class Page(abc.ABC):
     def frame(self, dpi: float | None = None, clip: BoundingBox | None = None) -> Frame:
         """The frame a rendering at ``dpi`` (of region ``clip``) would have, without rendering."""
         scale = (dpi or self.default_dpi) / self.units_per_inch
-        return Frame.for_page(self.size, scale=scale, rotation=self.rotation, clip=self.check_region(clip))
+        return Frame.for_page(self.size, scale=scale, rotation=self.rotation, clip=self._check_region(clip))
 
     # rendering ----------------------------------------------------------------------------------
     def render(self, dpi: float | None = None, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> PageImage:
@@ -125,7 +125,7 @@ class Page(abc.ABC):
         Raises:
             UsageError: the region is not in page space or lies outside the page.
         """
-        region = self.check_region(box)
+        region = self._check_region(box)
         assert region is not None
         return self._render_region(region, dpi, max_pixels)
 

@@ -171,6 +171,8 @@ class TestModel(Model):
                 for r in requests]
 
     def _invalid_answer(self, request: Request, answer: Completion, error: ConstraintError, answers: int) -> DocVLMError:
+        if answers > 1:
+            return super()._invalid_answer(request, answer, error, answers)
         return _scripted_error(request, answer, error)
 
     def _sample(self, constraint: CompiledConstraint[Any]) -> str:
@@ -242,6 +244,8 @@ class FunctionModel(Model):
         return texts
 
     def _invalid_answer(self, request: Request, answer: Completion, error: ConstraintError, answers: int) -> DocVLMError:
+        if answers > 1:
+            return super()._invalid_answer(request, answer, error, answers)
         return _scripted_error(request, answer, error)
 
 
