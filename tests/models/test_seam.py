@@ -231,7 +231,7 @@ def test_corrections_are_the_base_classes_for_fakes_too() -> None:
     assert asyncio.run(async_model.agenerate("find the date", OrderedBox)).x1 == 9
     stubborn = FunctionModel(lambda m, i: '{"x0":9,"y0":9,"x1":1,"y1":1,"label":"date"}')
     stubborn.max_retries = 2
-    with pytest.raises(dv.ModelError, match="gave 3 invalid answers; the last: .*corners out of order"):
+    with pytest.raises(dv.ModelError, match=r"gave 3 invalid answers; the last: .*corners out of order"):
         stubborn.generate("x", OrderedBox)
     assert stubborn.calls == 3
 
