@@ -108,8 +108,6 @@ class Segment(NamedTuple):
     seg_codes: tuple[int, ...]
 
 
-
-
 class Outline(NamedTuple):
     """One object of a segmentation answer: its outline as pixel polygons (one, or several parts), and where the
     outline came from: ``"polygon"`` (the model drew it) or ``"box"`` (only the object's box was available)."""
