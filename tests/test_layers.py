@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import ast
+import functools
 import os
 import shutil
 import subprocess
@@ -75,6 +76,7 @@ def _package_of(path: Path) -> str:
     return ".".join(parts[:2])
 
 
+@functools.cache
 def _trees() -> dict[Path, ast.Module]:
     return {path: ast.parse(path.read_text(), str(path)) for path in sorted(PACKAGE.rglob("*.py"))}
 
