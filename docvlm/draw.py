@@ -63,7 +63,7 @@ def draw(image: ImageT | Page, result: Any, *, dpi: float = 100, width: int = 2,
     """Draw ``result`` (boxes, points, masks, detections, tables, answers, extractions) on an image.
 
     Args:
-        image: a [`PageImage`][docvlm.documents.base.PageImage] (page-space geometry is mapped through its frame), a [`Page`][docvlm.documents.base.Page]
+        image: a [`PageImage`][docvlm.types.image.PageImage] (page-space geometry is mapped through its frame), a [`Page`][docvlm.documents.base.Page]
             (rendered at ``dpi`` first), or a PIL image (geometry must be in its pixel or normalized space).
         result: what to draw; page-space geometry needs a page or a page image.
 

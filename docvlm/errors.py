@@ -12,9 +12,12 @@ where (path, page) and what to do about it::
     │   ├── CorruptDocumentError     truncated or damaged bytes
     │   ├── EncryptedDocumentError   a password is needed, or the one given is wrong
     │   ├── EmptyDocumentError       a document with zero pages
-    │   └── PageTooLargeError        a page or image over the pixel budget (decompression bombs too)
+    │   ├── PageTooLargeError        a page or image over the pixel budget (decompression bombs too)
+    │   ├── BlockedURLError          a URL refused by the web safety rules (local file, private address)
+    │   └── DatasetError             an evaluation dataset file that cannot be read (has .file, .record)
     ├── ModelError              a model backend failed or answered something unusable
-    │   ├── ConstraintError     an output type cannot be compiled or decoding was cut off
+    │   ├── ConstraintError     an output type cannot be compiled, an answer does not validate, or decoding was cut off
+    │   ├── FieldNotFoundError  extraction found no value for required fields (has .fields)
     │   ├── AgentBudgetError    an agent hit max_steps or its time budget before answering (has .trace)
     │   └── ScoringNotSupportedError  the backend cannot score continuations (check model.supports_scoring)
     ├── TimeLimitError          a call given timeout= ran past it (also a TimeoutError); nothing is left running
@@ -27,12 +30,16 @@ rows whose required cells do not read as their type).
 
 from __future__ import annotations
 
+import os
+from collections.abc import Sequence
 from typing import Any
 
 __all__ = [
     "AgentBudgetError",
+    "BlockedURLError",
     "ConstraintError",
     "CorruptDocumentError",
+    "DatasetError",
     "DocVLMError",
     "DocVLMWarning",
     "DocumentError",
@@ -40,6 +47,7 @@ __all__ = [
     "DocumentRepairedWarning",
     "EmptyDocumentError",
     "EncryptedDocumentError",
+    "FieldNotFoundError",
     "MissingDependencyError",
     "ModelError",
     "PageIndexError",
@@ -124,12 +132,44 @@ class PageTooLargeError(DocumentError):
     """A page or image would exceed the pixel budget (including image decompression bombs)."""
 
 
+class BlockedURLError(DocumentError):
+    """The page's own URL is refused by the safety rules (a local file, a private address, another scheme)."""
+
+
+class DatasetError(DocumentError):
+    """A dataset file cannot be read, or (with ``strict=True``) one of its records is bad.
+
+    Attributes:
+        file: the file concerned.
+        record: the index (or id) of the bad record inside it, if the problem is one record.
+    """
+
+    def __init__(self, message: str, *, file: str | os.PathLike[str], record: int | str | None = None,
+                 hint: str | None = None) -> None:
+        where = str(file) if record is None else f"{file}, record {record}"
+        super().__init__(message, source=where, hint=hint)
+        self.file = str(file)
+        self.record = record
+
+
 class ModelError(DocVLMError):
     """A model backend failed or answered something that cannot be used."""
 
 
 class ConstraintError(ModelError):
-    """An output type cannot be compiled to a constraint, or constrained output was cut off."""
+    """An output type cannot be compiled to a constraint, an answer does not validate against it, or constrained
+    output was cut off."""
+
+
+class FieldNotFoundError(ModelError):
+    """Required fields of the schema have no value in the document."""
+
+    def __init__(self, fields: Sequence[str], source: str | None = None) -> None:
+        super().__init__(
+            f"required field{'s' if len(fields) > 1 else ''} not found in the document: {', '.join(fields)}",
+            source=source, hint="make the field Optional if it may be absent, or check the document",
+        )
+        self.fields = list(fields)
 
 
 class AgentBudgetError(ModelError):

@@ -55,6 +55,7 @@ from __future__ import annotations
 from ._budget import check_budget, compile_budget
 from ._compile import CompiledConstraint, Limits, OutputKind, Regex, compile_output_type
 from ._formats import FORMAT_PATTERNS
+from ._gbnf import regex_to_gbnf
 from ._generate import logits_processor
 from ._regex import float_range_regex, int_range_regex
 from ._schema import schema_to_type
@@ -76,6 +77,7 @@ __all__ = [
     "get_index",
     "int_range_regex",
     "logits_processor",
+    "regex_to_gbnf",
     "schema_to_type",
     "vocabulary_from_tokenizer",
 ]

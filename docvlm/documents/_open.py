@@ -8,33 +8,20 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
+from docvlm.documents._sniff import sniff_format
 from docvlm.documents.base import Document
 from docvlm.errors import DocumentNotFoundError, UnsupportedFormatError, UsageError
 
 if TYPE_CHECKING:
     from docvlm.documents.web import WebOptions
 
-__all__ = ["open_document", "sniff_format"]
+__all__ = ["Source", "open_document", "sniff_format"]
 
+#: What [`open_document`][docvlm.documents._open.open_document] takes: a path, the file's bytes, a binary file object, or a
+#: URL / HTML text (a ``str``).
 Source = str | os.PathLike[str] | bytes | bytearray | memoryview | IO[bytes]
 
-
-_HTML_START = re.compile(rb"\s*(<!--.*?-->\s*)*<(!doctype\s+html|html|head|body)[\s>]", re.I | re.S)
 _WEB_EXTENSIONS = (".html", ".htm", ".xhtml")
-
-
-def sniff_format(head: bytes) -> str | None:
-    """The format of a file from its first bytes: ``"pdf"``, ``"image"``, ``"html"`` or ``None``."""
-    if head.lstrip(b"\x00\t\n\r\x0c ")[:5] == b"%PDF-" or b"%PDF-" in head[:1024]:
-        return "pdf"
-    if _HTML_START.match(head.removeprefix(b"\xef\xbb\xbf")):
-        return "html"
-    image_magic = (
-        b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"II*\x00", b"MM\x00*", b"BM", b"GIF87a", b"GIF89a",
-    )
-    if head.startswith(image_magic) or (head[:4] == b"RIFF" and head[8:12] == b"WEBP"):
-        return "image"
-    return None
 
 
 def open_document(

@@ -3,20 +3,19 @@
 from __future__ import annotations
 
 import abc
-import io
 import math
 from collections.abc import Iterator, Mapping, Sequence
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, overload
+from typing import Any, Literal, overload
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from docvlm.documents._pixels import DEFAULT_MAX_PIXELS
+from docvlm.documents._pixels import fit_scale as _fit_scale
+from docvlm.documents._pixels import pixels_at as _pixels_at
 from docvlm.errors import PageIndexError, PageTooLargeError, UsageError
 from docvlm.types.geometry import Affine, BoundingBox, Frame, Size, Space
+from docvlm.types.image import PageImage
 from docvlm.types.text import WordList
-
-if TYPE_CHECKING:
-    from PIL import Image
 
 __all__ = [
     "DEFAULT_MAX_PIXELS",
@@ -26,74 +25,6 @@ __all__ = [
     "PageImage",
     "PageInfo",
 ]
-
-#: Pixel budget of one rendering (about 6,300 x 6,300 pixels, 120 MB as RGB).
-DEFAULT_MAX_PIXELS = 40_000_000
-
-
-class PageImage:
-    """A rendering of a page (or of a region of it) and the exact transform between page and pixels.
-
-    Attributes:
-        page_index: 0-based index of the page rendered.
-        frame: the [`Frame`][docvlm.types.geometry.Frame] that converts geometry between page and pixel space.
-        dpi: pixels per inch of the rendering.
-    """
-
-    def __init__(self, page_index: int, frame: Frame, dpi: float, image: Image.Image | None = None,
-                 raw: tuple[bytes, int, int] | None = None) -> None:
-        if image is None and raw is None:
-            raise UsageError("a PageImage needs an image")
-        self.page_index = page_index
-        self.frame = frame
-        self.dpi = dpi
-        self._image = image
-        self._raw = raw
-
-    @property
-    def image(self) -> Image.Image:
-        """The rendering as an RGB PIL image (decoded on first access)."""
-        if self._image is None:
-            from PIL import Image
-
-            assert self._raw is not None
-            data, width, height = self._raw
-            self._image = Image.frombytes("RGB", (width, height), data)
-            self._raw = None
-        return self._image
-
-    @property
-    def width(self) -> int:
-        return int(self.frame.image_size.width)
-
-    @property
-    def height(self) -> int:
-        return int(self.frame.image_size.height)
-
-    @property
-    def size(self) -> Size:
-        return self.frame.image_size
-
-    def to_pixels(self, box: BoundingBox) -> BoundingBox:
-        """``box`` (any space) in this image's pixels."""
-        return box.to(Space.PIXEL, self.frame)
-
-    def to_page(self, box: BoundingBox) -> BoundingBox:
-        """``box`` (any space relative to this image) in page space."""
-        return box.to(Space.PAGE, self.frame)
-
-    def to_png(self, path: str | Path | None = None) -> bytes:
-        """PNG bytes of the image; also written to ``path`` if given."""
-        buf = io.BytesIO()
-        self.image.save(buf, format="PNG")
-        data = buf.getvalue()
-        if path is not None:
-            Path(path).write_bytes(data)
-        return data
-
-    def __repr__(self) -> str:
-        return f"PageImage(page={self.page_index}, {self.width}x{self.height}px, dpi={self.dpi:g})"
-
 
 class PageInfo(BaseModel):
     """What `docvlm info` reports for a page."""
@@ -198,7 +129,12 @@ class Page(abc.ABC):
         assert region is not None
         return self._render_region(region, dpi, max_pixels)
 
-    def _check_region(self, box: BoundingBox | None) -> BoundingBox | None:
+    def check_region(self, box: BoundingBox | None) -> BoundingBox | None:
+        """``box`` clipped to the page, or ``None`` for no region.
+
+        Raises:
+            UsageError: a box that is not in page space, or one that does not overlap the page.
+        """
         if box is None:
             return None
         if box.space is not Space.PAGE:
@@ -215,6 +151,8 @@ class Page(abc.ABC):
                 source=self.document.source, page=self.index,
             )
         return clipped
+
+    _check_region = check_region  # the name before it was public (kept while other branches land)
 
     def _render_region(self, clip: BoundingBox | None, dpi: float | None, max_pixels: int) -> PageImage:
         if dpi is not None and not (dpi > 0 and math.isfinite(dpi)):
@@ -389,19 +327,6 @@ class Document(Sequence[Page], abc.ABC):
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.source!r}: {self.page_count} page(s), {self.format}>"
-
-
-def _pixels_at(region: BoundingBox, scale: float) -> float:
-    """An upper bound of the pixels of ``region`` rendered at ``scale`` (one extra pixel per side for rounding)."""
-    return (region.width * scale + 2) * (region.height * scale + 2)
-
-
-def _fit_scale(region: BoundingBox, max_pixels: int) -> float:
-    """The largest scale whose rendering of ``region`` stays within ``max_pixels`` by `_pixels_at`."""
-    a = region.width * region.height
-    b = 2 * (region.width + region.height)
-    c = 4 - max_pixels
-    return (-b + math.sqrt(b * b - 4 * a * c)) / (2 * a) * 0.999
 
 
 def scale_frame(page_size: Size, clip: BoundingBox | None, image_size: Size) -> Frame:

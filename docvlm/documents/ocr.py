@@ -30,20 +30,36 @@ import shutil
 import subprocess
 from collections.abc import Sequence
 from enum import Enum
-from typing import TYPE_CHECKING, Any, overload
+from typing import TYPE_CHECKING, Any, Protocol, overload
 
 from docvlm import _deadline
 from docvlm._threads import ocr_threads, threads_for
+from docvlm.documents._pixels import DEFAULT_MAX_PIXELS, fit_scale, pixels_at
 from docvlm.errors import MissingDependencyError, ModelError, UsageError
 from docvlm.types.geometry import BoundingBox, Frame, Space
+from docvlm.types.image import PageImage
 from docvlm.types.text import Word, WordList, WordRow
 
 if TYPE_CHECKING:
     from PIL import Image
 
-    from docvlm.documents.base import Page, PageImage
 
-__all__ = ["DEFAULT_OCR_DPI", "RAPIDOCR_DPI", "RAPIDOCR_SETTINGS", "OCREngine", "OCRWordList", "available_engines", "ocr_words"]
+class Renderable(Protocol):
+    """What OCR needs of a page: its units and bounds, and a rendering (a [`Page`][docvlm.documents.base.Page] is one)."""
+
+    @property
+    def units(self) -> str: ...
+
+    @property
+    def units_per_inch(self) -> float: ...
+
+    @property
+    def bbox(self) -> BoundingBox: ...
+
+    def render(self, dpi: float | None = None, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> PageImage: ...
+
+__all__ = ["DEFAULT_OCR_DPI", "RAPIDOCR_DPI", "RAPIDOCR_SETTINGS", "OCREngine", "OCRWordList", "Renderable", "available_engines",
+           "ocr_words"]
 
 #: Resolution PDF pages are rendered at for OCR with Tesseract (most accurate around 300 dpi).
 DEFAULT_OCR_DPI = 300.0
@@ -120,7 +136,7 @@ def available_engines(lang: str = "eng") -> list[OCREngine]:
 
 
 def ocr_words(
-    page: Page | PageImage,
+    page: Renderable | PageImage,
     *,
     engine: OCREngine | str = OCREngine.AUTO,
     dpi: float | None = None,
@@ -132,7 +148,7 @@ def ocr_words(
 
     Args:
         page: a [`Page`][docvlm.documents.base.Page], rendered here, or a
-            [`PageImage`][docvlm.documents.base.PageImage] (a rendering or a crop), read as it is.
+            [`PageImage`][docvlm.types.image.PageImage] (a rendering or a crop), read as it is.
         engine: ``"tesseract"``, ``"rapidocr"`` or ``"auto"`` (RapidOCR when it is installed and reads ``lang``,
             else Tesseract: see [`available_engines`][docvlm.documents.ocr.available_engines]).
         dpi: resolution to render a page at. By default PDF pages are rendered at
@@ -185,17 +201,15 @@ def ocr_words(
 
 
 # rendering -------------------------------------------------------------------------------------------
-def _page_image(page: Page | PageImage, dpi: float | None, default_dpi: float = 300.0) -> PageImage:
-    from docvlm.documents.base import DEFAULT_MAX_PIXELS, PageImage, _fit_scale, _pixels_at
-
+def _page_image(page: Renderable | PageImage, dpi: float | None, default_dpi: float = 300.0) -> PageImage:
     if isinstance(page, PageImage):
         return page
     if dpi is not None:
         return page.render(dpi)
     if page.units == "pt":  # a vector page: choose the resolution, within the pixel budget
         scale = default_dpi / page.units_per_inch
-        if _pixels_at(page.bbox, scale) > DEFAULT_MAX_PIXELS:
-            scale = _fit_scale(page.bbox, DEFAULT_MAX_PIXELS)
+        if pixels_at(page.bbox, scale) > DEFAULT_MAX_PIXELS:
+            scale = fit_scale(page.bbox, DEFAULT_MAX_PIXELS)
         return page.render(scale * page.units_per_inch)
     return page.render()  # a raster page: its own pixels (lowered only to fit the pixel budget)
 

@@ -18,13 +18,17 @@ from docvlm.types.text import WordList
 __all__ = ["PDFDocument", "PDFPage"]
 
 
-def _pymupdf() -> Any:
+def load_pymupdf() -> Any:
+    """The ``pymupdf`` module, imported on first use, with MuPDF's own stderr messages turned off."""
     import pymupdf
 
     # MuPDF reports repairs and syntax problems on stderr; docvlm reports them as typed errors and warnings.
     pymupdf.TOOLS.mupdf_display_errors(False)
     pymupdf.TOOLS.mupdf_display_warnings(False)
     return pymupdf
+
+
+_pymupdf = load_pymupdf  # the name before it was public (kept while other branches land)
 
 
 class PDFPage(Page):

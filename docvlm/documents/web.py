@@ -34,6 +34,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from docvlm.documents._web_net import AddressPolicy, Blocked, BlockReason, FetchBudget, Response, fetch
 from docvlm.documents.base import Document, Page, PageImage, scale_frame
 from docvlm.errors import (
+    BlockedURLError,
     CorruptDocumentError,
     DocumentError,
     DocumentNotFoundError,
@@ -70,10 +71,6 @@ _INSTALL_HINT = "pip install 'docvlm[web]' and install Chromium (Debian/Ubuntu: 
 
 class WebRendererWarning(DocVLMWarning):
     """A web page was laid out without a browser (PyMuPDF's HTML Story): no JavaScript, no images or styles."""
-
-
-class BlockedURLError(DocumentError):
-    """The page's own URL is refused by the safety rules (a local file, a private address, another scheme)."""
 
 
 class WebOptions(BaseModel):
@@ -631,7 +628,7 @@ def _find_renderer(opts: WebOptions) -> tuple[str | None, str]:
 
 def _non_html(main: Response, label: str) -> Document | None:
     """A URL that serves a PDF or an image opens as that document."""
-    from docvlm.documents._open import sniff_format
+    from docvlm.documents._sniff import sniff_format
 
     ctype = (main.header("content-type") or "").split(";", 1)[0].strip().lower()
     sniffed = sniff_format(main.body[:1024])

@@ -47,7 +47,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
 from docvlm.documents import Document, open_document
-from docvlm.errors import DocumentError, UsageError
+from docvlm.errors import DatasetError, UsageError
 from docvlm.types.detections import Detection, Detections
 from docvlm.types.geometry import BoundingBox
 from docvlm.types.mask import Mask
@@ -71,21 +71,6 @@ __all__ = [
 ]
 
 _IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp", ".pdf", ".PNG", ".JPG", ".JPEG")
-
-
-class DatasetError(DocumentError):
-    """A dataset file cannot be read, or (with ``strict=True``) one of its records is bad.
-
-    Attributes:
-        file: the file concerned.
-        record: the index (or id) of the bad record inside it, if the problem is one record.
-    """
-
-    def __init__(self, message: str, *, file: str | Path, record: int | str | None = None, hint: str | None = None) -> None:
-        where = str(file) if record is None else f"{file}, record {record}"
-        super().__init__(message, source=where, hint=hint)
-        self.file = str(file)
-        self.record = record
 
 
 class SkippedRecord(BaseModel):

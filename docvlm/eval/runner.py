@@ -313,7 +313,7 @@ def _run_qa(model: Model | None, sample: QASample) -> SampleResult:
 
 
 def _run_mcq(model: Model, sample: ChoiceSample) -> SampleResult:
-    from docvlm.tasks._page import view
+    from docvlm.tasks import view
     from docvlm.tasks.text import read_text
 
     page = _page(sample)

@@ -32,8 +32,7 @@ from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
 from docvlm._optional import require
-from docvlm.documents import Document, PageImage, open_document, parse_page_range
-from docvlm.documents._open import Source
+from docvlm.documents import Document, PageImage, Source, open_document, parse_page_range
 from docvlm.errors import UsageError
 from docvlm.models import Model
 from docvlm.workflows.tools import ImageArtifact, Tool, Toolbox, format_validation_error

@@ -25,8 +25,7 @@ import base64
 import sys
 from typing import TYPE_CHECKING, Any
 
-from docvlm.documents import Document, PageImage
-from docvlm.documents._open import Source
+from docvlm.documents import Document, PageImage, Source
 from docvlm.errors import MissingDependencyError
 from docvlm.models import Model
 from docvlm.workflows.tools import ImageArtifact, Toolbox

@@ -1,22 +1,27 @@
 """The model seam: messages and an output type in, a validated value out.
 
-A backend implements one method, `Model._complete`, which turns a batch of requests into raw
-output texts that follow each request's compiled constraint. Everything else (normalizing messages,
-compiling and caching the constraint, parsing and validating, the async twins) is shared here.
+Every backend, the shipped fakes included, implements one request method, `Model._complete`, which turns a batch
+of requests into raw answers (texts), one per request. A backend with a native async client also implements its
+twin `Model._acomplete`. Everything else lives here, once: normalizing messages, compiling the constraint (cached
+by ``compile_output_type``), counting the answers, reading each back into a validated value (exactly for
+backends that decode under the constraint, leniently for text formatted elsewhere: `Model.validation`), sending
+an invalid answer back with the error up to `Model.max_retries` times, time limits, and the async twins.
+Scoring follows the same pattern: backends implement `Model._score`; arguments, capability, counting and time
+limits are checked here.
 """
 
 from __future__ import annotations
 
 import abc
 import asyncio
-import functools
-from collections.abc import Sequence
+from collections.abc import Generator, Sequence
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 
 from docvlm._deadline import check, deadline
 from docvlm.decoding import CompiledConstraint, Limits, compile_output_type
-from docvlm.errors import ScoringNotSupportedError, UsageError
+from docvlm.errors import ConstraintError, DocVLMError, ModelError, ScoringNotSupportedError, UsageError
+from docvlm.models._answers import read_lenient
 from docvlm.models.messages import Message, MessagesInput, to_messages
 
 if TYPE_CHECKING:
@@ -25,7 +30,7 @@ if TYPE_CHECKING:
     from docvlm.models.profiles import FamilyProfile
     from docvlm.types.geometry import Size
 
-__all__ = ["GenerationSettings", "Model", "Request"]
+__all__ = ["Answer", "Completion", "GenerationSettings", "Model", "Request"]
 
 T = TypeVar("T")
 
@@ -88,17 +93,23 @@ class Request:
         return bound if cap is None else min(bound, cap)
 
 
-@functools.lru_cache(maxsize=512)
-def _compile_cached(output_type: Any, limits: Limits) -> CompiledConstraint[Any]:
-    return compile_output_type(output_type, limits=limits)
+@dataclass(frozen=True)
+class Completion:
+    """A backend's raw answer to one request, when it has more to say than the text.
+
+    Attributes:
+        text: the answer as the model wrote it.
+        cut_off: the backend stopped at its token cap (a server's ``finish_reason="length"``).
+    """
+
+    text: str
+    cut_off: bool = False
 
 
-def compile_cached(output_type: Any, limits: Limits) -> CompiledConstraint[Any]:
-    """``compile_output_type`` with an in-memory cache keyed by (type, limits); unhashable types compile anew."""
-    try:
-        return _compile_cached(output_type, limits)
-    except TypeError:  # an unhashable output type (e.g. a list of options)
-        return compile_output_type(output_type, limits=limits)
+#: What a backend's `Model._complete` returns for each request: the text, or a `Completion`.
+Answer = str | Completion
+
+_CORRECTION = "Your answer is not valid: {error}\nAnswer again, following the required format exactly."
 
 
 class Model(abc.ABC):
@@ -123,6 +134,13 @@ class Model(abc.ABC):
     #: [`docvlm.extract`][docvlm.extract] chooses by scoring (``None``: ``docvlm.tasks.extract.LM_WEIGHT``; ``0``: the
     #: ranking alone decides and the model is not asked). Measured per model: ``python -m bench.lm_weight``.
     choice_weight: float | None = None
+    #: How answers are read: ``"exact"`` (decoded here under the constraint, so they must match its regex) or
+    #: ``"lenient"`` (formatted elsewhere, by a server or a test's script: code fences, whitespace and key order are
+    #: tolerated and pydantic validates).
+    validation: Literal["exact", "lenient"] = "exact"
+    #: How many times an answer that fails validation is sent back to the model with the error (the answer, then a
+    #: user message naming the error) before the call fails; 0: the first invalid answer raises.
+    max_retries: int = 0
 
     @property
     def supports_scoring(self) -> bool:
@@ -144,8 +162,12 @@ class Model(abc.ABC):
 
     # the seam ----------------------------------------------------------------------------------------
     @abc.abstractmethod
-    def _complete(self, requests: Sequence[Request]) -> list[str]:
-        """Raw output texts, one per request, each following its request's constraint."""
+    def _complete(self, requests: Sequence[Request]) -> Sequence[Answer]:
+        """The one request method: raw answers (texts, or `Completion`), one per request, in order."""
+
+    async def _acomplete(self, requests: Sequence[Request]) -> Sequence[Answer]:
+        """Async twin of `_complete`: by default `_complete` in a worker thread (a native async client overrides it)."""
+        return await asyncio.to_thread(self._complete, requests)
 
     def _score(self, messages: list[Message], continuations: list[str], assistant_prefix: str) -> list[float]:
         """Summed log-probabilities of each continuation (backends with ``supports_scoring`` implement it)."""
@@ -193,12 +215,17 @@ class Model(abc.ABC):
             requests = self.prepare(prompts, output_type, settings=settings, **options)
             if not requests:
                 return []
-            check("generate")
-            texts = self._complete(requests)
-            check("generate")
-        if len(texts) != len(requests):
-            raise AssertionError(f"{type(self).__name__}._complete returned {len(texts)} outputs for {len(requests)}")
-        return [r.constraint.parse(t) for r, t in zip(requests, texts, strict=True)]
+            rounds = self._rounds(requests)
+            batch = next(rounds)
+            while True:
+                check("generate")
+                answers = self._complete(batch)
+                check("generate")
+                try:
+                    batch = rounds.send(answers)
+                except StopIteration as done:
+                    results: list[Any] = done.value
+                    return results
 
     async def agenerate(self, prompt: MessagesInput, output_type: Any = str, *,
                         settings: GenerationSettings | None = None, timeout: float | None = None,
@@ -209,9 +236,83 @@ class Model(abc.ABC):
     async def agenerate_batch(self, prompts: Sequence[MessagesInput], output_type: Any = str, *,
                               settings: GenerationSettings | None = None, timeout: float | None = None,
                               **options: Any) -> list[Any]:
-        """Async twin of [`generate_batch`][docvlm.models.base.Model.generate_batch]; local backends run in a worker thread."""
-        return await asyncio.to_thread(self.generate_batch, prompts, output_type, settings=settings,
-                                       timeout=timeout, **options)
+        """Async twin of [`generate_batch`][docvlm.models.base.Model.generate_batch]: the same answers, read and
+        corrected the same way; local backends run in a worker thread, server backends use their async client."""
+        with deadline(timeout, "generate"):
+            requests = await asyncio.to_thread(self.prepare, prompts, output_type, settings=settings, **options)
+            if not requests:
+                return []
+            rounds = self._rounds(requests)
+            batch = next(rounds)
+            while True:
+                check("generate")
+                answers = await self._acomplete(batch)
+                check("generate")
+                try:
+                    batch = rounds.send(answers)
+                except StopIteration as done:
+                    results: list[Any] = done.value
+                    return results
+
+    # answers back to values: counting, validation and corrections, once for every backend --------------
+    def _rounds(self, requests: Sequence[Request]) -> Generator[list[Request], Sequence[Answer], list[Any]]:
+        """The exchange with the backend, free of I/O: yields the requests to answer, receives their answers.
+
+        Each answer is counted and read into a value ([`read_answer`][docvlm.models.base.Model.read_answer]); one
+        that fails is sent back with the error, up to `max_retries` times, and then `_invalid_answer` says what is
+        raised.
+        """
+        current = list(requests)
+        results: list[Any] = [None] * len(current)
+        pending = list(range(len(current)))
+        for attempt in range(self.max_retries + 1):
+            answers = yield [current[i] for i in pending]
+            single = isinstance(answers, (str, Completion))
+            if single or len(answers) != len(pending):
+                raise ModelError(
+                    f"{self.spec or type(self).__name__} returned {1 if single else len(answers)} answers for "
+                    f"{len(pending)} requests", hint="a backend's _complete returns one answer per request, in order")
+            failed = []
+            for i, answer in zip(pending, answers, strict=True):
+                completion = answer if isinstance(answer, Completion) else Completion(answer)
+                try:
+                    results[i] = self.read_answer(current[i].constraint, completion.text)
+                except ConstraintError as error:
+                    if attempt == self.max_retries:
+                        raise self._invalid_answer(current[i], completion, error, attempt + 1) from error
+                    current[i] = replace(current[i], messages=[
+                        *current[i].messages,
+                        Message("assistant", [completion.text]),
+                        Message("user", [_CORRECTION.format(error=error.message)]),
+                    ])
+                    failed.append(i)
+            pending = failed
+            if not pending:
+                break
+        return results
+
+    def read_answer(self, constraint: CompiledConstraint[Any], text: str) -> Any:
+        """One raw answer as a validated value, read as `validation` says: exactly, or leniently.
+
+        Raises:
+            ConstraintError: what is wrong with the answer (the text a model is told when it is sent back).
+        """
+        if self.validation == "lenient":
+            return read_lenient(constraint, text)
+        return constraint.parse(text)
+
+    def _invalid_answer(self, request: Request, answer: Completion, error: ConstraintError,
+                        answers: int) -> DocVLMError:
+        """The error raised when the last of ``answers`` answers to ``request`` still failed with ``error``:
+        ``error`` itself when no correction was asked for, else a [`ModelError`][docvlm.errors.ModelError]; backends may
+        phrase their own."""
+        if answers == 1:
+            return error
+        cut = " (the model stopped at its token cap)" if answer.cut_off else ""
+        return ModelError(
+            f"{self.spec or type(self).__name__} gave {answers} invalid answers; the last{cut}: {error.message}",
+            hint="raise max_retries, or simplify the output type",
+        )
 
     def score(self, prompt: MessagesInput, continuations: Sequence[str], *, assistant_prefix: str = "",
               timeout: float | None = None) -> list[float]:
@@ -251,8 +352,10 @@ class Model(abc.ABC):
         with deadline(timeout, "score"):
             check("score")
             scores = self._score(messages, list(continuations), assistant_prefix)
-        if len(scores) != len(continuations):
-            raise AssertionError(f"{type(self).__name__}._score returned {len(scores)} scores for {len(continuations)}")
+        if isinstance(scores, (str, bytes)) or len(scores) != len(continuations):
+            got = 1 if isinstance(scores, (str, bytes)) else len(scores)
+            raise ModelError(f"{self.spec or type(self).__name__} returned {got} scores for {len(continuations)} "
+                             "continuations", hint="a backend's _score returns one score per continuation, in order")
         return [float(x) for x in scores]
 
     async def ascore(self, prompt: MessagesInput, continuations: Sequence[str], *, assistant_prefix: str = "",
@@ -263,8 +366,8 @@ class Model(abc.ABC):
 
     # shared helpers ----------------------------------------------------------------------------------
     def compile(self, output_type: Any) -> CompiledConstraint[Any]:
-        """The compiled constraint of ``output_type`` under this model's limits (cached)."""
-        return compile_cached(output_type, self.limits)
+        """The compiled constraint of ``output_type`` under this model's limits (cached by ``compile_output_type``)."""
+        return compile_output_type(output_type, limits=self.limits)
 
     def prepare(self, prompts: Sequence[MessagesInput], output_type: Any, *,
                 settings: GenerationSettings | None = None, **options: Any) -> list[Request]:

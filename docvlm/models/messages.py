@@ -11,7 +11,7 @@ from docvlm.errors import UsageError
 if TYPE_CHECKING:
     from PIL import Image
 
-    from docvlm.documents.base import PageImage
+    from docvlm.types.image import PageImage
 
 __all__ = ["ImageInput", "Message", "MessagesInput", "Role", "to_messages"]
 
@@ -23,7 +23,7 @@ Part: TypeAlias = Union[str, "Image.Image", "PageImage"]
 def _is_image(part: object) -> bool:
     from PIL import Image
 
-    from docvlm.documents.base import PageImage
+    from docvlm.types.image import PageImage
 
     return isinstance(part, (Image.Image, PageImage))
 
@@ -32,7 +32,7 @@ def _is_image(part: object) -> bool:
 class Message:
     """One chat message: a role and an ordered list of parts, each a string or an image.
 
-    Images may be PIL images or [`PageImage`][docvlm.documents.base.PageImage] renderings (which keep their frame,
+    Images may be PIL images or [`PageImage`][docvlm.types.image.PageImage] renderings (which keep their frame,
     so tasks can map the model's boxes back to page space).
     """
 
@@ -59,14 +59,14 @@ class Message:
     @property
     def images(self) -> list[Image.Image]:
         """The image parts as PIL images, in order."""
-        from docvlm.documents.base import PageImage
+        from docvlm.types.image import PageImage
 
         return [p.image if isinstance(p, PageImage) else p for p in self.content if not isinstance(p, str)]
 
     @property
     def page_images(self) -> list[PageImage | None]:
-        """For each image part, its [`PageImage`][docvlm.documents.base.PageImage] (with the frame) or ``None`` for a bare PIL image."""
-        from docvlm.documents.base import PageImage
+        """For each image part, its [`PageImage`][docvlm.types.image.PageImage] (with the frame) or ``None`` for a bare PIL image."""
+        from docvlm.types.image import PageImage
 
         return [p if isinstance(p, PageImage) else None for p in self.content if not isinstance(p, str)]
 

@@ -17,12 +17,12 @@ every answer itself. The dialect is named with ``server=...`` or, by default, pr
 A ``Literal`` / enum choice is sent as the schema ``{"choice": {"enum": [...]}}`` (the bare answer is accepted
 too), or as its own regex to vLLM and SGLang; free text (``str``) is sent with no constraint and needs no probe.
 
-Servers add whitespace, reorder keys or ignore ``response_format`` altogether, so the reply is validated
-with pydantic (``TypeAdapter(output_type).validate_json``) rather than with the constraint's compact regex.
-That is why [`OpenAIModel`][docvlm.models.openai.OpenAIModel] overrides ``generate_batch``: the seam's contract
-(``_complete`` returns text matching the regex) cannot hold for text a remote server formatted. An answer
-that fails validation is sent back with the error (the assistant's answer, then a user message naming the
-error) up to ``max_retries`` times, then [`ModelError`][docvlm.errors.ModelError] says what was wrong.
+Servers add whitespace, reorder keys or ignore ``response_format`` altogether, so the reply is read
+leniently (``validation = "lenient"``: pydantic validates it rather than the constraint's compact regex). Like
+every backend, [`OpenAIModel`][docvlm.models.openai.OpenAIModel] implements only the request methods (``_complete``
+and its async twin ``_acomplete``, the server's raw answers); [`Model`][docvlm.models.base.Model] reads them, and
+sends an answer that fails validation back with the error (the assistant's answer, then a user message naming
+the error) up to ``max_retries`` times, then [`ModelError`][docvlm.errors.ModelError] says what was wrong.
 """
 
 from __future__ import annotations
@@ -31,26 +31,24 @@ import asyncio
 import base64
 import concurrent.futures
 import contextvars
-import functools
 import io
 import json
 import os
 import re
 import threading
 import time
-from collections.abc import Generator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Literal
 
 import httpx
-from pydantic import TypeAdapter, ValidationError
 
 from docvlm import _deadline
-from docvlm.decoding import CompiledConstraint, Limits, OutputKind
-from docvlm.decoding._gbnf import regex_to_gbnf
-from docvlm.errors import ConstraintError, ModelError, ScoringNotSupportedError, UsageError
-from docvlm.models.base import GenerationSettings, Model, Request
-from docvlm.models.messages import Message, MessagesInput
+from docvlm.decoding import CompiledConstraint, Limits, OutputKind, regex_to_gbnf
+from docvlm.errors import ConstraintError, DocVLMError, ModelError, ScoringNotSupportedError, UsageError
+from docvlm.models._answers import CHOICE_KEY
+from docvlm.models.base import Answer, Completion, Model, Request
+from docvlm.models.messages import Message
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -60,8 +58,6 @@ if TYPE_CHECKING:
 __all__ = ["DIALECTS", "OpenAIModel", "ServerDialect"]
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
-#: The key of the object a CHOICE answer is wrapped in when asked for as JSON.
-CHOICE_KEY = "choice"
 _MAX_SHOWN = 300  # characters of a server's error message kept in a ModelError
 _MAX_BACKOFF_S = 8.0
 
@@ -114,10 +110,6 @@ _OWNERS = {"vllm": "vllm", "sglang": "sglang", "llamacpp": "llamacpp", "me": "ll
            "library": "ollama"}
 
 
-class _Invalid(Exception):
-    """An answer that failed validation; the message is what the model is told."""
-
-
 class OpenAIModel(Model):
     """A model behind an OpenAI-compatible ``/chat/completions`` endpoint, called with httpx.
 
@@ -152,6 +144,7 @@ class OpenAIModel(Model):
 
     retry_backoff: float = 0.5
     limits: Limits = Limits(max_free_chars=1_000_000)
+    validation = "lenient"
 
     def __init__(
         self,
@@ -318,50 +311,36 @@ class OpenAIModel(Model):
             return self._client
 
     # the seam -----------------------------------------------------------------------------------------
-    def _complete(self, requests: Sequence[Request]) -> list[str]:
-        """The servers' answers, each validated (server-formatted: not necessarily the constraint's compact form)."""
-        return [text for text, _ in self._run_batch(requests)]
-
-    def generate_batch(self, prompts: Sequence[MessagesInput], output_type: Any = str, *,
-                       settings: GenerationSettings | None = None, timeout: float | None = None,
-                       **options: Any) -> list[Any]:
-        """Answer several prompts, ``concurrency`` requests in flight at once; every answer validated.
+    def _complete(self, requests: Sequence[Request]) -> list[Answer]:
+        """The server's raw answers, ``concurrency`` requests in flight at once (the base class reads, validates
+        and corrects them).
 
         Raises:
-            ModelError: the server failed (unreachable, timeout, HTTP error), or an answer still failed
-                validation after ``max_retries`` corrections.
-            TimeLimitError: ``timeout`` (or an enclosing call's) passed; each HTTP request waits at most the time left.
+            ModelError: the server failed (unreachable, timeout, HTTP error).
+            TimeLimitError: a deadline passed; each HTTP request waits at most the time left.
         """
-        with _deadline.deadline(timeout, "generate"):
-            requests = self.prepare(prompts, output_type, settings=settings, **options)
-            return [value for _, value in self._run_batch(requests)]
+        if not requests:
+            return []
+        dialect = self._dialect_for(requests)
+        if len(requests) == 1:
+            return [self._ask_sync(requests[0], dialect)]
+        with concurrent.futures.ThreadPoolExecutor(min(self.concurrency, len(requests))) as pool:
+            # each thread runs in a copy of this context, so the caller's deadline holds there too
+            futures = [pool.submit(contextvars.copy_context().run, self._ask_sync, r, dialect) for r in requests]
+            return [f.result() for f in futures]
 
-    async def agenerate_batch(self, prompts: Sequence[MessagesInput], output_type: Any = str, *,
-                              settings: GenerationSettings | None = None, timeout: float | None = None,
-                              **options: Any) -> list[Any]:
-        """Async twin of [`generate_batch`][docvlm.models.openai.OpenAIModel.generate_batch]: native httpx async calls, ``concurrency`` at once."""
-        with _deadline.deadline(timeout, "generate"):
-            return await self._agenerate(prompts, output_type, settings=settings, **options)
-
-    def _cannot_score(self) -> ScoringNotSupportedError:
-        return ScoringNotSupportedError(
-            f"{self.spec} cannot score continuations: the OpenAI chat API returns log-probabilities of the tokens "
-            "the server generates, not of text the caller gives",
-            hint="check model.supports_scoring; generate under a Literal choice instead, or score with a local model",
-        )
-
-    async def _agenerate(self, prompts: Sequence[MessagesInput], output_type: Any, *,
-                         settings: GenerationSettings | None, **options: Any) -> list[Any]:
-        requests = self.prepare(prompts, output_type, settings=settings, **options)
+    async def _acomplete(self, requests: Sequence[Request]) -> list[Answer]:
+        """Async twin of `_complete`: native httpx async calls, ``concurrency`` at once."""
         if not requests:
             return []
         dialect = await asyncio.to_thread(self._dialect_for, requests)
         semaphore = asyncio.Semaphore(self.concurrency)
         client = self._async_client or httpx.AsyncClient(timeout=self.timeout)
 
-        async def one(request: Request) -> tuple[str, Any]:
+        async def one(request: Request) -> Answer:
             async with semaphore:
-                return await self._run_async(client, request, dialect)
+                reply = await self._post_async(client, self._payload(request, dialect), dialect)
+                return Completion(reply.text, cut_off=reply.finish_reason == "length")
 
         try:
             results = await asyncio.gather(*(one(r) for r in requests), return_exceptions=True)
@@ -371,7 +350,21 @@ class OpenAIModel(Model):
         for result in results:
             if isinstance(result, BaseException):
                 raise result
-        return [value for _, value in results]  # type: ignore[misc]
+        return results  # type: ignore[return-value]
+
+    def _invalid_answer(self, request: Request, answer: Completion, error: ConstraintError, answers: int) -> DocVLMError:
+        cut = " (the server stopped at max_tokens)" if answer.cut_off else ""
+        return ModelError(
+            f"{self.model} at {self.base_url} gave {answers} invalid answers; the last{cut}: {error.message}",
+            hint="raise max_retries, simplify the output type, or serve the model with guided decoding (vLLM, SGLang)",
+        )
+
+    def _cannot_score(self) -> ScoringNotSupportedError:
+        return ScoringNotSupportedError(
+            f"{self.spec} cannot score continuations: the OpenAI chat API returns log-probabilities of the tokens "
+            "the server generates, not of text the caller gives",
+            hint="check model.supports_scoring; generate under a Literal choice instead, or score with a local model",
+        )
 
     # drivers ------------------------------------------------------------------------------------------
     def _dialect_for(self, requests: Sequence[Request]) -> ServerDialect:
@@ -380,38 +373,14 @@ class OpenAIModel(Model):
             return DIALECTS["openai"]
         return self.dialect
 
-    def _run_batch(self, requests: Sequence[Request]) -> list[tuple[str, Any]]:
-        if not requests:
-            return []
-        dialect = self._dialect_for(requests)
-        if len(requests) == 1:
-            return [self._run_sync(requests[0], dialect)]
-        with concurrent.futures.ThreadPoolExecutor(min(self.concurrency, len(requests))) as pool:
-            # each thread runs in a copy of this context, so the caller's deadline holds there too
-            futures = [pool.submit(contextvars.copy_context().run, self._run_sync, r, dialect) for r in requests]
-            return [f.result() for f in futures]
+    def _ask_sync(self, request: Request, dialect: ServerDialect) -> Answer:
+        reply = self._post_sync(self._payload(request, dialect), dialect)
+        return Completion(reply.text, cut_off=reply.finish_reason == "length")
 
-    def _run_sync(self, request: Request, dialect: ServerDialect) -> tuple[str, Any]:
-        dialogue = self._dialogue(request, dialect)
-        payload = next(dialogue)
-        while True:
-            reply = self._post_sync(payload, dialect)
-            try:
-                payload = dialogue.send(reply)
-            except StopIteration as stop:
-                result: tuple[str, Any] = stop.value
-                return result
-
-    async def _run_async(self, client: httpx.AsyncClient, request: Request, dialect: ServerDialect) -> tuple[str, Any]:
-        dialogue = self._dialogue(request, dialect)
-        payload = next(dialogue)
-        while True:
-            reply = await self._post_async(client, payload, dialect)
-            try:
-                payload = dialogue.send(reply)
-            except StopIteration as stop:
-                result: tuple[str, Any] = stop.value
-                return result
+    def _payload(self, request: Request, dialect: ServerDialect) -> dict[str, Any]:
+        """The request body: the messages in the server's wire form, the sampling settings and the constraint."""
+        to_wire = _message_to_ollama if dialect.api == "ollama" else _message_to_openai
+        return {**self._body(request, dialect), "messages": [to_wire(m) for m in request.messages]}
 
     def _post_sync(self, payload: dict[str, Any], dialect: ServerDialect) -> _Reply:
         client = self._sync_client()
@@ -439,32 +408,6 @@ class OpenAIModel(Model):
                 return self._reply(response, payload, dialect)
             await asyncio.sleep(delay)
         raise AssertionError("unreachable")  # pragma: no cover
-
-    # the conversation, free of I/O: yields request bodies, receives replies ---------------------------
-    def _dialogue(self, request: Request, dialect: ServerDialect) -> Generator[dict[str, Any], _Reply, tuple[str, Any]]:
-        constraint = request.constraint
-        to_wire = _message_to_ollama if dialect.api == "ollama" else _message_to_openai
-        messages = [to_wire(m) for m in request.messages]
-        body = self._body(request, dialect)
-        error = ""
-        reply = _Reply("", None)
-        for _ in range(self.max_retries + 1):
-            reply = yield {**body, "messages": messages}
-            try:
-                return reply.text, _validate(constraint, reply.text)
-            except _Invalid as exc:
-                error = str(exc)
-            messages = [
-                *messages,
-                {"role": "assistant", "content": reply.text},
-                {"role": "user", "content": f"Your answer is not valid: {error}\n"
-                                            "Answer again, following the required format exactly."},
-            ]
-        cut = " (the server stopped at max_tokens)" if reply.finish_reason == "length" else ""
-        raise ModelError(
-            f"{self.model} at {self.base_url} gave {self.max_retries + 1} invalid answers; the last{cut}: {error}",
-            hint="raise max_retries, simplify the output type, or serve the model with guided decoding (vLLM, SGLang)",
-        )
 
     def _body(self, request: Request, dialect: ServerDialect) -> dict[str, Any]:
         settings = request.settings
@@ -606,7 +549,7 @@ def _image_url(image: Image.Image) -> dict[str, Any]:
 
 def _message_to_openai(message: Message) -> dict[str, Any]:
     """A docvlm message as an OpenAI chat message: plain text content, or text and ``image_url`` parts."""
-    from docvlm.documents.base import PageImage
+    from docvlm.types.image import PageImage
 
     if all(isinstance(p, str) for p in message.content):
         return {"role": message.role, "content": message.text}
@@ -621,7 +564,7 @@ def _message_to_openai(message: Message) -> dict[str, Any]:
 
 def _message_to_ollama(message: Message) -> dict[str, Any]:
     """A docvlm message in Ollama's native form: the text, and the images as bare base64 PNGs."""
-    from docvlm.documents.base import PageImage
+    from docvlm.types.image import PageImage
 
     out: dict[str, Any] = {"role": message.role, "content": message.text}
     images = [p.image if isinstance(p, PageImage) else p for p in message.content if not isinstance(p, str)]
@@ -687,57 +630,6 @@ def _strict_schema(schema: Any) -> Any:
 def _schema_name(schema: dict[str, Any]) -> str:
     name = re.sub(r"[^A-Za-z0-9_-]", "_", str(schema.get("title") or "output"))[:64]
     return name or "output"
-
-
-@functools.lru_cache(maxsize=256)
-def _adapter(constraint: CompiledConstraint[Any]) -> TypeAdapter[Any]:
-    return TypeAdapter(constraint.output_type)
-
-
-_FENCE = re.compile(r"^\s*```[A-Za-z0-9_-]*\s*\n?(.*?)\n?\s*```\s*$", re.S)
-
-
-def _validate(constraint: CompiledConstraint[Any], text: str) -> Any:
-    """The validated value of a server's answer, or `_Invalid` saying what is wrong with it."""
-    kind = constraint.kind
-    if kind is OutputKind.JSON:
-        fenced = _FENCE.match(text)
-        try:
-            return _adapter(constraint).validate_json(fenced.group(1) if fenced else text)
-        except ValidationError as exc:
-            raise _Invalid(_describe(exc)) from exc
-    candidates = [text, text.strip()]
-    if kind is OutputKind.CHOICE:
-        assert constraint.choices is not None
-        try:
-            wrapped = json.loads(text)
-        except ValueError:
-            wrapped = None
-        if isinstance(wrapped, dict) and isinstance(wrapped.get(CHOICE_KEY), str):
-            candidates.insert(0, wrapped[CHOICE_KEY])
-        for candidate in candidates:
-            if candidate in constraint.choices:
-                return constraint.parse(candidate)
-        options = ", ".join(json.dumps(c) for c in constraint.choices)
-        raise _Invalid(f"the answer must be exactly one of {options}; got {_shorten(text, 80)!r}")
-    for candidate in candidates:
-        if constraint.matches(candidate):
-            try:
-                return constraint.parse(candidate)
-            except ConstraintError as exc:
-                raise _Invalid(exc.message) from exc
-    if kind is OutputKind.TEXT:
-        raise _Invalid(f"the answer must be at most {constraint.max_chars} characters; it has {len(text)}")
-    raise _Invalid(f"the answer must match the regular expression {constraint.regex}; got {_shorten(text, 80)!r}")
-
-
-def _describe(exc: ValidationError) -> str:
-    parts = []
-    for error in exc.errors()[:5]:
-        where = ".".join(str(p) for p in error["loc"])
-        parts.append(f"{where}: {error['msg']}" if where else str(error["msg"]))
-    more = len(exc.errors()) - 5
-    return "; ".join(parts) + (f"; and {more} more" if more > 0 else "")
 
 
 def _server_message(response: httpx.Response) -> str:

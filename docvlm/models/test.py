@@ -1,6 +1,9 @@
 """Fakes shipped for users' own tests: [`TestModel`][docvlm.models.test.TestModel] and [`FunctionModel`][docvlm.models.test.FunctionModel].
 
-Both go through the same seam as real backends, so code under test runs unchanged::
+Both go through the same seam as real backends: they implement only the one request method (``_complete``,
+raw answer texts) and [`Model`][docvlm.models.base.Model] counts, reads and validates their answers as it does a
+server's (``validation="lenient"``: scripted JSON may be pretty-printed or fenced), so code under test runs
+unchanged::
 
     model = TestModel(seed=1)
     boxes = model.generate("find the total", list[Box])   # valid list[Box], seeded
@@ -10,20 +13,20 @@ Both go through the same seam as real backends, so code under test runs unchange
 from __future__ import annotations
 
 import importlib
+import json
 import random
 import string
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import TypeAdapter, ValidationError
+import pydantic_core
 
-from docvlm._deadline import check, deadline
 from docvlm.decoding import CompiledConstraint, OutputKind
-from docvlm.errors import ConstraintError, ModelError, UsageError
+from docvlm.errors import ConstraintError, DocVLMError, ModelError, UsageError
 from docvlm.models._scoring import seeded_score
-from docvlm.models.base import GenerationSettings, Model, Request
-from docvlm.models.messages import Message, MessagesInput
+from docvlm.models.base import Completion, GenerationSettings, Model, Request
+from docvlm.models.messages import Message
 
 __all__ = ["FunctionInfo", "FunctionModel", "ScoreRequest", "TestModel", "sample_regex"]
 
@@ -131,6 +134,7 @@ class TestModel(Model):
     """
 
     __test__ = False  # not a pytest test class
+    validation = "lenient"
 
     def __init__(self, seed: int = 0, outputs: Sequence[Any] | None = None, *, supports_images: bool = True,
                  extra_repeats: int = 2, scores: dict[str, float] | None = None) -> None:
@@ -162,7 +166,14 @@ class TestModel(Model):
         return self.requests[-1] if self.requests else None
 
     def _complete(self, requests: Sequence[Request]) -> list[str]:
-        return [self._sample(r.constraint) for r in requests]
+        self.requests.extend(requests)
+        return [_scripted_text(self._outputs.pop(0), r.constraint) if self._outputs else self._sample(r.constraint)
+                for r in requests]
+
+    def _invalid_answer(self, request: Request, answer: Completion, error: ConstraintError, answers: int) -> DocVLMError:
+        if answers > 1:
+            return super()._invalid_answer(request, answer, error, answers)
+        return _scripted_error(request, answer, error)
 
     def _sample(self, constraint: CompiledConstraint[Any]) -> str:
         for _ in range(50):
@@ -176,21 +187,6 @@ class TestModel(Model):
             f"TestModel found no valid sample for {constraint.output_type!r} in 50 tries",
             hint="its validators reject most values the constraint allows; give TestModel(outputs=[...])",
         )
-
-    def generate_batch(self, prompts: Sequence[MessagesInput], output_type: Any = str, *,
-                       settings: GenerationSettings | None = None, timeout: float | None = None,
-                       **options: Any) -> list[Any]:
-        with deadline(timeout, "generate"):
-            check("generate")
-        requests = self.prepare(prompts, output_type, settings=settings, **options)
-        self.requests.extend(requests)
-        results = []
-        for r in requests:
-            if self._outputs:
-                results.append(_accept(self._outputs.pop(0), r.constraint))
-            else:
-                results.append(r.constraint.parse(self._sample(r.constraint)))
-        return results
 
 
 @dataclass
@@ -216,6 +212,8 @@ class FunctionModel(Model):
             one the model does not support scoring.
     """
 
+    validation = "lenient"
+
     def __init__(self, function: Callable[[list[Message], FunctionInfo], Any], *, supports_images: bool = True,
                  scorer: Callable[[list[Message], list[str], str], Sequence[float]] | None = None) -> None:
         self.spec = f"function:{getattr(function, '__name__', 'fn')}"
@@ -234,41 +232,50 @@ class FunctionModel(Model):
         if self.scorer is None:
             raise self._cannot_score()
         self.score_requests.append(ScoreRequest(messages, continuations, assistant_prefix))
-        scores = list(self.scorer(messages, continuations, assistant_prefix))
-        if len(scores) != len(continuations):
-            raise ModelError(f"the scorer returned {len(scores)} scores for {len(continuations)} continuations",
-                             hint="return one score per continuation")
-        return [float(x) for x in scores]
+        return list(self.scorer(messages, continuations, assistant_prefix))
 
-    def _complete(self, requests: Sequence[Request]) -> list[str]:  # pragma: no cover - generate_batch overrides
-        raise NotImplementedError
-
-    def generate_batch(self, prompts: Sequence[MessagesInput], output_type: Any = str, *,
-                       settings: GenerationSettings | None = None, timeout: float | None = None,
-                       **options: Any) -> list[Any]:
-        with deadline(timeout, "generate"):
-            check("generate")
-        requests = self.prepare(prompts, output_type, settings=settings, **options)
+    def _complete(self, requests: Sequence[Request]) -> list[str]:
         self.requests.extend(requests)
-        results = []
+        texts = []
         for r in requests:
-            info = FunctionInfo(output_type, r.constraint, r.settings, self.calls)
+            info = FunctionInfo(r.constraint.output_type, r.constraint, r.settings, self.calls)
             self.calls += 1
-            results.append(_accept(self.function(r.messages, info), r.constraint))
-        return results
+            texts.append(_scripted_text(self.function(r.messages, info), r.constraint))
+        return texts
+
+    def _invalid_answer(self, request: Request, answer: Completion, error: ConstraintError, answers: int) -> DocVLMError:
+        if answers > 1:
+            return super()._invalid_answer(request, answer, error, answers)
+        return _scripted_error(request, answer, error)
 
 
-def _accept(answer: Any, constraint: CompiledConstraint[Any]) -> Any:
-    """Validate a scripted answer: text goes through the constraint's parser, values through pydantic."""
+def _scripted_text(answer: Any, constraint: CompiledConstraint[Any]) -> str:
+    """A scripted answer as the text a model would send: text as it is, values written as JSON (a choice as its bare
+    text), so that they are read and validated like any backend's answer."""
+    if isinstance(answer, str):
+        return answer
+    if isinstance(answer, bytes):
+        return answer.decode()
     try:
-        if isinstance(answer, str) and constraint.kind is not OutputKind.JSON:
-            return constraint.parse(answer)
-        adapter: TypeAdapter[Any] = TypeAdapter(constraint.output_type)
-        if isinstance(answer, (str, bytes)) and constraint.kind is OutputKind.JSON:
-            return adapter.validate_json(answer)
-        return adapter.validate_python(answer)
-    except ValidationError as exc:
-        raise ModelError(
-            f"scripted answer is not a valid {constraint.output_type!r}: {exc.errors()[0]['msg']}",
-            hint="fix the test's scripted output",
-        ) from exc
+        data = pydantic_core.to_json(answer, by_alias=True).decode()
+    except pydantic_core.PydanticSerializationError as exc:
+        raise ModelError(f"scripted answer is not a valid {constraint.output_type!r}: {exc}",
+                         hint="fix the test's scripted output") from exc
+    if constraint.kind is OutputKind.JSON:
+        return data
+    raw = json.loads(data)
+    return raw if isinstance(raw, str) else data
+
+
+def _scripted_error(request: Request, answer: Completion, error: ConstraintError) -> DocVLMError:
+    """What a fake raises for a scripted answer that is not valid: a ModelError naming the type for JSON outputs,
+    the constraint's own error for text, choices and patterns."""
+    constraint = request.constraint
+    if constraint.kind is OutputKind.JSON:
+        return ModelError(f"scripted answer is not a valid {constraint.output_type!r}: {error.message}",
+                          hint="fix the test's scripted output")
+    try:
+        constraint.parse(answer.text)
+    except ConstraintError as strict:
+        return strict
+    return error

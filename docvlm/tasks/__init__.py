@@ -3,6 +3,7 @@
 Tasks own prompts, output types and post-processing; they never import a backend.
 """
 
+from docvlm.tasks._page import view
 from docvlm.tasks.ask import ask, ground_text, read
 from docvlm.tasks.extract import Extraction, FieldNotFoundError, extract
 from docvlm.tasks.key_values import key_values
@@ -31,4 +32,5 @@ __all__ = [
     "segment",
     "snap_to_words",
     "table_answers",
+    "view",
 ]

@@ -16,7 +16,7 @@ from collections.abc import Iterable, Sequence
 from docvlm.errors import UsageError
 from docvlm.tasks.text import Line
 
-__all__ = ["GAP", "text_near"]
+__all__ = ["GAP", "LM_WEIGHT", "field_prompt", "text_near"]
 
 #: What stands for lines left out.
 GAP = "..."
@@ -74,3 +74,18 @@ def text_near(lines: Sequence[Line], segment_ids: Iterable[int], *, around: int 
     if keep and keep[-1] != len(lines) - 1:
         out.append(GAP)
     return "\n".join(out)
+
+
+def field_prompt(text: str, question: str, instructions: str | None = None) -> str:
+    """The prompt a text-only model scores a field's candidate values after (the value is the answer): the document
+    text near the candidates, then the question. One prompt shape for every field, so a model reads the document
+    text once (its prefix cache) and only the question differs; fine-tuning data uses the same shape
+    (`docvlm.finetune`)."""
+    return (f"Document:\n{text}\n\n{instructions + chr(10) if instructions else ''}"
+            f"What is the {question}? Copy it exactly as printed in the document.")
+
+
+#: How much a text-only model's log-probability of a value counts beside the ranker's score when it chooses by
+#: scoring, for models that do not set their own `Model.choice_weight` (the untuned default model sets 0: on real
+#: receipts it adds nothing, ``python -m bench.lm_weight``).
+LM_WEIGHT = 1.0

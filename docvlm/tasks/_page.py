@@ -62,7 +62,7 @@ def check_region(page: Page, region: BoundingBox | None) -> BoundingBox | None:
     """``region`` clipped to the page, or a typed error when it is not in page space or misses the page."""
     if region is None:
         return None
-    return page._check_region(region)
+    return page.check_region(region)
 
 
 def view(page: Page, region: BoundingBox | None = None, *, dpi: float | None = None,

@@ -162,7 +162,7 @@ def _ruling_pdf(page: Page, horizontal: list[tuple[float, float, float]],
                 vertical: list[tuple[float, float, float]], words: list[WordRow]) -> Any:
     """A one-page vector PDF of the page's size with the rules drawn and the words written invisibly (PyMuPDF's
     finder returns nothing on a page without text), for the ruled-table finder."""
-    from docvlm.documents.pdf import _pymupdf
+    from docvlm.documents.pdf import load_pymupdf as _pymupdf
 
     pymupdf = _pymupdf()
     doc = pymupdf.open()

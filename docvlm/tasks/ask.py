@@ -74,9 +74,8 @@ def _extractive(model: Model | None, page_list: Sequence[Page], question: str, m
     """Answer by choosing a printed span: the ranker of [`docvlm.extract`][docvlm.extract] ranks the spans as values of the field
     the question names, and the model (if any) chooses among the best ``max_choices``: by scoring them as
     `docvlm.extract` does (its `choice_weight`; 0: the ranking alone), or under a ``Literal`` constraint."""
-    from docvlm.tasks._context import text_near
+    from docvlm.tasks._context import LM_WEIGHT, field_prompt, text_near
     from docvlm.tasks._rank import FieldSpec, default_ranker
-    from docvlm.tasks.extract import LM_WEIGHT, field_prompt
 
     ranker = ranker or default_ranker()
     first_id = 0

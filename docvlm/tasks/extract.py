@@ -41,9 +41,9 @@ from pydantic.fields import FieldInfo
 
 from docvlm._deadline import with_timeout
 from docvlm.documents.base import Document, Page
-from docvlm.errors import ModelError, RowsSkippedWarning, UsageError
+from docvlm.errors import FieldNotFoundError, ModelError, RowsSkippedWarning, UsageError
 from docvlm.models.base import Model
-from docvlm.tasks._context import text_near
+from docvlm.tasks._context import LM_WEIGHT, field_prompt, text_near
 from docvlm.tasks._rank import Candidates, FieldSpec, Ranker, default_ranker
 from docvlm.tasks._spans import Span, dates_in, page_spans
 from docvlm.tasks.text import (
@@ -66,17 +66,6 @@ S = TypeVar("S", bound=BaseModel)
 _CURRENCY_SYMBOLS = {"USD": ("$", "US$"), "EUR": ("€",), "GBP": ("£",), "JPY": ("¥",), "CHF": ("Fr.",), "INR": ("₹",)}
 
 _MAX_CHOICE_CHARS = 200  # longer spans are not offered (they are rarely field values)
-
-
-class FieldNotFoundError(ModelError):
-    """Required fields of the schema have no value in the document."""
-
-    def __init__(self, fields: Sequence[str], source: str | None = None) -> None:
-        super().__init__(
-            f"required field{'s' if len(fields) > 1 else ''} not found in the document: {', '.join(fields)}",
-            source=source, hint="make the field Optional if it may be absent, or check the document",
-        )
-        self.fields = list(fields)
 
 
 class Extraction(BaseModel, Generic[S]):
@@ -266,21 +255,6 @@ def _question(leaf: _Leaf) -> str:
     return f"{name} ({leaf.description})" if leaf.description else name
 
 
-def field_prompt(text: str, question: str, instructions: str | None = None) -> str:
-    """The prompt a text-only model scores a field's candidate values after (the value is the answer): the document
-    text near the candidates, then the question. One prompt shape for every field, so a model reads the document
-    text once (its prefix cache) and only the question differs; fine-tuning data uses the same shape
-    (`docvlm.finetune`)."""
-    return (f"Document:\n{text}\n\n{instructions + chr(10) if instructions else ''}"
-            f"What is the {question}? Copy it exactly as printed in the document.")
-
-
-#: How much a text-only model's log-probability of a value counts beside the ranker's score when it chooses by
-#: scoring, for models that do not set their own `Model.choice_weight` (the untuned default model sets 0: on real
-#: receipts it adds nothing, ``python -m bench.lm_weight``).
-LM_WEIGHT = 1.0
-
-
 def _aliases(leaf: _Leaf, synonyms: Mapping[str, Sequence[str]]) -> tuple[str, ...]:
     words = re.findall(r"[a-z0-9]+", leaf.name.lower().replace("_", " "))
     return tuple(alias for w in [leaf.name.lower(), *words] for alias in synonyms.get(w, ()))
@@ -452,7 +426,7 @@ def _free(model: Model, pages: Sequence[Page], schema: type[S], leaves: Sequence
 def _locate(model: Model, pages: Sequence[Page], value: Any) -> tuple[int, BoundingBox, str] | None:
     """Where a value the model wrote is printed: the span that spells it most closely (at least 0.7 similar), the
     span with the same number or date, else the first box the model grounds it to."""
-    from docvlm.eval.metrics import levenshtein
+    from docvlm._strings import levenshtein
     from docvlm.tasks.vision import ground
 
     want = re.sub(r"\s+", " ", str(value.value if isinstance(value, enum.Enum) else value)).strip().lower()

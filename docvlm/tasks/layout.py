@@ -12,7 +12,8 @@ import threading
 import weakref
 
 from docvlm.documents.base import Page
-from docvlm.documents.pdf import PDFPage, _pymupdf
+from docvlm.documents.pdf import PDFPage
+from docvlm.documents.pdf import load_pymupdf as _pymupdf
 from docvlm.errors import MissingDependencyError, PageTooLargeError, UsageError
 from docvlm.tasks._page import PageInput, as_page
 from docvlm.types.detections import Detection, Detections

@@ -220,7 +220,7 @@ def _upright_turn(fitz_page: Any) -> int:
 
 
 def _turned(box: tuple[float, float, float, float], matrix: Any) -> tuple[float, float, float, float]:
-    from docvlm.documents.pdf import _pymupdf
+    from docvlm.documents.pdf import load_pymupdf as _pymupdf
 
     r = _pymupdf().Rect(*box) * matrix
     return (r.x0, r.y0, r.x1, r.y1)
@@ -577,7 +577,7 @@ def _upright_text_tables(page: PDFPage, turn: int) -> list[Table]:
     """The borderless tables of a page whose text is turned, read on a copy of the page turned upright (in the
     displayed coordinates of the page at that turn)."""
     from docvlm.documents import open_document
-    from docvlm.documents.pdf import _pymupdf
+    from docvlm.documents.pdf import load_pymupdf as _pymupdf
 
     pymupdf = _pymupdf()
     with pymupdf.open() as copy:

@@ -181,7 +181,7 @@ def serialize_lines(lines: Sequence[Line], *, with_ids: bool = False, max_chars:
 def read_text(page: Page, region: BoundingBox | None = None) -> str:
     """The text of a page or region from its words (text layer or OCR), as visual lines."""
     if region is not None:
-        region = page._check_region(region)
+        region = page.check_region(region)
     words = words_in(page_words(page).rows, region)
     return serialize_lines(group_lines(segments_of(words, page.index)))
 

@@ -4,8 +4,11 @@
 [`segment`][docvlm.tasks.vision.segment] (masks of a phrase) all work the same way:
 
 1. the page (or a ``region`` of it, to zoom in) is rendered as the model's view (`view`);
-2. the model is asked in its family's own dialect (`Model.profile`), under
-   a constraint that only allows well-formed answers and always allows an empty one:
+2. the model's family profile (`Model.profile`) builds the request: the prompt and an output type sized to the
+   view, that only allows well-formed answers and always allows an empty one
+   ([`box_request`][docvlm.models.profiles.FamilyProfile.box_request],
+   [`point_request`][docvlm.models.profiles.FamilyProfile.point_request],
+   [`outline_request`][docvlm.models.profiles.FamilyProfile.outline_request]):
 
    - JSON families (generic, Qwen2/2.5/3-VL, Idefics3 / SmolVLM, LLaVA) get a JSON list type built for the
      call: boxes under the family's key (``"bbox_2d"`` for Qwen2.5/3-VL, else ``"bbox"``), coordinates
@@ -16,8 +19,8 @@
      ``<CAPTION_TO_PHRASE_GROUNDING>`` / ``<REFERRING_EXPRESSION_SEGMENTATION>``) and a
      [`Regex`][docvlm.decoding.Regex] of their native output, with the label restricted to what was asked;
      the empty string is their "nothing found";
-3. the family's numbers are mapped to the view's pixels by the profile and to page space by the view's
-   [`Frame`][docvlm.types.geometry.Frame], so rotation, crop boxes and zoom regions are accounted for exactly.
+3. the same request parses the answer into pixels of the view, and the task maps them to page space with the
+   view's [`Frame`][docvlm.types.geometry.Frame], so rotation, crop boxes and zoom regions are accounted for exactly.
 
 Text-only models cannot look at a page: [`ground`][docvlm.tasks.vision.ground] falls back to the text layer for them
 ([`docvlm.tasks.ask.ground_text`][docvlm.tasks.ask.ground_text]); the other tasks raise [`UsageError`][docvlm.errors.UsageError].
@@ -25,47 +28,31 @@ Text-only models cannot look at a page: [`ground`][docvlm.tasks.vision.ground] f
 
 from __future__ import annotations
 
-import functools
-import re
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING
 
-from pydantic import ConfigDict, Field, create_model
-
-from docvlm.decoding import Limits, Regex, compile_output_type
-from docvlm.documents.base import Page, PageImage
 from docvlm.errors import UsageError
-from docvlm.models.profiles import BoxConvention, FamilyProfile, Florence2Profile, PaliGemmaProfile
-from docvlm.tasks._page import PageInput, as_page, check_region, input_size_of, model_box_to_page, view
+from docvlm.models.profiles import FamilyProfile
+from docvlm.tasks._page import PageInput, as_page, check_region, input_size_of, view
 from docvlm.tasks.snap import snap_to_words
 from docvlm.types.detections import Detection, Detections
-from docvlm.types.geometry import BoundingBox, Point, Polygon, Size, Space
+from docvlm.types.geometry import BoundingBox, Point, Size, Space
+from docvlm.types.image import PageImage
 from docvlm.types.mask import Mask
 
 if TYPE_CHECKING:
+    from docvlm.documents.base import Page
     from docvlm.models.base import Model
 
 __all__ = ["detect", "ground", "point", "segment"]
 
 #: Most vertices of one polygon a JSON-family model may write in [`segment`][docvlm.tasks.vision.segment].
 MAX_POLYGON_VERTICES = 32
-#: PaliGemma mask codes: 16 ``<segNNN>`` tokens, each 000..127.
-_PG_SEG16 = r"(?:<seg(?:0[0-9]{2}|1[01][0-9]|12[0-7])>){16}"
-_Dialect = Literal["json", "paligemma", "florence2"]
-_UNBOUNDED = Limits(max_free_chars=1 << 30)
 
 
 # ------------------------------------------------------------------------------------------------
-# shared plumbing
+# shared plumbing: the page's view, the profile's request, and the answer back in page space
 # ------------------------------------------------------------------------------------------------
-def _dialect(profile: FamilyProfile) -> _Dialect:
-    if isinstance(profile, PaliGemmaProfile):
-        return "paligemma"
-    if isinstance(profile, Florence2Profile):
-        return "florence2"
-    return "json"
-
-
 def _require_vision(model: Model, task: str, page: Page) -> None:
     if not model.supports_images:
         raise UsageError(
@@ -81,7 +68,7 @@ def _check_count(name: str, value: int) -> None:
         raise UsageError(f"{name} must be a positive integer, got {value!r}")
 
 
-def _clean_phrases(values: Sequence[str], what: str, dialect: _Dialect) -> tuple[str, ...]:
+def _clean_phrases(values: Sequence[str], what: str, profile: FamilyProfile) -> tuple[str, ...]:
     if isinstance(values, str):
         values = [values]
     out: list[str] = []
@@ -89,11 +76,7 @@ def _clean_phrases(values: Sequence[str], what: str, dialect: _Dialect) -> tuple
         if not isinstance(v, str) or not v.strip():
             raise UsageError(f"every {what} must be non-empty text, got {v!r}")
         text = " ".join(v.split())
-        if dialect != "json" and any(c in text for c in "<>;"):
-            raise UsageError(
-                f"the {what} {text!r} contains '<', '>' or ';', which loc-token models use as delimiters",
-                hint="rephrase it without those characters",
-            )
+        profile.check_phrase(text, what)
         if text not in out:
             out.append(text)
     if not out:
@@ -102,40 +85,8 @@ def _clean_phrases(values: Sequence[str], what: str, dialect: _Dialect) -> tuple
 
 
 def _input_size(model: Model, image: PageImage) -> Size | None:
-    """The processor's input size, needed only by families that count pixels of the resized input."""
-    if model.profile.box_convention is BoxConvention.INPUT_PIXELS:
-        return input_size_of(model, image)
-    return None
-
-
-def _ask(model: Model, image: PageImage, prompt: str, output_type: Any) -> Any:
-    return model.generate([image, prompt], output_type)
-
-
-def _alternatives(phrases: Sequence[str]) -> str:
-    return "|".join(re.escape(p) for p in phrases)
-
-
-def _one_loc(profile: FamilyProfile) -> str:
-    """The regex of one loc token, from the profile's four-token box regex."""
-    box = profile.native_box_regex()
-    if box is None or not box.endswith("{4}"):  # pragma: no cover - both loc profiles end so
-        raise AssertionError(f"{profile.name} has no four-token box regex")
-    return box[: -len("{4}")]
-
-
-def _fit(model: Model, unit: str, wanted: int) -> int:
-    """How many repeats of the regex ``unit`` (at most ``wanted``, at least 1) fit the model's constraint budget.
-
-    The constraint compiler counts every character class of a [`Regex`][docvlm.decoding.Regex] (the digits of
-    a loc token too) as a free-text position and refuses patterns with more than
-    ``model.limits.max_free_chars`` of them, so long repeats of loc tokens are capped here: a PaliGemma
-    ``detect`` answer then holds at most 21 boxes under the default limits.
-    """
-    cost = compile_output_type(Regex(unit), limits=_UNBOUNDED).free_chars
-    if cost == 0:
-        return wanted
-    return max(1, min(wanted, model.limits.max_free_chars // cost))
+    """The processor's input size, for families that count pixels of the resized input."""
+    return input_size_of(model, image) if model.profile.needs_input_size else None
 
 
 def _look(page: Page, region: BoundingBox | None, dpi: float | None) -> tuple[PageImage, BoundingBox]:
@@ -162,107 +113,13 @@ def _clamp(pt: Point, bounds: BoundingBox) -> Point:
     return pt.model_copy(update={"x": x, "y": y})
 
 
-def _quoted(phrases: Sequence[str]) -> str:
-    return ", ".join(f'"{p}"' for p in phrases)
-
-
-# ------------------------------------------------------------------------------------------------
-# output types of the JSON families (built once per profile, input size and labels)
-# ------------------------------------------------------------------------------------------------
-_STRICT = ConfigDict(extra="forbid")
-
-
-def _coords(profile: FamilyProfile, input_size: Size | None) -> tuple[Any, Any]:
-    return (
-        profile.coordinate_type(input_size=input_size, axis="x"),
-        profile.coordinate_type(input_size=input_size, axis="y"),
-    )
-
-
-def _bounded_list(item: Any, max_items: int) -> Any:
-    return Annotated[list.__class_getitem__(item), Field(max_length=max_items)]
-
-
-@functools.lru_cache(maxsize=256)
-def _box_list_type(profile: FamilyProfile, input_size: Size | None, labels: tuple[str, ...], max_items: int) -> Any:
-    """``[{"<box_key>": [x0, y0, x1, y1], "label": <one of labels>}, ...]``, the box first as Qwen2.5-VL writes it."""
-    cx, cy = _coords(profile, input_size)
-    fields: dict[str, Any] = {
-        profile.box_key: (tuple.__class_getitem__((cx, cy, cx, cy)), ...),
-        "label": (Literal.__getitem__(labels), ...),
-    }
-    item = create_model("Box", __config__=_STRICT, **fields)
-    return _bounded_list(item, max_items)
-
-
-@functools.lru_cache(maxsize=256)
-def _point_list_type(profile: FamilyProfile, input_size: Size | None, max_items: int) -> Any:
-    """``[{"<point_key>": [x, y]}, ...]``."""
-    cx, cy = _coords(profile, input_size)
-    fields: dict[str, Any] = {profile.point_key: (tuple.__class_getitem__((cx, cy)), ...)}
-    item = create_model("PointAnswer", __config__=_STRICT, **fields)
-    return _bounded_list(item, max_items)
-
-
-@functools.lru_cache(maxsize=256)
-def _polygon_list_type(profile: FamilyProfile, input_size: Size | None, max_items: int, max_vertices: int) -> Any:
-    """``[{"polygon": [[x, y], [x, y], [x, y], ...]}, ...]``, 3 to ``max_vertices`` vertices each."""
-    cx, cy = _coords(profile, input_size)
-    vertex = tuple.__class_getitem__((cx, cy))
-    outline: Any = Annotated[list.__class_getitem__(vertex), Field(min_length=3, max_length=max_vertices)]
-    fields: dict[str, Any] = {"polygon": (outline, ...)}
-    item = create_model("PolygonAnswer", __config__=_STRICT, **fields)
-    return _bounded_list(item, max_items)
-
-
-def _hint(model: Model, input_size: Size | None) -> str:
-    return model.profile.box_prompt_hint(input_size=input_size)
-
-
-# ------------------------------------------------------------------------------------------------
-# boxes in each dialect
-# ------------------------------------------------------------------------------------------------
 def _boxes(model: Model, image: PageImage, bounds: BoundingBox, phrases: tuple[str, ...], *, max_boxes: int,
            labelled: bool) -> list[tuple[str, BoundingBox]]:
     """(label, page-space box) for ``phrases`` (labels of [`detect`][docvlm.tasks.vision.detect], or the one phrase of [`ground`][docvlm.tasks.vision.ground])."""
-    profile = model.profile
-    dialect = _dialect(profile)
-    if dialect == "paligemma":
-        entry = f"{profile.native_box_regex()} (?:{_alternatives(phrases)})"
-        n = _fit(model, entry, max_boxes)
-        pattern = f"(?:{entry}(?: ; {entry}){{0,{n - 1}}})?"
-        text = str(_ask(model, image, profile.task_prompt("detect", list(phrases)), Regex(pattern)))
-        found = profile.parse_boxes(text, image_size=image.size)
-    elif dialect == "florence2":
-        # a label, then its boxes; the first box must be labelled, later ones only when the label changes
-        label, box = f"(?:{_alternatives(phrases)})", profile.native_box_regex()
-        n = _fit(model, f"{label}?{box}", max_boxes)
-        pattern = f"(?:{label}{box}(?:{label}?{box}){{0,{n - 1}}})?"
-        text = str(_ask(model, image, profile.task_prompt("ground", list(phrases)), Regex(pattern)))
-        found = profile.parse_boxes(text, image_size=image.size)
-    else:
-        input_size = _input_size(model, image)
-        output_type = _box_list_type(profile, input_size, phrases, max_boxes)
-        key = profile.box_key
-        if labelled:
-            prompt = (
-                f"Detect every instance of these labels in the image: {_quoted(phrases)}. Answer with a JSON list "
-                f'with one object per instance: {{"{key}": [x0, y0, x1, y1], "label": <one of the labels>}}. '
-                f"{_hint(model, input_size)} If none of them is in the image, answer []."
-            )
-        else:
-            prompt = (
-                f'Find "{phrases[0]}" in the image. Answer with a JSON list with one object per place where it '
-                f'appears (at most {max_boxes}): {{"{key}": [x0, y0, x1, y1], "label": "{phrases[0]}"}}. '
-                f"{_hint(model, input_size)} "
-                "If it does not appear in the image, answer [] and do not guess a box."
-            )
-        items = _ask(model, image, prompt, output_type)
-        return [
-            (str(it.label), model_box_to_page(model, getattr(it, key), image, input_size=input_size).clip(bounds))
-            for it in items
-        ]
-    return [(label if label in phrases else phrases[0], _to_page(box, image, bounds)) for label, box in found[:max_boxes]]
+    request = model.profile.box_request(phrases, labelled=labelled, max_boxes=max_boxes, image_size=image.size,
+                                        input_size=_input_size(model, image), limits=model.limits)
+    found = request.parse(model.generate([image, request.prompt], request.output_type))
+    return [(str(label), _to_page(box, image, bounds)) for label, box in found]
 
 
 def _snap_all(page: Page, boxes: list[tuple[str, BoundingBox]]) -> list[tuple[str, BoundingBox]]:
@@ -321,7 +178,7 @@ def detect(
     p = as_page(page)
     _require_vision(model, "detect", p)
     _check_count("max_boxes", max_boxes)
-    names = _clean_phrases(labels, "label", _dialect(model.profile))
+    names = _clean_phrases(labels, "label", model.profile)
     image, bounds = _look(p, region, dpi)
     boxes = _boxes(model, image, bounds, names, max_boxes=max_boxes, labelled=True)
     if snap:
@@ -371,7 +228,7 @@ def ground(
     _check_count("max_boxes", max_boxes)
     if not model.supports_images:
         return _ground_text_layer(model, p, phrase, region=region, max_boxes=max_boxes)
-    (text,) = _clean_phrases([phrase], "phrase", _dialect(model.profile))
+    (text,) = _clean_phrases([phrase], "phrase", model.profile)
     image, bounds = _look(p, region, dpi)
     boxes = _boxes(model, image, bounds, (text,), max_boxes=max_boxes, labelled=False)
     if snap:
@@ -418,25 +275,12 @@ def point(
     p = as_page(page)
     _require_vision(model, "point", p)
     _check_count("max_points", max_points)
-    profile = model.profile
-    (text,) = _clean_phrases([phrase], "phrase", _dialect(profile))
+    (text,) = _clean_phrases([phrase], "phrase", model.profile)
     image, bounds = _look(p, region, dpi)
-    if _dialect(profile) != "json":
-        boxes = _boxes(model, image, bounds, (text,), max_boxes=max_points, labelled=False)
-        return [Point(x=b.center[0], y=b.center[1], label=text) for _, b in boxes]
-    input_size = _input_size(model, image)
-    key = profile.point_key
-    prompt = (
-        f'Point at "{text}" in the image. Answer with a JSON list with one object per place where it appears '
-        f'(at most {max_points}): {{"{key}": [x, y]}}. {profile.point_prompt_hint(input_size=input_size)} '
-        "If it does not appear in the image, answer [] and do not guess a point."
-    )
-    items = _ask(model, image, prompt, _point_list_type(profile, input_size, max_points))
-    out = []
-    for it in items:
-        pixel = profile.to_pixel_point(getattr(it, key), image_size=image.size, input_size=input_size, label=text)
-        out.append(_clamp(pixel.to(Space.PAGE, image.frame), bounds))
-    return out
+    request = model.profile.point_request(text, max_points=max_points, image_size=image.size,
+                                          input_size=_input_size(model, image), limits=model.limits)
+    found = request.parse(model.generate([image, request.prompt], request.output_type))
+    return [_clamp(pt.to(Space.PAGE, image.frame), bounds) for pt in found]
 
 
 def segment(
@@ -485,43 +329,12 @@ def segment(
     p = as_page(page)
     _require_vision(model, "segment", p)
     _check_count("max_masks", max_masks)
-    profile = model.profile
-    dialect = _dialect(profile)
-    (text,) = _clean_phrases([phrase], "phrase", dialect)
+    (text,) = _clean_phrases([phrase], "phrase", model.profile)
     image, bounds = _look(p, region, dpi)
-    size = image.size
-    outlines: list[tuple[list[Polygon], str]] = []  # pixel polygons of each object, and where they came from
-    if dialect == "paligemma":
-        entry = f"{profile.native_box_regex()}{_PG_SEG16} {re.escape(text)}"
-        n = _fit(model, entry, max_masks)
-        pattern = f"(?:{entry}(?: ; {entry}){{0,{n - 1}}})?"
-        answer = str(_ask(model, image, profile.task_prompt("segment", text), Regex(pattern)))
-        for _, box in profile.parse_boxes(answer, image_size=size)[:max_masks]:
-            outlines.append(([Polygon(points=box.corners, space=Space.PIXEL, image_size=size)], "box"))
-    elif dialect == "florence2":
-        # one object, possibly in parts split by <sep>: a budget of vertices in all (parts of fewer than three
-        # vertices are dropped by the parser)
-        pair = f"{_one_loc(profile)}{_one_loc(profile)}"
-        vertices = max(3, _fit(model, pair, 2 * MAX_POLYGON_VERTICES))
-        pattern = f"(?:{pair}{{3}}(?:{pair}|<sep>){{0,{vertices - 3}}})?"
-        answer = str(_ask(model, image, profile.task_prompt("segment", text), Regex(pattern)))
-        parts = [lp.polygon for lp in profile.parse_polygons(answer, image_size=size)]
-        if parts:
-            outlines.append((parts, "polygon"))
-    else:
-        input_size = _input_size(model, image)
-        prompt = (
-            f'Segment "{text}" in the image: outline each separate object it refers to (at most {max_masks}) as '
-            f'a polygon of 3 to {MAX_POLYGON_VERTICES} vertices, {{"polygon": [[x, y], [x, y], [x, y], ...]}}, '
-            f"and answer with a JSON list of these objects. {profile.point_prompt_hint(input_size=input_size)} "
-            "If it does not appear in the image, answer [] and do not guess."
-        )
-        output_type = _polygon_list_type(profile, input_size, max_masks, MAX_POLYGON_VERTICES)
-        for it in _ask(model, image, prompt, output_type):
-            pts = [
-                profile.to_pixel_point(v, image_size=size, input_size=input_size).xy for v in it.polygon
-            ]
-            outlines.append(([Polygon(points=pts, space=Space.PIXEL, image_size=size)], "polygon"))
+    request = model.profile.outline_request(text, max_masks=max_masks, max_vertices=MAX_POLYGON_VERTICES,
+                                            image_size=image.size, input_size=_input_size(model, image),
+                                            limits=model.limits)
+    outlines = request.parse(model.generate([image, request.prompt], request.output_type))
     detections = []
     height, width = image.height, image.width
     for polygons, source in outlines:

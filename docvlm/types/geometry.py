@@ -10,7 +10,7 @@ Three spaces, named by [`Space`][docvlm.types.geometry.Space]:
 - ``normalized``: fractions ``0..1`` of one image's width and height.
 
 Converting between ``page`` and the image spaces needs a [`Frame`][docvlm.types.geometry.Frame], which every rendered
-[`PageImage`][docvlm.documents.base.PageImage] carries (``page_image.frame``). No arithmetic on bare tuples
+[`PageImage`][docvlm.types.image.PageImage] carries (``page_image.frame``). No arithmetic on bare tuples
 crosses a module boundary: conversions are methods.
 """
 

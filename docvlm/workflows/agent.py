@@ -55,8 +55,7 @@ from typing import Annotated, Any, Literal, TypeAlias, Union
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
-from docvlm.documents import Document, Page, PageImage
-from docvlm.documents._open import Source
+from docvlm.documents import Document, Page, PageImage, Source
 from docvlm.errors import AgentBudgetError, ConstraintError, UsageError
 from docvlm.models import Message, Model, load_model
 from docvlm.types import Answer, BoundingBox, Citation

@@ -33,8 +33,7 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, Field
 
-from docvlm.documents import Document
-from docvlm.documents._open import Source
+from docvlm.documents import Document, Source
 from docvlm.errors import UsageError
 from docvlm.models import Model
 from docvlm.types import BoundingBox, Table
@@ -89,7 +88,7 @@ def layout_tool(box: Toolbox) -> Tool:
     def run(args: LayoutArgs) -> ToolResult[LayoutResult]:
         from docvlm.tasks import layout
 
-        page = box._page(args.page)
+        page = box.page(args.page)
         regions = [LayoutRegion(label=d.label, box=Box.from_bbox(d.box)) for d in layout(page)]
         text = "\n".join(f"{r.label} {r.box}" for r in regions) or f"no regions on page {page.index}"
         return ToolResult[LayoutResult](tool="layout", text=text,
@@ -107,7 +106,7 @@ def extract_table_tool(box: Toolbox) -> Tool:
     def run(args: ExtractTableArgs) -> ToolResult[TableSummary]:
         from docvlm.tasks import extract_tables
 
-        page = box._page(args.page)
+        page = box.page(args.page)
         region = box._region(page, args.box)
         found = extract_tables(box.model, page, region=region)
         if not found:

@@ -26,8 +26,7 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from docvlm.documents import Document, Page, PageImage, open_document
-from docvlm.documents._open import Source
+from docvlm.documents import Document, Page, PageImage, Source, open_document
 from docvlm.errors import DocVLMError
 from docvlm.models import Model
 from docvlm.types import Answer, BoundingBox, Citation, Table
@@ -348,7 +347,7 @@ class Toolbox:
             ``max_images`` bounds). A render or zoom whose image was dropped is made again when asked again.
 
     Attributes:
-        artifacts: heavy results by id (an [`ArtifactStore`][docvlm.workflows.tools.ArtifactStore]): [`PageImage`][docvlm.documents.base.PageImage] for
+        artifacts: heavy results by id (an [`ArtifactStore`][docvlm.workflows.tools.ArtifactStore]): [`PageImage`][docvlm.types.image.PageImage] for
             renders and crops, [`Table`][docvlm.types.table.Table] for tables.
         final: the [`Answer`][docvlm.types.answer.Answer] once the ``answer`` tool has been called.
     """
@@ -400,7 +399,8 @@ class Toolbox:
 
     # helpers ----------------------------------------------------------------------------------
 
-    def _page(self, index: int) -> Page:
+    def page(self, index: int) -> Page:
+        """The document's page ``index``; a tool given an index out of range answers with an error observation."""
         n = len(self.document)
         if not 0 <= index < n:
             raise _Fail(f"page {index} is out of range: the document has {n} page{'s' if n != 1 else ''} (0..{n - 1})")
@@ -456,12 +456,12 @@ class Toolbox:
         return ToolResult[PageList](tool="list_pages", text=text, payload=PageList(pages=pages))
 
     def render_page(self, args: RenderPageArgs) -> ToolResult[ImageArtifact]:
-        page = self._page(args.page)
+        page = self.page(args.page)
         aid, image = self._keep(("render", args.page, args.dpi), "page", lambda: page.render(args.dpi))
         return self._image_result("render_page", aid, image, page.bbox)
 
     def zoom(self, args: ZoomArgs) -> ToolResult[ImageArtifact]:
-        page = self._page(args.page)
+        page = self.page(args.page)
         region = self._region(page, args.box)
         aid, image = self._keep(("zoom", args.page, region.xyxy, args.dpi), "crop", lambda: page.crop(region, args.dpi))
         return self._image_result("zoom", aid, image, region)
@@ -469,7 +469,7 @@ class Toolbox:
     def read_text(self, args: ReadTextArgs) -> ToolResult[TextResult]:
         from docvlm.tasks import read
 
-        page = self._page(args.page)
+        page = self.page(args.page)
         region = None if args.box is None else self._region(page, args.box)
         text = read(None, page, region)
         result = TextResult(page=page.index, box=None if region is None else Box.from_bbox(region), text=text)
@@ -478,7 +478,7 @@ class Toolbox:
     def find_tables(self, args: FindTablesArgs) -> ToolResult[TablesResult]:
         from docvlm.tasks import find_tables
 
-        page = self._page(args.page)
+        page = self.page(args.page)
         found: Sequence[Table] = find_tables(page)
         summaries = []
         for i, table in enumerate(found):
@@ -500,7 +500,7 @@ class Toolbox:
 
         if self.model is None:
             raise _Fail("ground needs a model", hint="Toolbox(document, model)")
-        page = self._page(args.page)
+        page = self.page(args.page)
         boxes = [Box.from_bbox(b) for b in ground(self.model, page, args.phrase)]
         text = (f"{args.phrase!r} on page {page.index}: " + ", ".join(str(b) for b in boxes) if boxes
                 else f"{args.phrase!r} not found on page {page.index}")
@@ -510,7 +510,7 @@ class Toolbox:
     def answer(self, args: AnswerArgs) -> ToolResult[Answer]:
         citations = []
         for c in args.citations:
-            page = self._page(c.page)
+            page = self.page(c.page)
             citations.append(Citation(page=page.index, box=self._region(page, c.box), quote=c.quote))
         self.final = Answer(text=args.text, citations=citations)
         cited = "; ".join(f"page {c.page} {Box.from_bbox(c.box)}" for c in citations)

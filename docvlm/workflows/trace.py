@@ -29,8 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, Field, PrivateAttr
 
-from docvlm.documents import Document, PageImage
-from docvlm.documents._open import Source
+from docvlm.documents import Document, PageImage, Source
 from docvlm.models import Model
 from docvlm.types import Answer, BoundingBox
 from docvlm.workflows.tools import (

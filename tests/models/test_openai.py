@@ -248,12 +248,10 @@ def test_retries_exhausted_raise_model_error(live: Live) -> None:
 def test_unexpected_server_formatting_is_validated_not_regex_matched(live: Live, client: OpenAIModel) -> None:
     # a server that ignores response_format: extra whitespace, a code fence, a bare choice
     assert client.generate_batch([], Invoice) == []
-    from docvlm.models.openai import _validate
-
     constraint = client.compile(Invoice)
-    assert _validate(constraint, '```json\n{ "number": "A", "total": 1.50 }\n```') == Invoice(number="A", total=1.5)
-    assert _validate(client.compile(Literal["yes", "no"]), " yes\n") == "yes"
-    assert client._complete(client.prepare(["x"], str)) == ["ok"]
+    assert client.read_answer(constraint, '```json\n{ "number": "A", "total": 1.50 }\n```') == Invoice(number="A", total=1.5)
+    assert client.read_answer(client.compile(Literal["yes", "no"]), " yes\n") == "yes"
+    assert [a.text for a in client._complete(client.prepare(["x"], str))] == ["ok"]
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -368,7 +366,7 @@ def test_batch_runs_concurrently(live: Live, client: OpenAIModel) -> None:
 
 
 def test_agenerate_batch_is_native_async(live: Live, client: OpenAIModel) -> None:
-    assert OpenAIModel.agenerate_batch is not Model.agenerate_batch
+    assert OpenAIModel._acomplete is not Model._acomplete
     live.backend.reset(_invoice_number, delay=0.2)
     prompts = [f"a{i}" for i in range(8)]
 

@@ -166,3 +166,77 @@ def test_load_model_specs(tmp_path: object) -> None:
         load_model("")
     with pytest.raises(dv.ModelError, match="no model folder"):
         load_model("transformers:/definitely/not/here")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# one seam: every backend implements _complete only; counting, reading and corrections live in Model
+# ---------------------------------------------------------------------------------------------------------------
+def test_every_backend_implements_only_the_request_method() -> None:
+    import importlib
+
+    from docvlm.models.base import Model
+
+    public = ("generate", "generate_batch", "agenerate", "agenerate_batch", "score", "ascore", "prepare")
+    names = {
+        "docvlm.models.test": ("TestModel", "FunctionModel"),
+        "docvlm.models.openai": ("OpenAIModel",),
+        "docvlm.models.transformers": ("TransformersModel",),
+        "docvlm.models.outlines": ("OutlinesModel",),
+        "docvlm.models._stepwise": ("StepModel",),
+        "docvlm.models.runtimes": ("OnnxGenAIModel", "LlamaCppModel"),
+    }
+    seen = 0
+    for module, classes in names.items():
+        for name in classes:
+            cls = getattr(importlib.import_module(module), name)
+            assert issubclass(cls, Model)
+            overridden = [m for m in public if getattr(cls, m) is not getattr(Model, m)]
+            assert overridden == [], f"{name} overrides {overridden}"
+            assert cls._complete is not Model._complete, name
+            seen += 1
+    assert seen == 8
+
+
+def test_fakes_are_counted_and_read_like_any_backend() -> None:
+    class Short(FunctionModel):
+        def _complete(self, requests: object) -> list[str]:
+            return []  # a backend bug: no answer
+
+    with pytest.raises(dv.ModelError, match="returned 0 answers for 2 requests"):
+        Short(lambda m, i: "x").generate_batch(["a", "b"], str)
+    # scripted text is read leniently, as a server's answer is: a code fence and whitespace are fine
+    fenced = FunctionModel(lambda m, i: '```json\n{ "x0": 1, "y0": 2, "x1": 3, "y1": 4, "label": "total" }\n```')
+    assert fenced.generate("x", Box) == Box(x0=1, y0=2, x1=3, y1=4, label="total")
+    assert FunctionModel(lambda m, i: " yes\n").generate("x", Literal["yes", "no"]) == "yes"
+    # a scorer that miscounts is caught by the same base class
+    with pytest.raises(dv.ModelError, match="returned 1 scores for 2 continuations"):
+        FunctionModel(lambda m, i: "x", scorer=lambda m, c, p: [-1.0]).score("q", ["a", "b"])
+
+
+def test_corrections_are_the_base_classes_for_fakes_too() -> None:
+    told: list[str] = []
+
+    def script(messages: list[Message], info: object) -> str:
+        told.append(messages[-1].text)
+        return '{"x0":9,"y0":9,"x1":1,"y1":1,"label":"date"}' if len(messages) == 1 else \
+            '{"x0":1,"y0":1,"x1":9,"y1":9,"label":"date"}'
+
+    model = FunctionModel(script)
+    model.max_retries = 1
+    assert model.generate("find the date", OrderedBox) == OrderedBox(x0=1, y0=1, x1=9, y1=9, label="date")
+    assert told[1].startswith("Your answer is not valid: ") and "corners out of order" in told[1]
+    assert [len(r.messages) for r in model.requests] == [1, 3]  # the answer and the correction were appended
+    async_model = FunctionModel(script)
+    async_model.max_retries = 1
+    assert asyncio.run(async_model.agenerate("find the date", OrderedBox)).x1 == 9
+    stubborn = FunctionModel(lambda m, i: '{"x0":9,"y0":9,"x1":1,"y1":1,"label":"date"}')
+    stubborn.max_retries = 2
+    with pytest.raises(dv.ModelError, match=r"gave 3 invalid answers; the last: .*corners out of order"):
+        stubborn.generate("x", OrderedBox)
+    assert stubborn.calls == 3
+
+
+def test_one_constraint_cache() -> None:
+    model = TestModel()
+    assert model.compile(Box) is compile_output_type(Box, limits=model.limits)
+    assert model.prepare(["a"], list[Box])[0].constraint is compile_output_type(list[Box])

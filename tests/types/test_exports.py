@@ -11,13 +11,13 @@ from pydantic import BaseModel
 
 import docvlm
 import docvlm.types
-from docvlm.types import answer, detections, geometry, mask, table, text
+from docvlm.types import answer, detections, geometry, image, mask, table, text
 
 
 def test_all_is_sorted_and_complete() -> None:
     assert docvlm.types.__all__ == sorted(set(docvlm.types.__all__))
     exported: set[str] = set()
-    for module in (answer, detections, geometry, mask, table, text):
+    for module in (answer, detections, geometry, image, mask, table, text):
         classes = {
             name
             for name, obj in vars(module).items()
