@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Literal, overload
 from pydantic import BaseModel, ConfigDict, Field
 
 from docvlm.errors import PageIndexError, PageTooLargeError, UsageError
+from docvlm.limits import get_limits
 from docvlm.types.geometry import Affine, BoundingBox, Frame, Size, Space
 from docvlm.types.text import WordList
 
@@ -27,7 +28,8 @@ __all__ = [
     "PageInfo",
 ]
 
-#: Pixel budget of one rendering (about 6,300 x 6,300 pixels, 120 MB as RGB).
+#: Default pixel budget of one rendering (about 6,300 x 6,300 pixels, 160 MB as a PIL RGB image); the value in
+#: force is :attr:`docvlm.limits.Limits.max_render_pixels`.
 DEFAULT_MAX_PIXELS = 40_000_000
 
 
@@ -175,20 +177,20 @@ class Page(abc.ABC):
         return Frame.for_page(self.size, scale=scale, rotation=self.rotation, clip=self._check_region(clip))
 
     # rendering ----------------------------------------------------------------------------------
-    def render(self, dpi: float | None = None, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> PageImage:
+    def render(self, dpi: float | None = None, *, max_pixels: int | None = None) -> PageImage:
         """Render the page upright.
 
         Args:
             dpi: pixels per inch. Without it the page's ``default_dpi`` is used, lowered as needed to fit
                 ``max_pixels``; an explicit ``dpi`` that would exceed ``max_pixels`` raises.
-            max_pixels: the most pixels the image may have.
+            max_pixels: the most pixels the image may have (default: :attr:`docvlm.limits.Limits.max_render_pixels`).
 
         Raises:
             PageTooLargeError: an explicit ``dpi`` needs more than ``max_pixels``.
         """
         return self._render_region(None, dpi, max_pixels)
 
-    def crop(self, box: BoundingBox, dpi: float | None = None, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> PageImage:
+    def crop(self, box: BoundingBox, dpi: float | None = None, *, max_pixels: int | None = None) -> PageImage:
         """Render only the region ``box`` (page space), e.g. to zoom in; same ``dpi`` rules as [`render`][docvlm.documents.base.Page.render].
 
         Raises:
@@ -216,9 +218,11 @@ class Page(abc.ABC):
             )
         return clipped
 
-    def _render_region(self, clip: BoundingBox | None, dpi: float | None, max_pixels: int) -> PageImage:
+    def _render_region(self, clip: BoundingBox | None, dpi: float | None, max_pixels: int | None) -> PageImage:
         if dpi is not None and not (dpi > 0 and math.isfinite(dpi)):
             raise UsageError(f"dpi must be a positive number, got {dpi}", source=self.document.source, page=self.index)
+        if max_pixels is None:
+            max_pixels = get_limits().max_render_pixels
         if max_pixels < 1:
             raise UsageError(f"max_pixels must be positive, got {max_pixels}")
         region = clip if clip is not None else self.bbox

@@ -186,7 +186,8 @@ def ocr_words(
 
 # rendering -------------------------------------------------------------------------------------------
 def _page_image(page: Page | PageImage, dpi: float | None, default_dpi: float = 300.0) -> PageImage:
-    from docvlm.documents.base import DEFAULT_MAX_PIXELS, PageImage, _fit_scale, _pixels_at
+    from docvlm.documents.base import PageImage, _fit_scale, _pixels_at
+    from docvlm.limits import get_limits
 
     if isinstance(page, PageImage):
         return page
@@ -194,8 +195,9 @@ def _page_image(page: Page | PageImage, dpi: float | None, default_dpi: float = 
         return page.render(dpi)
     if page.units == "pt":  # a vector page: choose the resolution, within the pixel budget
         scale = default_dpi / page.units_per_inch
-        if _pixels_at(page.bbox, scale) > DEFAULT_MAX_PIXELS:
-            scale = _fit_scale(page.bbox, DEFAULT_MAX_PIXELS)
+        budget = get_limits().max_render_pixels
+        if _pixels_at(page.bbox, scale) > budget:
+            scale = _fit_scale(page.bbox, budget)
         return page.render(scale * page.units_per_inch)
     return page.render()  # a raster page: its own pixels (lowered only to fit the pixel budget)
 

@@ -29,8 +29,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urljoin
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from docvlm.documents._mupdf import mupdf_errors
 from docvlm.documents._web_net import AddressPolicy, Blocked, BlockReason, FetchBudget, Response, fetch
 from docvlm.documents.base import Document, Page, PageImage, scale_frame
 from docvlm.errors import (
@@ -92,8 +93,11 @@ class WebOptions(BaseModel):
         max_requests: the most requests the page may make.
         max_pixels: pixel budget of the whole page at the default resolution: a longer page is cut off
             (and the cut is noted in the metadata).
-        allow_hosts: hosts the page may reach even though they are loopback, private or link-local:
-            hostnames (exact), IP addresses or CIDR networks, e.g. ``("127.0.0.1",)`` for a local test server.
+        allow_hosts: hosts the page may reach even though they are loopback, private or link-local. An entry is
+            an origin (``"http://127.0.0.1:8000"``: that scheme, host and port), a host and port
+            (``"127.0.0.1:8000"``), or a bare hostname (exact), IP address or CIDR network, which covers the
+            default ports (80, 443) and the port of the URL opened, no other: ``("127.0.0.1",)`` for a test
+            server at ``http://127.0.0.1:8000/`` does not let the page reach ``127.0.0.1:9000``.
         allow_private_network: allow every loopback, private and link-local address (trusted pages only).
         renderer: ``"auto"`` (Chromium when installed, else PyMuPDF's HTML Story with a warning),
             ``"chromium"`` (error when missing) or ``"story"`` (no browser: no JavaScript, no sub-resources).
@@ -123,8 +127,16 @@ class WebOptions(BaseModel):
     base_url: str | None = None
     snap_tiles: bool = True
 
-    def _policy(self) -> AddressPolicy:
-        return AddressPolicy(allow=self.allow_hosts, allow_private_network=self.allow_private_network)
+    @field_validator("allow_hosts")
+    @classmethod
+    def _check_allow_hosts(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        AddressPolicy(allow=value)  # raises ValueError naming a malformed entry
+        return value
+
+    def _policy(self, page_url: str | None = None) -> AddressPolicy:
+        """The address policy of a page opened at ``page_url`` (bare ``allow_hosts`` entries cover its port)."""
+        return AddressPolicy(allow=self.allow_hosts, allow_private_network=self.allow_private_network,
+                             page=AddressPolicy.origin_of(page_url))
 
 
 class BlockedRequest(BaseModel):
@@ -497,11 +509,12 @@ class WebDocument(Document):
         assert self._story_pdf is not None
         import pymupdf
 
-        pdf_page = self._story_pdf[index]
         pt = 72.0 / CSS_PX_PER_INCH
-        clip = pymupdf.Rect(region.x0 * pt, region.y0 * pt, region.x1 * pt, region.y1 * pt)
-        pix = pdf_page.get_pixmap(matrix=pymupdf.Matrix(dpi / 72.0, dpi / 72.0), clip=clip, alpha=False)
-        return Image.frombytes("RGB", (pix.width, pix.height), pix.samples)
+        with mupdf_errors(self.source, index, "rendering the page"):
+            pdf_page = self._story_pdf[index]
+            clip = pymupdf.Rect(region.x0 * pt, region.y0 * pt, region.x1 * pt, region.y1 * pt)
+            pix = pdf_page.get_pixmap(matrix=pymupdf.Matrix(dpi / 72.0, dpi / 72.0), clip=clip, alpha=False)
+            return Image.frombytes("RGB", (pix.width, pix.height), pix.samples)
 
     def close(self) -> None:
         self._finalizer()
@@ -541,7 +554,9 @@ def open_web(source: str | bytes, kind: Literal["url", "file", "html"], options:
         DocumentError: the browser failed to load or render the page.
     """
     opts = options or WebOptions()
-    policy = opts._policy()
+    # bare allow_hosts entries cover the port of the URL the caller opened (or of base_url), not others
+    policy = opts._policy(source.strip() if kind == "url" and isinstance(source, str)
+                          else opts.base_url if kind == "html" else None)
     budget = FetchBudget(max_bytes=opts.max_bytes, max_requests=opts.max_requests, timeout_s=opts.timeout_s)
     status: int | None = None
     from docvlm.documents._web_browser import LOCAL_ORIGIN
@@ -572,6 +587,9 @@ def open_web(source: str | bytes, kind: Literal["url", "file", "html"], options:
             shown = label or str(path)
             if not path.is_file():
                 raise DocumentNotFoundError("no such file", source=shown, hint="check the path")
+            if path.stat().st_size > opts.max_bytes:
+                raise DocumentError(f"the HTML file is {path.stat().st_size:,} bytes, over max_bytes={opts.max_bytes:,}",
+                                    source=shown, hint="raise WebOptions(max_bytes=...)")
             body = path.read_bytes()
             main_url = LOCAL_ORIGIN + (path.name if path.suffix else "index.html")
         else:
@@ -600,7 +618,7 @@ def open_web(source: str | bytes, kind: Literal["url", "file", "html"], options:
         doc = _open_story(shown, main, opts, status, main.url if kind == "url" else opts.base_url if kind == "html"
                           else None)
     else:
-        doc = _open_chromium(shown, main_url, main, opts, executable, status, kind)
+        doc = _open_chromium(shown, main_url, main, opts, executable, status, kind, policy)
     if kind == "file":
         doc._local_dir = Path(source if isinstance(source, str) else source.decode()).resolve().parent
     return doc
@@ -667,12 +685,12 @@ def _cap(width: float, height: float, opts: WebOptions, notes: dict[str, str]) -
 
 
 def _open_chromium(label: str, main_url: str, main: Response, opts: WebOptions, executable: str,
-                   status: int | None, kind: str) -> WebDocument:
+                   status: int | None, kind: str, policy: AddressPolicy) -> WebDocument:
     from docvlm.documents._web_browser import LoadSettings, service
 
     settings = LoadSettings(
         viewport=(opts.viewport_width, opts.viewport_height), device_scale=opts.device_scale,
-        javascript=opts.javascript, js_budget_s=opts.js_budget_s, timeout_s=opts.timeout_s, policy=opts._policy(),
+        javascript=opts.javascript, js_budget_s=opts.js_budget_s, timeout_s=opts.timeout_s, policy=policy,
         max_bytes=opts.max_bytes, max_requests=opts.max_requests, resource_dir=opts.resource_dir,
     )
     browser = service(executable)
@@ -796,32 +814,40 @@ def _open_story(label: str, main: Response, opts: WebOptions, status: int | None
     text = re.sub(r"(<a\b[^>]*?\bhref\s*=\s*)([\"'])(.*?)\2", absolute, _decode(main), flags=re.I | re.S)
     pt = 72.0 / CSS_PX_PER_INCH
     page_rect = pymupdf.Rect(0, 0, opts.viewport_width * pt, opts.viewport_height * pt)
-    try:
-        # an empty archive: the layout may not read any file, and there is no network
-        story = pymupdf.Story(html=text, archive=pymupdf.Archive())
-        pdf = story.write_with_links(lambda _n, _filled: (page_rect, page_rect, None))
-    except Exception as exc:  # MuPDF's HTML layout raises RuntimeError and friends on input it cannot lay out
-        raise CorruptDocumentError(f"the HTML could not be laid out ({exc})", source=label) from exc
     notes: dict[str, str] = {"javascript": "not run (no browser)", "sub-resources": "not loaded (no browser)"}
     width = float(opts.viewport_width)
     tile_h = float(opts.viewport_height)
-    _, kept = _cap(width, tile_h * max(1, pdf.page_count), opts, notes)
-    n = max(1, min(pdf.page_count, int(kept // tile_h)))
+    # the pixel budget bounds the tiles laid out, so a page that never ends (MuPDF keeps placing an inline <svg>
+    # on page after page) or a very long one stops there
+    max_tiles = max(1, int(opts.max_pixels / (width * opts.device_scale**2) // tile_h))
+    try:
+        with mupdf_errors(label, None, "laying out the HTML"):
+            # an empty archive: the layout may not read any file, and there is no network
+            story = pymupdf.Story(html=text, archive=pymupdf.Archive())
+            pdf, more = _lay_out(story, page_rect, max_tiles)
+    except CorruptDocumentError as exc:
+        raise CorruptDocumentError(f"the HTML could not be laid out ({exc.message})", source=label) from exc
+    if more:
+        notes["truncated"] = (f"the page is longer than {max_tiles * tile_h:g} CSS px; only the first "
+                              f"{max_tiles * tile_h:g} px fit the pixel budget (max_pixels={opts.max_pixels:,})")
+    n = pdf.page_count
     scale = CSS_PX_PER_INCH / 72.0
     words: list[tuple[float, float, float, float, str, int]] = []
     links: list[dict[str, Any]] = []
     block_base = 0
     for i in range(n):
         top = i * tile_h
-        page = pdf[i]
-        found = page.get_text("words", flags=pymupdf.TEXTFLAGS_WORDS & ~pymupdf.TEXT_PRESERVE_LIGATURES)
+        with mupdf_errors(label, i, "reading the laid-out HTML"):
+            page = pdf[i]
+            found = page.get_text("words", flags=pymupdf.TEXTFLAGS_WORDS & ~pymupdf.TEXT_PRESERVE_LIGATURES)
+            page_links = page.get_links()
         for x0, y0, x1, y1, word, block, _line, _wno in found:
             if word == "[image]":  # MuPDF's stand-in for an image it did not load
                 continue
             words.append((x0 * scale, y0 * scale + top, x1 * scale, y1 * scale + top, str(word), block_base + int(block)))
         block_base += 1 + max((int(w[5]) for w in found), default=0)
         merged: list[dict[str, Any]] = []
-        for link in page.get_links():
+        for link in page_links:
             uri = link.get("uri")
             if not uri:
                 continue
@@ -846,6 +872,30 @@ def _open_story(label: str, main: Response, opts: WebOptions, status: int | None
         title=" ".join(html_lib.unescape(title_match.group(1)).split()) if title_match else "", url=url,
     )
     snapshot.tiles = [(i * tile_h, (i + 1) * tile_h) for i in range(n)]
-    while pdf.page_count > n:
-        pdf.delete_page(pdf.page_count - 1)
     return WebDocument(label, snapshot, opts, "story", story_pdf=pdf, status=status, notes=notes)
+
+
+def _lay_out(story: Any, page_rect: Any, max_pages: int) -> tuple[Any, bool]:
+    """``Story.write_with_links`` with a page limit: the PDF of at most ``max_pages`` pages, and whether content
+    was left over."""
+    import pymupdf
+
+    stream = io.BytesIO()
+    writer = pymupdf.DocumentWriter(stream)
+    positions: list[Any] = []
+    more, pages = True, 0
+
+    def keep(position: Any) -> None:  # PyMuPDF wants a callable of exactly one argument
+        position.page_num = pages
+        positions.append(position)
+
+    while more and pages < max_pages:
+        pages += 1
+        more, _filled = story.place(page_rect)
+        story.element_positions(keep)
+        device = writer.begin_page(page_rect)
+        story.draw(device, None)
+        writer.end_page()
+    writer.close()
+    stream.seek(0)
+    return pymupdf.Story.add_pdf_links(stream, positions), bool(more)
