@@ -18,7 +18,7 @@ from docvlm.errors import (
 from docvlm.types.geometry import Affine, BoundingBox, Frame, Size
 from docvlm.types.text import WordList
 
-__all__ = ["PDFDocument", "PDFPage"]
+__all__ = ["PDFDocument", "PDFPage", "mupdf_errors"]
 
 
 def _pymupdf() -> Any:
