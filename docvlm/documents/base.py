@@ -236,6 +236,14 @@ class Page(abc.ABC):
                     hint="lower dpi, crop a region, or raise max_pixels",
                 )
             want = _fit_scale(region, max_pixels) * self.units_per_inch
+        scale = want / self.units_per_inch
+        if min(region.width, region.height) * scale < 1:
+            # e.g. a 10^11 x 150 pt MediaBox: within the budget it would be less than one pixel high
+            raise PageTooLargeError(
+                f"the {'region' if clip is not None else 'page'} ({region.width:g} x {region.height:g} {self.units}) "
+                f"is too elongated to render within {max_pixels / 1e6:g} megapixels",
+                source=self.document.source, page=self.index, hint="crop a part of it with page.crop(box)",
+            )
         return self._rasterize(clip, want)
 
     @abc.abstractmethod

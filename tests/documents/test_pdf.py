@@ -244,3 +244,16 @@ def test_the_guard_types_mupdf_errors_and_leaves_docvlm_bugs_alone() -> None:
         raise pymupdf.mupdf.FzErrorLimit("too many objects")
     with pytest.raises(ZeroDivisionError), mupdf_errors("x.pdf", 0, "rendering"):  # not MuPDF's: stays visible
         _ = 1 / 0
+
+
+def test_a_page_too_elongated_for_the_pixel_budget_is_a_typed_error() -> None:
+    # found by the fuzzer: a 10^11 x 150 pt MediaBox rendered within the budget came out 0 pixels high
+    pdf = INVALID_PAGE_COUNT.replace(b"/Count -1", b"/Count 1").replace(b"[0 0 100 100]", b"[0 0 100000000000 150]")
+    with pytest.warns(dv.DocumentRepairedWarning):  # no xref table: MuPDF rebuilds it
+        page = dv.open(pdf)[0]
+    assert page.width == pytest.approx(1e11) and page.height == 150  # MuPDF keeps floats
+    with pytest.raises(dv.PageTooLargeError, match=r"page \(1e\+11 x 150 pt\) is too elongated to render within "
+                                                   r"0\.5 megapixels") as info:
+        page.render(max_pixels=500_000)
+    assert "page.crop" in str(info.value.hint)
+    assert page.crop(BoundingBox(x0=0, y0=0, x1=300, y1=150), dpi=72).size.width == 300  # a part of it renders

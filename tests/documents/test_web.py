@@ -643,3 +643,46 @@ def test_bad_url_is_a_typed_error() -> None:
         dv.open("http://no-such-host.invalid/", web=WebOptions(timeout_s=5))
     with pytest.raises(dv.UsageError, match="unknown format 'htmx'"):
         dv.open(b"<html></html>", format="htmx")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# the browserless layout within bounds (issue 15: found by the fuzz run and bench/stress.py)
+
+
+def test_links_are_resolved_in_linear_time_and_unclosed_tags_become_text() -> None:
+    from docvlm.documents.web import _absolute_links, _unclosed_tags_as_text
+
+    html = "<p><a class=x href='/a?b=1&amp;c=2'>one</a> <A HREF=\"rel\">two</A> <a name=n>three</a>"
+    assert _absolute_links(html, "http://h.example/dir/") == (
+        "<p><a class=x href='http://h.example/a?b=1&amp;c=2'>one</a> <A HREF=\"http://h.example/dir/rel\">two</A> "
+        "<a name=n>three</a>")
+    assert _unclosed_tags_as_text("<p>x</p><a x <b y") == "<p>x</p>&lt;a x &lt;b y"
+    assert _unclosed_tags_as_text("<p>x</p>") == "<p>x</p>"
+    # 20,000 tags that never close: a regex and HTMLParser each took minutes on this
+    with dv.open(("<p>Kept.</p>" + "<a x " * 20_000).encode(), format="html",
+                 web=WebOptions(renderer="story")) as doc:
+        assert doc[0].text().startswith("Kept.")
+
+
+def test_nesting_depth_counts_what_really_nests() -> None:
+    from docvlm.documents.web import _nesting_depth
+
+    assert _nesting_depth("<div><div><span>x</span></div></div>") == 3
+    assert _nesting_depth("<p>a<p>b<p>c<br><img src=x><li>d<td>e") == 0  # implied end tags and void elements
+    assert _nesting_depth("<b>" * 1500) == 1500
+    with pytest.raises(dv.PageTooLargeError, match="nests elements about 1500 deep"):
+        dv.open(("<b>" * 1500).encode(), format="html", web=WebOptions(renderer="story"))
+
+
+def test_table_spans_are_cut_to_the_grid_bounds_and_left_out_of_the_layout() -> None:
+    from docvlm.documents.web import _MAX_GRID_COLS, _grid_cut
+
+    rows = [[{"col_span": 1000, "row_span": 1000}] for _ in range(60)]
+    cells, cut = _grid_cut(rows)
+    assert cut and max(c + cs for _r, c, _rs, cs, _cell in cells) <= _MAX_GRID_COLS + len(rows)
+    assert _grid_cut([[{"col_span": 2}, {"row_span": 2}], [{}]])[1] is False  # an ordinary table is not cut
+    staircase = "<table>" + "<tr><td colspan=1000 rowspan=1000>x" * 60 + "</table>"
+    with dv.open(staircase.encode(), format="html", web=WebOptions(renderer="story")) as doc:
+        assert "left out of the rendering" in doc.metadata["table-spans"]
+        (table,) = doc.tables()
+        assert table.shape[0] == 60 and table.shape[1] <= _MAX_GRID_COLS + 60

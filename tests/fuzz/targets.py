@@ -235,17 +235,27 @@ def _element(children: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
 
 
 _HTML_TREE = st.recursive(_LEAF, _element, max_leaves=40)
+# a fragment repeated up to thousands of times: what makes a parser or a layout superlinear shows at this size
+_FRAGMENT = st.one_of(
+    st.sampled_from(["<a x ", "<b>", "<i><b>", "<td colspan=1000 rowspan=1000>x", "<tr><td rowspan=0>", "<table>",
+                     "<a href='/x'>l</a> ", "<!--", "<p>", "<svg>", "<title ", "&#x", "<div style='height:1e9px'>",
+                     "<img src=x width=99999>", "<br>", "word "]),
+    _TEXT,
+)
 _html_doc = st.tuples(
     st.sampled_from(["<!doctype html>", "", "<html><head><meta charset='utf-16'></head>", "<title>t</title>"]),
     st.lists(_HTML_TREE, min_size=1, max_size=4),
     st.integers(0, 300),  # wrap the body in this many nested <div>s
     st.sampled_from(["utf-8", "latin-1", "utf-16"]),
+    st.one_of(st.none(), st.tuples(_FRAGMENT, st.integers(1, 4000))),
 )
 
 
-def build_html(value: tuple[str, list[str], int, str]) -> bytes:
-    head, parts, depth, encoding = value
+def build_html(value: tuple[str, list[str], int, str, tuple[str, int] | None]) -> bytes:
+    head, parts, depth, encoding, repeat = value
     body = "<div>" * depth + "".join(parts) + "</div>" * depth
+    if repeat is not None:
+        body += repeat[0] * repeat[1]
     return (head + body).encode(encoding, errors="replace")
 
 
