@@ -43,12 +43,15 @@ class Runner:
         self.max_rss = max_rss
         self.outcomes: dict[str, Counter[str]] = {}
         self.last: tuple[Target, bytes] | None = None
+        # the example that raised the process's peak memory the most (its input is kept in the workdir)
+        self.biggest_rise: tuple[int, str, str] = (0, "", "")
 
     def check(self, target: Target, value: Any) -> None:
         import docvlm as dv
 
         data = target.to_bytes(value)
         self.last = (target, data)
+        before = peak_rss_bytes()
         (self.workdir / f"current.{target.extension}").write_bytes(data)
         faulthandler.dump_traceback_later(self.timeout_s, exit=True)
         try:
@@ -69,6 +72,10 @@ class Runner:
         peak = peak_rss_bytes()
         if peak > self.max_rss:
             raise AssertionError(f"peak memory {peak / 2**20:.0f} MiB is over {self.max_rss / 2**20:.0f} MiB")
+        if peak - before > self.biggest_rise[0]:
+            kept = self.workdir / f"peak.{target.extension}"
+            kept.write_bytes(data)
+            self.biggest_rise = (peak - before, f"{target.name} ({outcome}, {len(data):,} bytes)", str(kept))
         self.outcomes.setdefault(target.name, Counter())[outcome] += 1
 
     def run(self, target: Target, examples: int, *, derandomize: bool, seed: int | None) -> None:
@@ -164,6 +171,8 @@ def main(argv: list[str] | None = None) -> int:
         "seed": None if args.derandomize else seed,
         "seconds": round(time.monotonic() - start, 1),
         "peak_rss_mb": round(peak_rss_bytes() / 2**20),
+        "biggest_rise": {"mb": round(runner.biggest_rise[0] / 2**20), "example": runner.biggest_rise[1],
+                         "input": runner.biggest_rise[2]},
         "targets": {name: {"examples": sum(c.values()), "outcomes": dict(c.most_common())}
                     for name, c in runner.outcomes.items()},
     }
