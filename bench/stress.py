@@ -8,7 +8,8 @@ Every input runs in a fresh subprocess, as a user would run it: documents throug
 application that passes untrusted URLs gets) or with ``WebOptions(allow_hosts=("127.0.0.1",))`` where the vector
 is about the allow-list. Each run is classified:
 
-- ``ok`` (exit 0) or ``typed`` (exit 2 with one ``docvlm: error:`` line, or a typed error from the library);
+- ``ok`` (exit 0) or ``typed`` (exit 1 or 2, the CLI's failure and usage statuses, with one ``docvlm: error:``
+  line and no traceback; for URL vectors, a typed error from the library);
 - ``traceback``: a Python traceback on stderr, or any other exit status;
 - ``hang``: still running after ``--timeout`` seconds (then killed);
 - ``leak`` (URL vectors): the secret served by the local "other service" or the local file came back.
@@ -245,7 +246,7 @@ def classify(status: int | None, stderr: str) -> tuple[str, str]:
     errors = [line for line in lines if line.startswith("docvlm: error:")]
     if status == 0:
         return "ok", ""
-    if status == 2 and len(errors) == 1:
+    if status in (1, 2) and len(errors) == 1:
         return "typed", errors[0][len("docvlm: error: "):]
     return "traceback", f"exit status {status}: {lines[-1] if lines else ''}"
 

@@ -10,7 +10,7 @@
 The defaults keep any single input (a PDF page, an image frame, a web page) well under 1 GB of memory:
 
 - ``max_image_pixels``: an image frame whose header claims more pixels is refused before any decoding
-  (:class:`~docvlm.errors.PageTooLargeError`; decompression bombs).
+  ([`PageTooLargeError`][docvlm.errors.PageTooLargeError]; decompression bombs).
 - ``max_image_bytes``: the memory decoding one image frame takes (Pillow keeps RGB and RGBA at 4 bytes a
   pixel, grey at 1), conversion to the working mode included. A JPEG over it is decoded at a reduced size
   (its decoder scales by 1/2, 1/4 or 1/8 for free) and page geometry stays in the image's own pixels; any
@@ -18,12 +18,12 @@ The defaults keep any single input (a PDF page, an image frame, a web page) well
 - ``max_render_pixels``: the default pixel budget of one rendering (``page.render()``, ``page.crop()``).
 - ``max_input_bytes``: the most bytes docvlm reads into memory from a file object or an HTML file (paths to
   PDFs and images are read lazily and not counted).
-- ``cache_bytes``: the most bytes a cache of renderings or tool artifacts keeps (:class:`ByteCache`, least
+- ``cache_bytes``: the most bytes a cache of renderings or tool artifacts keeps ([`ByteCache`][docvlm.limits.ByteCache], least
   recently used first out).
 
 Where the values come from, last wins: the defaults; the environment (``DOCVLM_MAX_IMAGE_PIXELS``,
 ``DOCVLM_MAX_IMAGE_BYTES``, ``DOCVLM_MAX_RENDER_PIXELS``, ``DOCVLM_MAX_INPUT_BYTES``, ``DOCVLM_CACHE_BYTES``;
-byte sizes may end in ``K``, ``M`` or ``G``); :func:`set_limits` for the process; :func:`override_limits` for
+byte sizes may end in ``K``, ``M`` or ``G``); [`set_limits`][docvlm.limits.set_limits] for the process; [`override_limits`][docvlm.limits.override_limits] for
 the current thread or task (a ``contextvars`` context, so a server can give each request its own budget).
 """
 
@@ -43,7 +43,7 @@ from docvlm.errors import UsageError
 
 __all__ = [
     "ByteCache",
-    "Limits",
+    "ResourceLimits",
     "get_limits",
     "override_limits",
     "parse_size",
@@ -54,7 +54,7 @@ MiB = 2**20
 
 
 @dataclass(frozen=True)
-class Limits:
+class ResourceLimits:
     """The budgets (see the module's docstring for what each one bounds)."""
 
     max_image_pixels: int = 150_000_000
@@ -69,8 +69,8 @@ class Limits:
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise UsageError(f"limit {f.name} must be a positive integer, got {value!r}")
 
-    def replace(self, **changes: int) -> Limits:
-        """A copy with ``changes`` applied (unknown names are a :class:`~docvlm.errors.UsageError`)."""
+    def replace(self, **changes: int) -> ResourceLimits:
+        """A copy with ``changes`` applied (unknown names are a [`UsageError`][docvlm.errors.UsageError])."""
         unknown = set(changes) - {f.name for f in fields(self)}
         if unknown:
             raise UsageError(f"unknown limit(s) {', '.join(sorted(unknown))}",
@@ -81,7 +81,7 @@ class Limits:
         return asdict(self)
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> Limits:
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> ResourceLimits:
         """The defaults with ``DOCVLM_<NAME>`` environment variables applied (e.g. ``DOCVLM_MAX_IMAGE_BYTES=256M``)."""
         env = os.environ if environ is None else environ
         changes = {}
@@ -113,12 +113,12 @@ def parse_size(text: str) -> int:
 
 
 _lock = threading.Lock()
-_process: Limits | None = None
-_current: contextvars.ContextVar[Limits | None] = contextvars.ContextVar("docvlm_limits", default=None)
+_process: ResourceLimits | None = None
+_current: contextvars.ContextVar[ResourceLimits | None] = contextvars.ContextVar("docvlm_limits", default=None)
 
 
-def get_limits() -> Limits:
-    """The limits in force here: an :func:`override_limits` block, else the process's (:func:`set_limits`,
+def get_limits() -> ResourceLimits:
+    """The limits in force here: an [`override_limits`][docvlm.limits.override_limits] block, else the process's ([`set_limits`][docvlm.limits.set_limits],
     else the environment and the defaults)."""
     scoped = _current.get()
     if scoped is not None:
@@ -127,14 +127,14 @@ def get_limits() -> Limits:
     if _process is None:
         with _lock:
             if _process is None:
-                _process = Limits.from_env()
+                _process = ResourceLimits.from_env()
     return _process
 
 
-def set_limits(limits: Limits | None = None, **changes: int) -> Limits:
+def set_limits(limits: ResourceLimits | None = None, **changes: int) -> ResourceLimits:
     """Set the process's limits: ``limits`` (default: the current ones) with ``changes`` applied. Returns them.
 
-    ``set_limits(Limits())`` goes back to the defaults (ignoring the environment).
+    ``set_limits(ResourceLimits())`` goes back to the defaults (ignoring the environment).
     """
     global _process
     new = (limits or get_limits()).replace(**changes)
@@ -144,8 +144,8 @@ def set_limits(limits: Limits | None = None, **changes: int) -> Limits:
 
 
 @contextmanager
-def override_limits(**changes: int) -> Iterator[Limits]:
-    """Limits for the code inside the block only (this thread / asyncio task), e.g. per server request."""
+def override_limits(**changes: int) -> Iterator[ResourceLimits]:
+    """ResourceLimits for the code inside the block only (this thread / asyncio task), e.g. per server request."""
     token = _current.set(get_limits().replace(**changes))
     try:
         limits = _current.get()

@@ -44,21 +44,21 @@ def test_every_regression_file_is_listed_and_replays_to_its_outcome() -> None:
     assert json.loads(res.stdout) == EXPECTED
 
 
-def test_the_invalid_page_count_pdf_is_one_line_and_exit_2_from_every_command(tmp_path: Path) -> None:
+def test_the_invalid_page_count_pdf_is_one_line_and_a_failed_run_from_every_command(tmp_path: Path) -> None:
     from typer.testing import CliRunner
 
-    from docvlm.cli import app
+    from docvlm.cli import EXIT_FAILURE, app
 
     pdf = str(REGRESSIONS / "invalid-page-count.pdf")
     expected = f"docvlm: error: {pdf}: MuPDF failed counting the pages (code=7: Invalid number of pages)"
     # the real process: its exit status and its whole stderr
     res = subprocess.run([sys.executable, "-m", "docvlm", "info", pdf], capture_output=True, text=True, timeout=120,
                          env={**os.environ, "PYTHONPATH": str(ROOT)}, check=False)
-    assert res.returncode == 2 and res.stdout == ""
+    assert res.returncode == EXIT_FAILURE and res.stdout == ""
     assert res.stderr.count("\n") == 1 and res.stderr.startswith(expected)
     for command in (["words", pdf], ["render", pdf, "-o", str(tmp_path)]):
         out = CliRunner().invoke(app, command)
-        assert out.exit_code == 2 and out.output.startswith(expected), out.output
+        assert out.exit_code == EXIT_FAILURE and out.output.startswith(expected), out.output
 
 
 @pytest.mark.slow

@@ -7,21 +7,21 @@ import threading
 import pytest
 
 import docvlm as dv
-from docvlm.limits import ByteCache, Limits, get_limits, override_limits, parse_size, set_limits
+from docvlm.limits import ByteCache, ResourceLimits, get_limits, override_limits, parse_size, set_limits
 
 
 def test_defaults_keep_one_input_well_under_a_gigabyte() -> None:
-    lim = Limits()
+    lim = ResourceLimits()
     assert lim.max_image_bytes == 384 * 2**20 and lim.max_image_pixels == 150_000_000
     assert lim.max_render_pixels * 4 < 2**30  # one rendering (RGB kept at 4 bytes a pixel)
 
 
 def test_environment_process_and_block_scopes() -> None:
     env = {"DOCVLM_MAX_IMAGE_BYTES": "128M", "DOCVLM_CACHE_BYTES": "1g", "DOCVLM_MAX_RENDER_PIXELS": "1000000"}
-    lim = Limits.from_env(env)
+    lim = ResourceLimits.from_env(env)
     assert (lim.max_image_bytes, lim.cache_bytes, lim.max_render_pixels) == (128 * 2**20, 2**30, 1_000_000)
     with pytest.raises(dv.UsageError, match="DOCVLM_MAX_IMAGE_BYTES='lots' is not a size"):
-        Limits.from_env({"DOCVLM_MAX_IMAGE_BYTES": "lots"})
+        ResourceLimits.from_env({"DOCVLM_MAX_IMAGE_BYTES": "lots"})
     saved = get_limits()
     try:
         set_limits(max_render_pixels=2_000_000)
@@ -39,7 +39,7 @@ def test_environment_process_and_block_scopes() -> None:
     with pytest.raises(dv.UsageError, match="unknown limit"):
         get_limits().replace(max_pixelz=1)
     with pytest.raises(dv.UsageError, match="positive integer"):
-        Limits(max_image_bytes=0)
+        ResourceLimits(max_image_bytes=0)
     assert parse_size("1.5K") == 1536 and parse_size(" 42 ") == 42 and parse_size("2MiB") == 2 * 2**20
 
 

@@ -1,4 +1,4 @@
-"""Every call into MuPDF goes through :func:`mupdf_errors`: what MuPDF raises becomes a typed docvlm error.
+"""Every call into MuPDF goes through `mupdf_errors`: what MuPDF raises becomes a typed docvlm error.
 
 MuPDF reports a damaged file from wherever it notices it: opening, counting pages ("code=7: Invalid number of
 pages"), loading a page, interpreting its content for a rendering or the text layer, finding tables. PyMuPDF
@@ -6,8 +6,8 @@ raises ``RuntimeError``, ``pymupdf.FileDataError``, the ``pymupdf.mupdf.FzError*
 ``Exception`` only) and, for some damage, ``ValueError`` or ``IndexError`` from inside its own code. The guard
 turns each into one line with the source and page:
 
-- MuPDF's limit and memory errors (``code=2``, ``code=5``, ``MemoryError``) -> :class:`~docvlm.errors.PageTooLargeError`;
-- everything else MuPDF raises -> :class:`~docvlm.errors.CorruptDocumentError`.
+- MuPDF's limit and memory errors (``code=2``, ``code=5``, ``MemoryError``) -> [`PageTooLargeError`][docvlm.errors.PageTooLargeError];
+- everything else MuPDF raises -> [`CorruptDocumentError`][docvlm.errors.CorruptDocumentError].
 
 An exception raised by docvlm's own code inside the block (a bug) is left alone, so it is not disguised.
 """

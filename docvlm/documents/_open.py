@@ -59,7 +59,7 @@ def open_document(
         password: the password of an encrypted PDF.
         format: ``"pdf"``, ``"image"`` or ``"html"`` to skip detection from the file's first bytes.
         max_image_pixels: refuse images with more pixels than this (decompression-bomb guard; default
-            [`Limits.max_image_pixels`][docvlm.limits.Limits]).
+            [`ResourceLimits.max_image_pixels`][docvlm.limits.ResourceLimits]).
         web: rendering and safety options for web pages (`WebOptions`).
         words: words you already have, used instead of the text layer and OCR:
             ``{page_index: [(text, (x0, y0, x1, y1)), ...]}``, boxes in page units (pixels for an image);
@@ -77,7 +77,7 @@ def open_document(
         EncryptedDocumentError: a password is needed, or the one given is wrong.
         EmptyDocumentError: a document without pages.
         PageTooLargeError: an image over ``max_image_pixels``, or a file object over
-            [`Limits.max_input_bytes`][docvlm.limits.Limits].
+            [`ResourceLimits.max_input_bytes`][docvlm.limits.ResourceLimits].
         BlockedURLError: a URL refused by the web safety rules (see `docvlm.documents.web`), a URL of
             another scheme, or a path when ``allow_local_files=False``.
     """

@@ -29,7 +29,7 @@ __all__ = [
 ]
 
 #: Default pixel budget of one rendering (about 6,300 x 6,300 pixels, 160 MB as a PIL RGB image); the value in
-#: force is :attr:`docvlm.limits.Limits.max_render_pixels`.
+#: force is [`ResourceLimits.max_render_pixels`][docvlm.limits.ResourceLimits].
 DEFAULT_MAX_PIXELS = 40_000_000
 
 
@@ -183,7 +183,7 @@ class Page(abc.ABC):
         Args:
             dpi: pixels per inch. Without it the page's ``default_dpi`` is used, lowered as needed to fit
                 ``max_pixels``; an explicit ``dpi`` that would exceed ``max_pixels`` raises.
-            max_pixels: the most pixels the image may have (default: :attr:`docvlm.limits.Limits.max_render_pixels`).
+            max_pixels: the most pixels the image may have (default: [`ResourceLimits.max_render_pixels`][docvlm.limits.ResourceLimits]).
 
         Raises:
             PageTooLargeError: an explicit ``dpi`` needs more than ``max_pixels``.

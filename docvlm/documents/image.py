@@ -3,9 +3,9 @@
 Frames are decoded lazily, one at a time, when a page's pixels are first needed (rendering, OCR): opening the
 document and reading page sizes (``docvlm info``) only reads headers, so a 200-page TIFF opens in milliseconds.
 Before decoding, the memory it would take is checked against the shared budget
-(:attr:`docvlm.limits.Limits.max_image_bytes`): a JPEG over it is decoded at a reduced size by its own decoder
+([`ResourceLimits.max_image_bytes`][docvlm.limits.ResourceLimits]): a JPEG over it is decoded at a reduced size by its own decoder
 (page space stays in the image's own pixels), any other image over it is refused with
-:class:`~docvlm.errors.PageTooLargeError`.
+[`PageTooLargeError`][docvlm.errors.PageTooLargeError].
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 __all__ = ["DEFAULT_MAX_IMAGE_PIXELS", "ImageDocument", "ImagePage", "decode_bytes"]
 
 #: Images with more pixels than this are refused (decompression-bomb guard), e.g. A0 at 300 dpi fits; the
-#: process-wide value is :attr:`docvlm.limits.Limits.max_image_pixels`.
+#: process-wide value is [`ResourceLimits.max_image_pixels`][docvlm.limits.ResourceLimits].
 DEFAULT_MAX_IMAGE_PIXELS = 150_000_000
 
 _FORMATS = {"PNG": "png", "JPEG": "jpeg", "WEBP": "webp", "BMP": "bmp", "TIFF": "tiff", "GIF": "gif", "MPO": "jpeg"}

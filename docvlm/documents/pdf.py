@@ -1,4 +1,4 @@
-"""PDF documents through PyMuPDF; every MuPDF call runs under :func:`~docvlm.documents._mupdf.mupdf_errors`."""
+"""PDF documents through PyMuPDF; every MuPDF call runs under `mupdf_errors` (`docvlm.documents._mupdf`)."""
 
 from __future__ import annotations
 

@@ -255,12 +255,12 @@ _MAX_GRID_POSITIONS = 250_000
 def _grid(rows: list[list[dict[str, Any]]]) -> list[tuple[int, int, int, int, dict[str, Any]]]:
     """``(row, col, row_span, col_span, cell)`` per cell with the HTML table algorithm; spans that would overlap
     another cell are cut short (malformed tables), ``rowspan=0`` reaches the last row, and spans past the grid's
-    bounds (:data:`_MAX_GRID_COLS`, :data:`_MAX_GRID_POSITIONS`) are cut."""
+    bounds (`_MAX_GRID_COLS`, `_MAX_GRID_POSITIONS`) are cut."""
     return _grid_cut(rows)[0]
 
 
 def _grid_cut(rows: list[list[dict[str, Any]]]) -> tuple[list[tuple[int, int, int, int, dict[str, Any]]], bool]:
-    """:func:`_grid`, and whether a span had to be cut to keep the grid within its bounds."""
+    """`_grid`, and whether a span had to be cut to keep the grid within its bounds."""
     n_rows = len(rows)
     taken: set[tuple[int, int]] = set()
     out = []
@@ -848,7 +848,7 @@ _FLAT = frozenset({
 
 def _nesting_depth(text: str) -> int:
     """An upper bound of how deep the elements of ``text`` nest (one linear pass over its tags; every ``<`` has
-    a ``>`` after it by :func:`_unclosed_tags_as_text`)."""
+    a ``>`` after it by `_unclosed_tags_as_text`)."""
     depth = deepest = 0
     for m in _TAG.finditer(text):
         if m.group(3) or m.group(2).lower() in _FLAT:
