@@ -1,7 +1,7 @@
 """Stress run of issue 15's categories: crafted images, bad PDFs, URL vectors. Counts tracebacks, hangs and memory.
 
 Usage: python -m bench.stress [--categories images,pdfs,urls] [--data DIR ...] [--timeout 60] [--max-rss-mb 1024]
-                              [--json results.json]
+                              [--json results.json] [--code CHECKOUT]
 
 Every input runs in a fresh subprocess, as a user would run it: documents through ``python -m docvlm info``,
 ``words`` and ``render`` (the CLI); URL vectors through ``dv.open(url)`` with the library's defaults (what an
@@ -208,13 +208,15 @@ runpy.run_module("docvlm", run_name="__main__", alter_sys=True)
 """
 
 
-def run_child(argv: list[str], timeout_s: float, env: dict[str, str]) -> tuple[int | None, float, float, str, str]:
+def run_child(argv: list[str], timeout_s: float, env: dict[str, str], cwd: Path
+              ) -> tuple[int | None, float, float, str, str]:
     """``(exit status or None on a hang, seconds, peak RSS MiB, stdout, stderr)`` of one subprocess."""
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err, \
             tempfile.NamedTemporaryFile(suffix=".hwm") as hwm:
         env = {**env, "DOCVLM_STRESS_HWM": hwm.name}
         start = time.monotonic()
-        proc = subprocess.Popen(argv, stdout=out, stderr=err, env=env, start_new_session=True)
+        # cwd: not this checkout, whose docvlm "python -c" would import ahead of PYTHONPATH
+        proc = subprocess.Popen(argv, stdout=out, stderr=err, env=env, start_new_session=True, cwd=cwd)
         status: int | None = None
         rusage: Any = None
         while True:
@@ -306,11 +308,11 @@ def _serve(handler: type[http.server.BaseHTTPRequestHandler]) -> http.server.Thr
     return httpd
 
 
-def url_vectors(port: int, other: int) -> list[tuple[str, bool]]:
+def url_vectors(port: int, other: int, local_pdf: Path) -> list[tuple[str, bool]]:
     """``(url, allow 127.0.0.1)``: every vector must be refused, or read without the secret or local files."""
     page = f"http://127.0.0.1:{port}"
     default = [
-        "file:///etc/passwd", "FILE:///etc/passwd", "file://localhost/etc/passwd", "  file:/etc/passwd",
+        local_pdf.as_uri(), "file:///etc/passwd", "FILE:///etc/passwd", "file://localhost/etc/passwd", "  file:/etc/passwd",
         "file:///proc/self/environ", "ftp://127.0.0.1/x.pdf", "gopher://127.0.0.1:70/_x", "dict://127.0.0.1:11211/",
         "data:text/html,<p>x</p>", "javascript:alert(1)", "jar:file:///x.jar!/a", "ldap://127.0.0.1/",
         f"http://127.0.0.1:{other}/secret", f"http://localhost:{other}/secret", f"http://[::1]:{other}/secret",
@@ -352,18 +354,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=60.0)
     parser.add_argument("--max-rss-mb", type=float, default=1024.0)
     parser.add_argument("--json", type=Path, default=None, help="write every run here")
+    parser.add_argument("--code", type=Path, default=Path(__file__).resolve().parents[1],
+                        help="the checkout whose docvlm is run (default: this one), e.g. an older one for a baseline")
     args = parser.parse_args(argv)
     categories = {c.strip() for c in args.categories.split(",")}
     commands = [c.strip() for c in args.commands.split(",") if c.strip()]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "OMP_THREAD_LIMIT": "1", "PYTHONWARNINGS": "ignore"}
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(Path(__file__).resolve().parents[1]), env.get("PYTHONPATH"))
-                                        if p)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(args.code.resolve()), env.get("PYTHONPATH")) if p)
     runs: list[Run] = []
     work = Path(tempfile.mkdtemp(prefix="docvlm-stress-"))
 
     def record(category: str, name: str, command: str, argv: list[str],
                leaked: Callable[[str], bool] | None = None) -> None:
-        status, seconds, rss, out, err = run_child(argv, args.timeout, env)
+        status, seconds, rss, out, err = run_child(argv, args.timeout, env, work)
         outcome, message = classify(status, err)
         if leaked is not None and leaked(out):
             outcome, message = "leak", out.strip().splitlines()[0][:200] if out.strip() else ""
@@ -397,8 +400,16 @@ def main(argv: list[str] | None = None) -> int:
         pages = _serve(_Pages)
         passwd = Path("/etc/passwd").read_text(errors="replace").split(":", 1)[0] + ":x:" \
             if Path("/etc/passwd").exists() else "root:x:"
-        for url, allow in url_vectors(pages.server_port, other.server_port):
-            record("urls", url.replace(str(other.server_port), "OTHER").replace(str(pages.server_port), "PAGE"),
+        import pymupdf
+
+        secret_pdf = work / "local-secret.pdf"  # a local file an application's user must not read through file://
+        pdf = pymupdf.open()
+        pdf.new_page().insert_text((72, 72), SECRET)
+        pdf.save(secret_pdf)
+        pdf.close()
+        for url, allow in url_vectors(pages.server_port, other.server_port, secret_pdf):
+            record("urls", url.replace(str(other.server_port), "OTHER").replace(str(pages.server_port), "PAGE")
+                   .replace(str(work), "WORK"),
                    "open" + (" allow 127.0.0.1" if allow else ""),
                    [sys.executable, "-c", _URL_CHILD, url, "1" if allow else "0"],
                    leaked=lambda out: SECRET in out or passwd in out)
@@ -409,8 +420,14 @@ def main(argv: list[str] | None = None) -> int:
     for run in runs:
         counts[run.outcome] = counts.get(run.outcome, 0) + 1
     worst = max(runs, key=lambda r: r.peak_rss_mb) if runs else None
+    by_category: dict[str, dict[str, Any]] = {}
+    for run in runs:
+        cat = by_category.setdefault(run.category, {"runs": 0, "peak_rss_mb": 0.0})
+        cat["runs"] += 1
+        cat[run.outcome] = cat.get(run.outcome, 0) + 1
+        cat["peak_rss_mb"] = max(cat["peak_rss_mb"], run.peak_rss_mb)
     summary = {
-        "runs": len(runs), "outcomes": counts,
+        "runs": len(runs), "outcomes": counts, "by_category": by_category,
         "tracebacks": counts.get("traceback", 0), "hangs": counts.get("hang", 0), "leaks": counts.get("leak", 0),
         "over_memory": counts.get("over-memory", 0),
         "peak_rss_mb": worst.peak_rss_mb if worst else 0,
