@@ -390,7 +390,7 @@ def main(argv: list[str] | None = None) -> int:
         documents("images", crafted_images())
     if "pdfs" in categories:
         documents("pdfs", crafted_pdfs())
-    for folder in args.data:
+    for folder in (d.resolve() for d in args.data):  # absolute: the children run in another folder
         files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in {".pdf", ".png", ".jpg", ".jpeg", ".tif",
                                                                              ".tiff", ".gif", ".bmp", ".webp"})
         documents(folder.name, [(p.name, p) for p in files])
