@@ -16,10 +16,10 @@ The defaults keep any single input (a PDF page, an image frame, a web page) well
   (its decoder scales by 1/2, 1/4 or 1/8 for free) and page geometry stays in the image's own pixels; any
   other image over it is refused.
 - ``max_render_pixels``: the default pixel budget of one rendering (``page.render()``, ``page.crop()``).
-- ``max_input_bytes``: the most bytes docvlm reads into memory from a file object or an HTML file (paths to
-  PDFs and images are read lazily and not counted).
-- ``cache_bytes``: the most bytes a cache of renderings or tool artifacts keeps ([`ByteCache`][docvlm.limits.ByteCache], least
-  recently used first out).
+- ``max_input_bytes``: the most bytes docvlm reads into memory from a file object (paths to PDFs and images
+  are read lazily and not counted; web pages have their own ``WebOptions.max_bytes``).
+- ``cache_bytes``: the default budget of a [`ByteCache`][docvlm.limits.ByteCache], a cache bounded by the bytes
+  of what it holds, least recently used first out.
 
 Where the values come from, last wins: the defaults; the environment (``DOCVLM_MAX_IMAGE_PIXELS``,
 ``DOCVLM_MAX_IMAGE_BYTES``, ``DOCVLM_MAX_RENDER_PIXELS``, ``DOCVLM_MAX_INPUT_BYTES``, ``DOCVLM_CACHE_BYTES``;
