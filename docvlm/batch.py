@@ -27,6 +27,8 @@ Guarantees:
   model gets one document per worker at a time: ``extract`` constrains each field to the values printed in
   *that* document, so two documents never share an output type and cannot share a ``generate_batch`` call;
   to batch a GPU model across documents, serve it (``docvlm serve`` or vLLM) and batch against the server.
+- **Workers die with the job.** A worker ends when its parent does, even by ``kill -9`` (a parent-death signal
+  on Linux, a watchdog thread elsewhere), so a killed job leaves no process working on, or holding memory.
 
 Two jobs writing the same output at once do not corrupt it (the lock) but may both process a document;
 run one job per output file. To retry the documents that failed, filter their lines out of the output
@@ -47,6 +49,9 @@ import itertools
 import json
 import multiprocessing
 import os
+import signal
+import sys
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
@@ -83,6 +88,7 @@ _PER = ("document", "page")
 _DELAY_ENV = "DOCVLM_BATCH_TEST_DELAY"
 _PAGES_PER_TASK = 8  # with per="page", pages of one document per worker task
 _SERVER_CONCURRENCY = 8  # default requests in flight for a server backend
+_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
 @dataclass
@@ -362,8 +368,40 @@ def page_count(source: str, data: bytes | None = None) -> int:
 _worker: dict[str, Any] = {}
 
 
-def _init_worker(model_spec: str, schema_spec: str, threads: int, slots: Any, compute: int = 1) -> None:
+def _die_with_parent(parent_pid: int) -> None:
+    """End this worker when its parent process ends, however it ends (``kill -9`` included).
+
+    On Linux the kernel sends the worker SIGKILL when the parent dies (``prctl(PR_SET_PDEATHSIG)``); elsewhere,
+    or if that call fails, a watchdog thread checks twice a second whether the worker was re-parented. A parent
+    that died before the signal was armed is caught by the first check.
+    """
+    armed = False
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            libc = ctypes.CDLL(None, use_errno=True)
+            armed = libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) == 0
+        except (OSError, AttributeError):
+            armed = False
+    if os.getppid() != parent_pid:
+        os._exit(1)
+    if not armed:
+        threading.Thread(target=_watch_parent, args=(parent_pid,), daemon=True, name="docvlm-parent-watchdog").start()
+
+
+def _watch_parent(parent_pid: int, interval_s: float = 0.5) -> None:
+    while True:
+        time.sleep(interval_s)
+        if os.getppid() != parent_pid:
+            os._exit(1)
+
+
+def _init_worker(model_spec: str, schema_spec: str, threads: int, slots: Any, compute: int = 1,
+                 parent_pid: int | None = None) -> None:
     """Load the model and the schema once per worker; a failure is kept and raised by the first task."""
+    if parent_pid is not None:
+        _die_with_parent(parent_pid)
     _worker["slots"] = slots
     _worker["threads"] = threads
     # every library in the worker (torch, onnxruntime, Tesseract) uses the worker's share of the CPUs
@@ -588,9 +626,6 @@ def _plan(n_todo: int, workers: int | None, concurrency: int | None, model: str)
 def _start_method() -> str:
     """``fork`` where it is safe (Linux, one thread, no CUDA in this process): workers start in milliseconds,
     with docvlm already imported; else ``spawn`` (a GPU context or other threads must never be forked)."""
-    import sys
-    import threading
-
     if "fork" not in multiprocessing.get_all_start_methods() or sys.platform == "darwin" \
             or threading.active_count() > 1:
         return "spawn"
@@ -622,7 +657,7 @@ def _run_pool(todo: list[_Item], per: str, model: str, schema_spec: str, workers
     pending = iter(todo)
     in_flight: dict[cf.Future[list[list[dict[str, Any]]]], list[_Item]] = {}
     with cf.ProcessPoolExecutor(max_workers=n_workers, mp_context=ctx, initializer=_init_worker,
-                                initargs=(model, schema_spec, threads, slots, compute)) as pool:
+                                initargs=(model, schema_spec, threads, slots, compute, os.getpid())) as pool:
         task_id = bar.add_task("batch", total=sum(item.units for item in todo))
 
         def submit(k: int) -> None:

@@ -62,12 +62,20 @@ def _fail(exc: BaseException) -> NoReturn:
 
 
 def _open(path: str, password: str | None, allow_hosts: list[str] | None = None) -> Document:
+    # the command line is the user's own: a file:// URL names a file they may read
     try:
         if allow_hosts:
+            from pydantic import ValidationError
+
             from docvlm.documents.web import WebOptions
 
-            return open_document(path, password=password, web=WebOptions(allow_hosts=tuple(allow_hosts)))
-        return open_document(path, password=password)
+            try:
+                web = WebOptions(allow_hosts=tuple(allow_hosts))
+            except ValidationError as exc:
+                raise UsageError(f"--allow-host: {exc.errors()[0]['msg']}",
+                                 hint="write a host, host:port, an origin like http://host:8000, or a network") from None
+            return open_document(path, password=password, web=web, allow_local_files=True)
+        return open_document(path, password=password, allow_local_files=True)
     except DocVLMError as exc:
         _fail(exc)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -209,3 +210,96 @@ def test_pages_and_images_are_not_retained_after_a_document(tmp_path: Path) -> N
     assert alive() - before == set()  # pages, rendered images: all freed, though the model lives on
     records = process_document(model, schema, str(pdf), base, per="document")
     assert len(records) == 1 and alive() - before == set()
+
+
+# ---------------------------------------------------------------- workers die with their parent (issue 15, finding 9)
+
+
+def _children(pid: int) -> set[int]:
+    """Processes whose parent is ``pid`` (from /proc)."""
+    out = set()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                out.add(int(entry.name))
+    return out
+
+
+def _alive(pid: int) -> bool:
+    """Running (a zombie waiting for a reaper is dead)."""
+    try:
+        return (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def _wait_gone(pids: set[int], bound_s: float) -> set[int]:
+    deadline = time.monotonic() + bound_s
+    while time.monotonic() < deadline and any(_alive(p) for p in pids):
+        time.sleep(0.05)
+    return {p for p in pids if _alive(p)}
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc")
+def test_workers_die_when_the_parent_is_killed(tmp_path: Path) -> None:
+    docs = tmp_path / "docs"
+    _write_invoices(docs, 6)
+    out = tmp_path / "out.jsonl"
+    cmd = [sys.executable, "-m", "docvlm", "batch", str(docs), "--schema", SCHEMA, "--model", "test",
+           "-o", str(out), "--workers", "2"]
+    # each worker sleeps 60 s before its first document: without the parent-death signal it would outlive
+    # the parent by that long
+    env = {**os.environ, "DOCVLM_BATCH_TEST_DELAY": "60"}
+    proc = subprocess.Popen(cmd, env=env, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        workers: set[int] = set()
+        while time.monotonic() < deadline and len(workers) < 2 and proc.poll() is None:
+            workers = {p for p in _children(proc.pid) if "resource_tracker" not in
+                       (Path("/proc") / str(p) / "cmdline").read_bytes().decode(errors="replace")}
+            time.sleep(0.05)
+        assert len(workers) == 2, "the workers did not start"
+        time.sleep(0.5)  # let them run their initializer (where the signal is armed)
+        os.kill(proc.pid, signal.SIGKILL)  # the parent only
+        proc.wait()
+        # a generous bound on waiting (not a timing claim): far below the workers' 60 s of sleep
+        assert _wait_gone(workers, 20) == set()
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert not out.exists() or out.read_bytes() == b""
+
+
+@pytest.mark.skipif(not hasattr(os, "fork") or not Path("/proc/self/stat").exists(), reason="forks, reads /proc")
+def test_the_watchdog_ends_a_worker_without_the_parent_death_signal() -> None:
+    import docvlm.batch as batch
+
+    read, write = os.pipe()
+    parent = os.fork()
+    if parent == 0:  # the worker's parent: starts the worker, reports its pid, then waits to be killed
+        try:
+            worker = os.fork()
+            if worker == 0:
+                sys.platform = "darwin"  # no prctl here: the watchdog thread must notice the parent's death
+                batch._die_with_parent(os.getppid())
+                time.sleep(60)
+                os._exit(0)
+            os.write(write, str(worker).encode())
+            time.sleep(60)
+        finally:
+            os._exit(0)
+    os.close(write)
+    worker = int(os.read(read, 32))
+    os.close(read)
+    time.sleep(0.3)
+    os.kill(parent, signal.SIGKILL)
+    os.waitpid(parent, 0)
+    try:
+        assert _wait_gone({worker}, 20) == set()
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(worker, signal.SIGKILL)

@@ -8,7 +8,8 @@ from docvlm.types.geometry import BoundingBox
 
 __all__ = ["DEFAULT_MAX_PIXELS", "fit_scale", "pixels_at"]
 
-#: Pixel budget of one rendering (about 6,300 x 6,300 pixels, 120 MB as RGB).
+#: Default pixel budget of one rendering (about 6,300 x 6,300 pixels, 120 MB as RGB); the value in force is
+#: [`ResourceLimits.max_render_pixels`][docvlm.limits.ResourceLimits].
 DEFAULT_MAX_PIXELS = 40_000_000
 
 

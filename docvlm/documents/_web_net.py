@@ -95,41 +95,133 @@ def _unwrap(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> ipaddress.IPv4
     return ip
 
 
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+_Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+@dataclass(frozen=True)
+class _Rule:
+    """One ``allow`` entry: which hosts (a name or a network), and on which scheme and port."""
+
+    text: str
+    name: str | None
+    network: _Network | None
+    scheme: str | None  # None: http or https
+    port: int | None  # None: a bare entry (the default ports, and the port of the page's own URL)
+
+    @classmethod
+    def parse(cls, entry: str) -> _Rule:
+        text = entry.strip()
+        scheme: str | None = None
+        port: int | None = None
+        host = text
+        if "://" in text:
+            parts = urlsplit(text)
+            scheme = parts.scheme.lower()
+            if scheme not in _DEFAULT_PORTS or not parts.hostname or parts.path not in ("", "/") or parts.query:
+                raise ValueError(f"allow_hosts entry {entry!r}: write an origin like 'http://host:8000'")
+            host = parts.hostname
+            try:
+                port = parts.port or _DEFAULT_PORTS[scheme]
+            except ValueError:
+                raise ValueError(f"allow_hosts entry {entry!r} has a bad port") from None
+        elif text.startswith("[") and "]:" in text:
+            host, _, raw = text[1:].partition("]:")
+            port = cls._port(raw, entry)
+        elif text.count(":") == 1 and "/" not in text:
+            host, _, raw = text.partition(":")
+            port = cls._port(raw, entry)
+        host = host.strip("[]")
+        try:
+            network = ipaddress.ip_network(host, strict=False)
+        except ValueError:
+            network = None
+        if network is not None:
+            if isinstance(network, ipaddress.IPv6Network) and network.num_addresses == 1:
+                inner = _unwrap(network.network_address)  # "::ffff:127.0.0.1" names 127.0.0.1
+                if isinstance(inner, ipaddress.IPv4Address):
+                    network = ipaddress.IPv4Network(inner)
+            return cls(text, None, network, scheme, port)
+        if not host:
+            raise ValueError(f"allow_hosts entry {entry!r} has no host")
+        return cls(text, host.lower().rstrip("."), None, scheme, port)
+
+    @staticmethod
+    def _port(raw: str, entry: str) -> int:
+        if not raw.isdigit() or not 0 < int(raw) < 65536:
+            raise ValueError(f"allow_hosts entry {entry!r} has a bad port")
+        return int(raw)
+
+    def covers_host(self, host: str, ip: ipaddress.IPv4Address | ipaddress.IPv6Address,
+                    inner: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+        if self.name is not None:
+            return host.lower().rstrip(".") == self.name
+        assert self.network is not None
+        return ip in self.network or inner in self.network
+
+    def covers_port(self, scheme: str, port: int, page: tuple[str, int] | None) -> bool:
+        if self.port is not None:
+            return port == self.port and (self.scheme is None or scheme == self.scheme)
+        return port == _DEFAULT_PORTS.get(scheme) or (scheme, port) == page
+
+
 @dataclass(frozen=True)
 class AddressPolicy:
-    """Which hosts a page may reach: public addresses, plus the hosts and networks in ``allow``.
+    """Which hosts a page may reach: public addresses, plus the scheme / host / port combinations in ``allow``.
 
-    ``allow`` holds hostnames (matched exactly, case-insensitive), IP addresses and CIDR networks.
+    An ``allow`` entry is an origin (``"http://127.0.0.1:8000"``: that scheme, host and port only), a host and port
+    (``"127.0.0.1:8000"``, ``"[::1]:8000"``: http or https on that port), or a bare hostname (matched exactly,
+    case-insensitive), IP address or CIDR network. A bare entry allows its hosts on the default ports (80 for
+    http, 443 for https) and on the scheme and port of the page's own URL (``page``), no other: allowing
+    ``127.0.0.1`` for a page at ``http://127.0.0.1:8000/`` does not let the page (or a redirect) reach another
+    service on ``127.0.0.1:9000``.
     """
 
     allow: tuple[str, ...] = ()
     allow_private_network: bool = False
-    _names: frozenset[str] = field(init=False, repr=False, compare=False)
-    _networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = field(init=False, repr=False, compare=False)
+    page: tuple[str, int] | None = None
+    _rules: tuple[_Rule, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        names, nets = set(), []
-        for entry in self.allow:
-            try:
-                nets.append(ipaddress.ip_network(entry.strip("[]"), strict=False))
-            except ValueError:
-                names.add(entry.lower().rstrip("."))
-        object.__setattr__(self, "_names", frozenset(names))
-        object.__setattr__(self, "_networks", tuple(nets))
+        object.__setattr__(self, "_rules", tuple(_Rule.parse(entry) for entry in self.allow))
 
-    def refusal(self, host: str, ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str | None:
-        """Why connecting to ``ip`` (which ``host`` resolved to) is refused, or ``None`` when it is allowed."""
-        if self.allow_private_network or host.lower().rstrip(".") in self._names:
+    @staticmethod
+    def origin_of(url: str | None) -> tuple[str, int] | None:
+        """``(scheme, port)`` of an http(s) URL, the ``page`` a policy for it is pinned to."""
+        if not url:
             return None
+        parts = urlsplit(url.strip())
+        scheme = parts.scheme.lower()
+        if scheme not in _DEFAULT_PORTS:
+            return None
+        try:
+            return scheme, parts.port or _DEFAULT_PORTS[scheme]
+        except ValueError:
+            return None
+
+    def refusal(self, host: str, ip: ipaddress.IPv4Address | ipaddress.IPv6Address, scheme: str = "http",
+                port: int | None = None) -> str | None:
+        """Why connecting to ``ip`` (which ``host`` resolved to) on ``scheme``/``port`` is refused, or ``None``."""
+        if self.allow_private_network:
+            return None
+        port = _DEFAULT_PORTS.get(scheme, 80) if port is None else port
         inner = _unwrap(ip)
-        if any(ip in net or inner in net for net in self._networks):
-            return None
+        near: _Rule | None = None
+        for rule in self._rules:
+            if rule.covers_host(host, ip, inner):
+                if rule.covers_port(scheme, port, self.page):
+                    return None
+                near = near or rule
         kind = _kind(inner) or _kind(ip)
-        if kind is None:
+        if kind is None:  # a public address: open on every port
             return None
         shown = str(ip) if inner == ip else f"{ip} ({inner})"
         via = "" if host.strip("[]") == str(ip) else f"{host} resolves to "
-        return f"{via}{shown}, a {kind} address"
+        article = "an" if kind[0] in "aeiou" else "a"
+        if near is not None:
+            return (f"{via}{shown}, {article} {kind} address, on {scheme} port {port}, which the allow_hosts entry "
+                    f"{near.text!r} does not cover (allow it as '{host}:{port}')")
+        return f"{via}{shown}, {article} {kind} address"
 
     def resolve(self, url: str) -> tuple[str, int, list[str]]:
         """``(host, port, addresses)`` of ``url``, every address checked.
@@ -159,12 +251,12 @@ class AddressPolicy:
         else:
             try:
                 infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-            except (socket.gaierror, UnicodeError) as exc:
+            except (socket.gaierror, UnicodeError, ValueError) as exc:
                 raise Blocked(BlockReason.NETWORK_ERROR, f"cannot resolve {host} ({exc})", url) from None
             addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
         # every address must pass: a host resolving to a public and a private address is refused
         for address in addresses:
-            why = self.refusal(host, ipaddress.ip_address(address.split("%", 1)[0]))
+            why = self.refusal(host, ipaddress.ip_address(address.split("%", 1)[0]), scheme, port)
             if why is not None:
                 raise Blocked(BlockReason.PRIVATE_ADDRESS, why, url)
         return host, port, addresses

@@ -13,6 +13,7 @@ from docvlm.documents._pixels import DEFAULT_MAX_PIXELS
 from docvlm.documents._pixels import fit_scale as _fit_scale
 from docvlm.documents._pixels import pixels_at as _pixels_at
 from docvlm.errors import PageIndexError, PageTooLargeError, UsageError
+from docvlm.limits import get_limits
 from docvlm.types.geometry import Affine, BoundingBox, Frame, Size, Space
 from docvlm.types.image import PageImage
 from docvlm.types.text import WordList
@@ -106,20 +107,20 @@ class Page(abc.ABC):
         return Frame.for_page(self.size, scale=scale, rotation=self.rotation, clip=self._check_region(clip))
 
     # rendering ----------------------------------------------------------------------------------
-    def render(self, dpi: float | None = None, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> PageImage:
+    def render(self, dpi: float | None = None, *, max_pixels: int | None = None) -> PageImage:
         """Render the page upright.
 
         Args:
             dpi: pixels per inch. Without it the page's ``default_dpi`` is used, lowered as needed to fit
                 ``max_pixels``; an explicit ``dpi`` that would exceed ``max_pixels`` raises.
-            max_pixels: the most pixels the image may have.
+            max_pixels: the most pixels the image may have (default: [`ResourceLimits.max_render_pixels`][docvlm.limits.ResourceLimits]).
 
         Raises:
             PageTooLargeError: an explicit ``dpi`` needs more than ``max_pixels``.
         """
         return self._render_region(None, dpi, max_pixels)
 
-    def crop(self, box: BoundingBox, dpi: float | None = None, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> PageImage:
+    def crop(self, box: BoundingBox, dpi: float | None = None, *, max_pixels: int | None = None) -> PageImage:
         """Render only the region ``box`` (page space), e.g. to zoom in; same ``dpi`` rules as [`render`][docvlm.documents.base.Page.render].
 
         Raises:
@@ -154,9 +155,11 @@ class Page(abc.ABC):
 
     _check_region = check_region  # the name before it was public (kept while other branches land)
 
-    def _render_region(self, clip: BoundingBox | None, dpi: float | None, max_pixels: int) -> PageImage:
+    def _render_region(self, clip: BoundingBox | None, dpi: float | None, max_pixels: int | None) -> PageImage:
         if dpi is not None and not (dpi > 0 and math.isfinite(dpi)):
             raise UsageError(f"dpi must be a positive number, got {dpi}", source=self.document.source, page=self.index)
+        if max_pixels is None:
+            max_pixels = get_limits().max_render_pixels
         if max_pixels < 1:
             raise UsageError(f"max_pixels must be positive, got {max_pixels}")
         region = clip if clip is not None else self.bbox
@@ -170,6 +173,14 @@ class Page(abc.ABC):
                     hint="lower dpi, crop a region, or raise max_pixels",
                 )
             want = _fit_scale(region, max_pixels) * self.units_per_inch
+        scale = want / self.units_per_inch
+        if min(region.width, region.height) * scale < 1:
+            # e.g. a 10^11 x 150 pt MediaBox: within the budget it would be less than one pixel high
+            raise PageTooLargeError(
+                f"the {'region' if clip is not None else 'page'} ({region.width:g} x {region.height:g} {self.units}) "
+                f"is too elongated to render within {max_pixels / 1e6:g} megapixels",
+                source=self.document.source, page=self.index, hint="crop a part of it with page.crop(box)",
+            )
         return self._rasterize(clip, want)
 
     @abc.abstractmethod

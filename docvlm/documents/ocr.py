@@ -34,8 +34,9 @@ from typing import TYPE_CHECKING, Any, Protocol, overload
 
 from docvlm import _deadline
 from docvlm._threads import ocr_threads, threads_for
-from docvlm.documents._pixels import DEFAULT_MAX_PIXELS, fit_scale, pixels_at
+from docvlm.documents._pixels import fit_scale, pixels_at
 from docvlm.errors import MissingDependencyError, ModelError, UsageError
+from docvlm.limits import get_limits
 from docvlm.types.geometry import BoundingBox, Frame, Space
 from docvlm.types.image import PageImage
 from docvlm.types.text import Word, WordList, WordRow
@@ -56,7 +57,7 @@ class Renderable(Protocol):
     @property
     def bbox(self) -> BoundingBox: ...
 
-    def render(self, dpi: float | None = None, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> PageImage: ...
+    def render(self, dpi: float | None = None, *, max_pixels: int | None = None) -> PageImage: ...
 
 __all__ = ["DEFAULT_OCR_DPI", "RAPIDOCR_DPI", "RAPIDOCR_SETTINGS", "OCREngine", "OCRWordList", "Renderable", "available_engines",
            "ocr_words"]
@@ -208,8 +209,9 @@ def _page_image(page: Renderable | PageImage, dpi: float | None, default_dpi: fl
         return page.render(dpi)
     if page.units == "pt":  # a vector page: choose the resolution, within the pixel budget
         scale = default_dpi / page.units_per_inch
-        if pixels_at(page.bbox, scale) > DEFAULT_MAX_PIXELS:
-            scale = fit_scale(page.bbox, DEFAULT_MAX_PIXELS)
+        budget = get_limits().max_render_pixels
+        if pixels_at(page.bbox, scale) > budget:
+            scale = fit_scale(page.bbox, budget)
         return page.render(scale * page.units_per_inch)
     return page.render()  # a raster page: its own pixels (lowered only to fit the pixel budget)
 

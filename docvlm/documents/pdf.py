@@ -1,10 +1,13 @@
-"""PDF documents through PyMuPDF."""
+"""PDF documents through PyMuPDF; every MuPDF call runs under `mupdf_errors` (`docvlm.documents._mupdf`)."""
 
 from __future__ import annotations
 
+import math
 import warnings
+from contextlib import AbstractContextManager
 from typing import Any
 
+from docvlm.documents._mupdf import mupdf_errors, one_line, pymupdf
 from docvlm.documents.base import Document, Page, PageImage
 from docvlm.errors import (
     CorruptDocumentError,
@@ -15,17 +18,13 @@ from docvlm.errors import (
 from docvlm.types.geometry import Affine, BoundingBox, Frame, Size
 from docvlm.types.text import WordList
 
-__all__ = ["PDFDocument", "PDFPage"]
+__all__ = ["PDFDocument", "PDFPage", "mupdf_errors"]
 
 
 def load_pymupdf() -> Any:
-    """The ``pymupdf`` module, imported on first use, with MuPDF's own stderr messages turned off."""
-    import pymupdf
-
-    # MuPDF reports repairs and syntax problems on stderr; docvlm reports them as typed errors and warnings.
-    pymupdf.TOOLS.mupdf_display_errors(False)
-    pymupdf.TOOLS.mupdf_display_warnings(False)
-    return pymupdf
+    """The ``pymupdf`` module, imported on first use and configured (MuPDF's own stderr messages off: docvlm
+    reports them as typed errors and warnings)."""
+    return pymupdf()
 
 
 _pymupdf = load_pymupdf  # the name before it was public (kept while other branches land)
@@ -39,9 +38,11 @@ class PDFPage(Page):
 
     def __init__(self, document: PDFDocument, index: int) -> None:
         super().__init__(document, index)
-        self._page = document._doc.load_page(index)
-        crop = self._page.cropbox
-        if not (crop.width > 0 and crop.height > 0):
+        with mupdf_errors(document.source, index, "loading the page"):
+            self._page = document._doc.load_page(index)
+            crop = self._page.cropbox
+            self._rotation = int(self._page.rotation) % 360
+        if not (crop.width > 0 and crop.height > 0 and math.isfinite(crop.width * crop.height)):
             raise CorruptDocumentError(
                 f"the page has an empty CropBox {tuple(crop)}", source=document.source, page=index
             )
@@ -55,7 +56,10 @@ class PDFPage(Page):
 
     @property
     def rotation(self) -> int:
-        return int(self._page.rotation) % 360
+        return self._rotation
+
+    def _guard(self, doing: str) -> AbstractContextManager[None]:
+        return mupdf_errors(self.document.source, self.index, doing)
 
     @property
     def fitz_page(self) -> Any:
@@ -63,6 +67,10 @@ class PDFPage(Page):
         return self._page
 
     def _rasterize(self, clip: BoundingBox | None, dpi: float) -> PageImage:
+        with self._guard("rendering the page"):
+            return self._rasterize_unguarded(clip, dpi)
+
+    def _rasterize_unguarded(self, clip: BoundingBox | None, dpi: float) -> PageImage:
         pymupdf = _pymupdf()
         scale = dpi / 72.0
         rot = Affine.page_rotation(self._size, self.rotation)
@@ -95,6 +103,10 @@ class PDFPage(Page):
         return self._words
 
     def _raw_words(self) -> list[tuple[Any, ...]]:
+        with self._guard("reading the text layer"):
+            return self._raw_words_unguarded()
+
+    def _raw_words_unguarded(self) -> list[tuple[Any, ...]]:
         if self._display_list is None or self.rotation != 0:
             return list(self._page.get_text("words"))
         # The page was rendered: extract text from the same display list instead of interpreting the page
@@ -106,7 +118,10 @@ class PDFPage(Page):
 
     @property
     def has_text_layer(self) -> bool:
-        return bool(self._page.get_text("text").strip())
+        if self._words is not None:
+            return bool(self._words)
+        with self._guard("reading the text layer"):
+            return bool(self._page.get_text("text").strip())
 
 
 class PDFDocument(Document):
@@ -121,32 +136,43 @@ class PDFDocument(Document):
             doc = pymupdf.open(path, filetype="pdf") if path is not None else pymupdf.open(stream=data, filetype="pdf")
         except Exception as exc:  # MuPDF raises FileDataError, RuntimeError, ... for damaged input
             raise CorruptDocumentError(
-                f"not a readable PDF ({exc})", source=source, hint="the file is damaged or truncated; re-export it"
+                f"not a readable PDF ({one_line(exc)})", source=source,
+                hint="the file is damaged or truncated; re-export it",
             ) from exc
         self._doc = doc
+        try:
+            with mupdf_errors(source, None, "opening the PDF"):
+                self._open(password)
+        except BaseException:
+            doc.close()
+            raise
+
+    def _open(self, password: str | None) -> None:
+        doc, source = self._doc, self.source
         self._encrypted = bool(doc.is_encrypted or doc.needs_pass)
         if doc.needs_pass:
             if password is None:
-                doc.close()
                 raise EncryptedDocumentError(
                     "the PDF is encrypted and needs a password", source=source, hint="pass password=... (CLI: --password)"
                 )
             if not doc.authenticate(password):
-                doc.close()
                 raise EncryptedDocumentError("the password is wrong", source=source, hint="check the password")
-        if doc.page_count == 0:
-            doc.close()
+        # counted once, here: a page tree MuPDF rejects ("Invalid number of pages") fails on opening, typed
+        with mupdf_errors(source, None, "counting the pages"):
+            self._page_count = int(doc.page_count)
+        if self._page_count <= 0:
             raise EmptyDocumentError("the PDF has no pages", source=source)
-        if doc.is_repaired:
+        self._repaired = bool(doc.is_repaired)
+        if self._repaired:
             warnings.warn(
                 f"{source}: the PDF is damaged and was repaired on opening; some content may be missing",
                 DocumentRepairedWarning,
-                stacklevel=3,
+                stacklevel=4,
             )
 
     @property
     def page_count(self) -> int:
-        return int(self._doc.page_count)
+        return self._page_count
 
     @property
     def encrypted(self) -> bool:
@@ -154,11 +180,13 @@ class PDFDocument(Document):
 
     @property
     def repaired(self) -> bool:
-        return bool(self._doc.is_repaired)
+        return self._repaired or bool(self._doc.is_repaired)
 
     @property
     def metadata(self) -> dict[str, str]:
-        return {k: v for k, v in (self._doc.metadata or {}).items() if isinstance(v, str) and v}
+        with mupdf_errors(self.source, None, "reading the metadata"):
+            raw = self._doc.metadata or {}
+        return {k: v for k, v in raw.items() if isinstance(v, str) and v}
 
     @property
     def fitz_document(self) -> Any:
@@ -169,4 +197,6 @@ class PDFDocument(Document):
         return PDFPage(self, index)
 
     def close(self) -> None:
-        self._doc.close()
+        with mupdf_errors(self.source, None, "closing the PDF"):
+            self._doc.close()
+

@@ -29,8 +29,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urljoin
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from docvlm.documents._mupdf import mupdf_errors
 from docvlm.documents._web_net import AddressPolicy, Blocked, BlockReason, FetchBudget, Response, fetch
 from docvlm.documents.base import Document, Page, PageImage, scale_frame
 from docvlm.errors import (
@@ -40,6 +41,7 @@ from docvlm.errors import (
     DocumentNotFoundError,
     DocVLMWarning,
     MissingDependencyError,
+    PageTooLargeError,
     UsageError,
 )
 from docvlm.types.geometry import BoundingBox, Size
@@ -89,8 +91,11 @@ class WebOptions(BaseModel):
         max_requests: the most requests the page may make.
         max_pixels: pixel budget of the whole page at the default resolution: a longer page is cut off
             (and the cut is noted in the metadata).
-        allow_hosts: hosts the page may reach even though they are loopback, private or link-local:
-            hostnames (exact), IP addresses or CIDR networks, e.g. ``("127.0.0.1",)`` for a local test server.
+        allow_hosts: hosts the page may reach even though they are loopback, private or link-local. An entry is
+            an origin (``"http://127.0.0.1:8000"``: that scheme, host and port), a host and port
+            (``"127.0.0.1:8000"``), or a bare hostname (exact), IP address or CIDR network, which covers the
+            default ports (80, 443) and the port of the URL opened, no other: ``("127.0.0.1",)`` for a test
+            server at ``http://127.0.0.1:8000/`` does not let the page reach ``127.0.0.1:9000``.
         allow_private_network: allow every loopback, private and link-local address (trusted pages only).
         renderer: ``"auto"`` (Chromium when installed, else PyMuPDF's HTML Story with a warning),
             ``"chromium"`` (error when missing) or ``"story"`` (no browser: no JavaScript, no sub-resources).
@@ -120,8 +125,16 @@ class WebOptions(BaseModel):
     base_url: str | None = None
     snap_tiles: bool = True
 
-    def _policy(self) -> AddressPolicy:
-        return AddressPolicy(allow=self.allow_hosts, allow_private_network=self.allow_private_network)
+    @field_validator("allow_hosts")
+    @classmethod
+    def _check_allow_hosts(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        AddressPolicy(allow=value)  # raises ValueError naming a malformed entry
+        return value
+
+    def _policy(self, page_url: str | None = None) -> AddressPolicy:
+        """The address policy of a page opened at ``page_url`` (bare ``allow_hosts`` entries cover its port)."""
+        return AddressPolicy(allow=self.allow_hosts, allow_private_network=self.allow_private_network,
+                             page=AddressPolicy.origin_of(page_url))
 
 
 class BlockedRequest(BaseModel):
@@ -229,12 +242,26 @@ def _number_lines(words: list[tuple[float, float, float, float, str, int]]) -> l
     return out
 
 
+#: a table's grid is kept within these: spans that would reach past column 1000 or take more than 250,000 grid
+#: positions are cut (the HTML limits one colspan to 1,000, but rows of rowspans stack them into a staircase of
+#: 1,000 columns a row; MuPDF's layout of ten such rows took 500 MB)
+_MAX_GRID_COLS = 1000
+_MAX_GRID_POSITIONS = 250_000
+
+
 def _grid(rows: list[list[dict[str, Any]]]) -> list[tuple[int, int, int, int, dict[str, Any]]]:
     """``(row, col, row_span, col_span, cell)`` per cell with the HTML table algorithm; spans that would overlap
-    another cell are cut short (malformed tables) and ``rowspan=0`` reaches the last row."""
+    another cell are cut short (malformed tables), ``rowspan=0`` reaches the last row, and spans past the grid's
+    bounds (`_MAX_GRID_COLS`, `_MAX_GRID_POSITIONS`) are cut."""
+    return _grid_cut(rows)[0]
+
+
+def _grid_cut(rows: list[list[dict[str, Any]]]) -> tuple[list[tuple[int, int, int, int, dict[str, Any]]], bool]:
+    """`_grid`, and whether a span had to be cut to keep the grid within its bounds."""
     n_rows = len(rows)
     taken: set[tuple[int, int]] = set()
     out = []
+    cut = False
     for r, row in enumerate(rows):
         c = 0
         for cell in row:
@@ -243,6 +270,10 @@ def _grid(rows: list[list[dict[str, Any]]]) -> list[tuple[int, int, int, int, di
             want_rows = int(cell.get("row_span") or 0)
             want_rows = n_rows - r if want_rows <= 0 else min(want_rows, n_rows - r)
             want_cols = max(1, min(int(cell.get("col_span") or 1), 1000))
+            if c + want_cols > _MAX_GRID_COLS and want_cols > 1:
+                want_cols, cut = max(1, _MAX_GRID_COLS - c), True
+            if len(taken) + want_rows * want_cols > _MAX_GRID_POSITIONS and want_rows * want_cols > 1:
+                want_rows, want_cols, cut = 1, 1, True
             cols = 1
             while cols < want_cols and (r, c + cols) not in taken:
                 cols += 1
@@ -254,7 +285,7 @@ def _grid(rows: list[list[dict[str, Any]]]) -> list[tuple[int, int, int, int, di
                     taken.add((rr, cc))
             out.append((r, c, span_rows, cols, cell))
             c += cols
-    return out
+    return out, cut
 
 
 def _box(values: Any, dy: float) -> BoundingBox | None:
@@ -494,11 +525,12 @@ class WebDocument(Document):
         assert self._story_pdf is not None
         import pymupdf
 
-        pdf_page = self._story_pdf[index]
         pt = 72.0 / CSS_PX_PER_INCH
-        clip = pymupdf.Rect(region.x0 * pt, region.y0 * pt, region.x1 * pt, region.y1 * pt)
-        pix = pdf_page.get_pixmap(matrix=pymupdf.Matrix(dpi / 72.0, dpi / 72.0), clip=clip, alpha=False)
-        return Image.frombytes("RGB", (pix.width, pix.height), pix.samples)
+        with mupdf_errors(self.source, index, "rendering the page"):
+            pdf_page = self._story_pdf[index]
+            clip = pymupdf.Rect(region.x0 * pt, region.y0 * pt, region.x1 * pt, region.y1 * pt)
+            pix = pdf_page.get_pixmap(matrix=pymupdf.Matrix(dpi / 72.0, dpi / 72.0), clip=clip, alpha=False)
+            return Image.frombytes("RGB", (pix.width, pix.height), pix.samples)
 
     def close(self) -> None:
         self._finalizer()
@@ -538,7 +570,9 @@ def open_web(source: str | bytes, kind: Literal["url", "file", "html"], options:
         DocumentError: the browser failed to load or render the page.
     """
     opts = options or WebOptions()
-    policy = opts._policy()
+    # bare allow_hosts entries cover the port of the URL the caller opened (or of base_url), not others
+    policy = opts._policy(source.strip() if kind == "url" and isinstance(source, str)
+                          else opts.base_url if kind == "html" else None)
     budget = FetchBudget(max_bytes=opts.max_bytes, max_requests=opts.max_requests, timeout_s=opts.timeout_s)
     status: int | None = None
     from docvlm.documents._web_browser import LOCAL_ORIGIN
@@ -569,6 +603,9 @@ def open_web(source: str | bytes, kind: Literal["url", "file", "html"], options:
             shown = label or str(path)
             if not path.is_file():
                 raise DocumentNotFoundError("no such file", source=shown, hint="check the path")
+            if path.stat().st_size > opts.max_bytes:
+                raise DocumentError(f"the HTML file is {path.stat().st_size:,} bytes, over max_bytes={opts.max_bytes:,}",
+                                    source=shown, hint="raise WebOptions(max_bytes=...)")
             body = path.read_bytes()
             main_url = LOCAL_ORIGIN + (path.name if path.suffix else "index.html")
         else:
@@ -597,7 +634,7 @@ def open_web(source: str | bytes, kind: Literal["url", "file", "html"], options:
         doc = _open_story(shown, main, opts, status, main.url if kind == "url" else opts.base_url if kind == "html"
                           else None)
     else:
-        doc = _open_chromium(shown, main_url, main, opts, executable, status, kind)
+        doc = _open_chromium(shown, main_url, main, opts, executable, status, kind, policy)
     if kind == "file":
         doc._local_dir = Path(source if isinstance(source, str) else source.decode()).resolve().parent
     return doc
@@ -664,12 +701,12 @@ def _cap(width: float, height: float, opts: WebOptions, notes: dict[str, str]) -
 
 
 def _open_chromium(label: str, main_url: str, main: Response, opts: WebOptions, executable: str,
-                   status: int | None, kind: str) -> WebDocument:
+                   status: int | None, kind: str, policy: AddressPolicy) -> WebDocument:
     from docvlm.documents._web_browser import LoadSettings, service
 
     settings = LoadSettings(
         viewport=(opts.viewport_width, opts.viewport_height), device_scale=opts.device_scale,
-        javascript=opts.javascript, js_budget_s=opts.js_budget_s, timeout_s=opts.timeout_s, policy=opts._policy(),
+        javascript=opts.javascript, js_budget_s=opts.js_budget_s, timeout_s=opts.timeout_s, policy=policy,
         max_bytes=opts.max_bytes, max_requests=opts.max_requests, resource_dir=opts.resource_dir,
     )
     browser = service(executable)
@@ -719,9 +756,13 @@ class _TableParser(HTMLParser):
         self._cell: list[dict[str, Any]] = []
         self._caption: list[list[str]] = []
         self._skip = 0
+        self.title: list[str] = []  # the text of the first <title>
+        self._in_title = 0  # 1 inside the first <title>, 2 after it
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         a = dict(attrs)
+        if tag == "title" and self._in_title == 0:
+            self._in_title = 1
         if tag in ("script", "style", "template"):
             self._skip += 1
         elif tag == "table":
@@ -751,6 +792,8 @@ class _TableParser(HTMLParser):
             self._cell[-1]["text"] += " "
 
     def handle_endtag(self, tag: str) -> None:
+        if tag == "title" and self._in_title == 1:
+            self._in_title = 2
         if tag in ("script", "style", "template"):
             self._skip = max(0, self._skip - 1)
         elif tag == "table" and self._stack:
@@ -764,6 +807,8 @@ class _TableParser(HTMLParser):
             self._stack[-1]["caption"] = " ".join("".join(self._caption.pop()).split())
 
     def handle_data(self, data: str) -> None:
+        if self._in_title == 1:
+            self.title.append(data)
         if self._skip:
             return
         if self._caption:
@@ -779,70 +824,177 @@ class _TableParser(HTMLParser):
         return self.tables
 
 
+def _unclosed_tags_as_text(text: str) -> str:
+    """``text`` with every ``<`` after the last ``>`` escaped: such a tag can never close, and each one made
+    HTMLParser rescan the rest of the document."""
+    last = text.rfind(">")
+    tail = text[last + 1:]
+    return text if "<" not in tail else text[:last + 1] + tail.replace("<", "&lt;")
+
+
+_STORY_MAX_DEPTH = 1000
+_SPAN_ATTRIBUTE = re.compile(r"\b(rowspan|colspan)\s*=", re.I)
+_TAG = re.compile(r"<(/?)([A-Za-z][A-Za-z0-9:-]*)[^>]*?(/?)>")
+# elements that never nest (void), or that a sibling of the same kind closes (HTML's implied end tags)
+_FLAT = frozenset({
+    "area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "param", "source", "track", "wbr",
+    "frame", "keygen", "p", "li", "dt", "dd", "tr", "td", "th", "option", "optgroup", "rb", "rt", "rtc", "rp",
+    "thead", "tbody", "tfoot", "colgroup", "caption", "html", "head", "body",
+})
+
+
+def _nesting_depth(text: str) -> int:
+    """An upper bound of how deep the elements of ``text`` nest (one linear pass over its tags; every ``<`` has
+    a ``>`` after it by `_unclosed_tags_as_text`)."""
+    depth = deepest = 0
+    for m in _TAG.finditer(text):
+        if m.group(3) or m.group(2).lower() in _FLAT:
+            continue
+        if m.group(1):
+            depth = max(0, depth - 1)
+        else:
+            depth += 1
+            deepest = max(deepest, depth)
+    return deepest
+
+
+_A_TAG = re.compile(r"<a\b", re.I)
+_HREF = re.compile(r"(\bhref\s*=\s*)([\"'])(.*?)\2", re.I | re.S)
+
+
+def _absolute_links(text: str, base: str) -> str:
+    """Every ``<a href>`` of ``text`` resolved against ``base``, as a browser would (MuPDF keeps only absolute
+    links). Linear: each tag is cut at its own ``>`` before its ``href`` is looked for."""
+    def absolute(m: re.Match[str]) -> str:
+        return m.group(1) + m.group(2) + html_lib.escape(urljoin(base, html_lib.unescape(m.group(3)))) + m.group(2)
+
+    out: list[str] = []
+    pos = 0
+    for m in _A_TAG.finditer(text):
+        if m.start() < pos:
+            continue
+        end = text.find(">", m.end())
+        if end < 0:
+            break
+        out.append(text[pos:m.start()])
+        out.append(_HREF.sub(absolute, text[m.start():end], count=1))
+        pos = end
+    out.append(text[pos:])
+    return "".join(out)
+
+
 def _open_story(label: str, main: Response, opts: WebOptions, status: int | None, url: str | None) -> WebDocument:
     import pymupdf
 
     from docvlm.documents._web_browser import LOCAL_ORIGIN
 
-    base = url or LOCAL_ORIGIN
-
-    def absolute(m: re.Match[str]) -> str:
-        return m.group(1) + m.group(2) + html_lib.escape(urljoin(base, html_lib.unescape(m.group(3)))) + m.group(2)
-
-    # MuPDF keeps only absolute links: resolve them as a browser would
-    text = re.sub(r"(<a\b[^>]*?\bhref\s*=\s*)([\"'])(.*?)\2", absolute, _decode(main), flags=re.I | re.S)
+    # tags that never close become text first: Python's HTMLParser (tables, title) rescans the rest of the
+    # document for each of them, quadratic time (a 100 KB page of "<a x " took minutes)
+    text = _absolute_links(_unclosed_tags_as_text(_decode(main)), url or LOCAL_ORIGIN)
+    parser = _TableParser()
+    parser.feed(text)
+    parser.close()
+    tables = parser.result()
+    notes: dict[str, str] = {"javascript": "not run (no browser)", "sub-resources": "not loaded (no browser)"}
+    layout_text = text
+    if any(_grid_cut(t["rows"])[1] for t in tables):
+        # MuPDF would lay out the uncut spans: its grid (and memory) grows with them, so it gets none
+        layout_text = _SPAN_ATTRIBUTE.sub(r"data-docvlm-\1=", text)
+        notes["table-spans"] = (f"a table's spans reach past {_MAX_GRID_COLS} columns or {_MAX_GRID_POSITIONS:,} cells; "
+                                "they are cut in doc.tables() and left out of the rendering")
+    depth = _nesting_depth(text)
+    if depth > _STORY_MAX_DEPTH:
+        # MuPDF's HTML parser takes memory that grows faster than the depth (12,000 nested <b><i><u>: 1.2 GB)
+        raise PageTooLargeError(
+            f"the HTML nests elements about {depth} deep; without a browser docvlm lays out at most "
+            f"{_STORY_MAX_DEPTH} levels", source=label, hint="render it with Chromium (WebOptions(renderer='chromium'))")
     pt = 72.0 / CSS_PX_PER_INCH
     page_rect = pymupdf.Rect(0, 0, opts.viewport_width * pt, opts.viewport_height * pt)
-    try:
-        # an empty archive: the layout may not read any file, and there is no network
-        story = pymupdf.Story(html=text, archive=pymupdf.Archive())
-        pdf = story.write_with_links(lambda _n, _filled: (page_rect, page_rect, None))
-    except Exception as exc:  # MuPDF's HTML layout raises RuntimeError and friends on input it cannot lay out
-        raise CorruptDocumentError(f"the HTML could not be laid out ({exc})", source=label) from exc
-    notes: dict[str, str] = {"javascript": "not run (no browser)", "sub-resources": "not loaded (no browser)"}
     width = float(opts.viewport_width)
     tile_h = float(opts.viewport_height)
-    _, kept = _cap(width, tile_h * max(1, pdf.page_count), opts, notes)
-    n = max(1, min(pdf.page_count, int(kept // tile_h)))
+    # the pixel budget bounds the tiles laid out, so a page that never ends (MuPDF keeps placing an inline <svg>
+    # on page after page) or a very long one stops there
+    max_tiles = max(1, int(opts.max_pixels / (width * opts.device_scale**2) // tile_h))
+    try:
+        with mupdf_errors(label, None, "laying out the HTML"):
+            # an empty archive: the layout may not read any file, and there is no network
+            story = pymupdf.Story(html=layout_text, archive=pymupdf.Archive())
+            pdf, link_spots, more = _lay_out(story, page_rect, max_tiles)
+    except CorruptDocumentError as exc:
+        raise CorruptDocumentError(f"the HTML could not be laid out ({exc.message})", source=label) from exc
+    if more:
+        notes["truncated"] = (f"the page is longer than {max_tiles * tile_h:g} CSS px; only the first "
+                              f"{max_tiles * tile_h:g} px fit the pixel budget (max_pixels={opts.max_pixels:,})")
+    n = pdf.page_count
     scale = CSS_PX_PER_INCH / 72.0
     words: list[tuple[float, float, float, float, str, int]] = []
     links: list[dict[str, Any]] = []
     block_base = 0
+    spots_by_page: dict[int, list[tuple[tuple[float, float, float, float], str]]] = {}
+    for page_index, rect, href in link_spots:
+        spots_by_page.setdefault(page_index, []).append((rect, href))
     for i in range(n):
         top = i * tile_h
-        page = pdf[i]
-        found = page.get_text("words", flags=pymupdf.TEXTFLAGS_WORDS & ~pymupdf.TEXT_PRESERVE_LIGATURES)
+        with mupdf_errors(label, i, "reading the laid-out HTML"):
+            found = pdf[i].get_text("words", flags=pymupdf.TEXTFLAGS_WORDS & ~pymupdf.TEXT_PRESERVE_LIGATURES)
+        first = len(words)
         for x0, y0, x1, y1, word, block, _line, _wno in found:
             if word == "[image]":  # MuPDF's stand-in for an image it did not load
                 continue
             words.append((x0 * scale, y0 * scale + top, x1 * scale, y1 * scale + top, str(word), block_base + int(block)))
         block_base += 1 + max((int(w[5]) for w in found), default=0)
         merged: list[dict[str, Any]] = []
-        for link in page.get_links():
-            uri = link.get("uri")
-            if not uri:
-                continue
-            r = link["from"]
-            b = [r.x0 * scale, r.y0 * scale + top, r.x1 * scale, r.y1 * scale + top]
+        for (rx0, ry0, rx1, ry1), uri in spots_by_page.get(i, []):
+            b = [rx0 * scale, ry0 * scale + top, rx1 * scale, ry1 * scale + top]
             last = merged[-1] if merged else None
             if last is not None and last["href"] == uri and abs(last["box"][1] - b[1]) < 1 and b[0] - last["box"][2] < 2:
                 last["box"][2] = max(last["box"][2], b[2])
                 last["box"][3] = max(last["box"][3], b[3])
             else:
                 merged.append({"href": uri, "box": b})
+        # each link's text: the words whose centre is inside it, found by their centre's y (not a scan per link)
+        by_y = sorted(range(first, len(words)), key=lambda k: (words[k][1] + words[k][3]) / 2)
+        centres = [(words[k][1] + words[k][3]) / 2 for k in by_y]
         for link in merged:
             x0, y0, x1, y1 = link["box"]
-            link["text"] = " ".join(w[4] for w in words if x0 <= (w[0] + w[2]) / 2 <= x1 and y0 <= (w[1] + w[3]) / 2 <= y1)
+            inside = sorted(k for k in by_y[bisect.bisect_left(centres, y0):bisect.bisect_right(centres, y1)]
+                            if x0 <= (words[k][0] + words[k][2]) / 2 <= x1)
+            link["text"] = " ".join(words[k][4] for k in inside)
         links.extend(merged)
-    parser = _TableParser()
-    parser.feed(text)
-    parser.close()
-    title_match = re.search(r"<title[^>]*>(.*?)</title>", text, re.I | re.S)
     snapshot = _Snapshot(
-        width=width, height=n * tile_h, words=words, links=links, fields=[], tables=parser.result(),
-        title=" ".join(html_lib.unescape(title_match.group(1)).split()) if title_match else "", url=url,
+        width=width, height=n * tile_h, words=words, links=links, fields=[], tables=tables,
+        title=" ".join("".join(parser.title).split()), url=url,
     )
     snapshot.tiles = [(i * tile_h, (i + 1) * tile_h) for i in range(n)]
-    while pdf.page_count > n:
-        pdf.delete_page(pdf.page_count - 1)
     return WebDocument(label, snapshot, opts, "story", story_pdf=pdf, status=status, notes=notes)
+
+
+def _lay_out(story: Any, page_rect: Any, max_pages: int
+             ) -> tuple[Any, list[tuple[int, tuple[float, float, float, float], str]], bool]:
+    """The Story laid out on at most ``max_pages`` pages: the PDF, its links ``(page, rect, href)`` and whether
+    content was left over.
+
+    Like ``Story.write_with_links`` without writing the links into the PDF: PyMuPDF's ``insert_link`` rescans
+    the page's links for each one (1,500 links took 15 s), and docvlm reads links from the positions anyway.
+    """
+    import pymupdf
+
+    stream = io.BytesIO()
+    writer = pymupdf.DocumentWriter(stream)
+    links: list[tuple[int, tuple[float, float, float, float], str]] = []
+    more, pages = True, 0
+
+    def keep(position: Any) -> None:  # PyMuPDF wants a callable of exactly one argument
+        if position.open_close & 1 and position.href:
+            x0, y0, x1, y1 = position.rect
+            links.append((pages - 1, (float(x0), float(y0), float(x1), float(y1)), str(position.href)))
+
+    while more and pages < max_pages:
+        pages += 1
+        more, _filled = story.place(page_rect)
+        story.element_positions(keep)
+        device = writer.begin_page(page_rect)
+        story.draw(device, None)
+        writer.end_page()
+    writer.close()
+    return pymupdf.open("pdf", stream.getvalue()), links, bool(more)

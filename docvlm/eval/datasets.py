@@ -47,7 +47,8 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
 from docvlm.documents import Document, open_document
-from docvlm.errors import DatasetError, UsageError
+from docvlm.documents.pdf import mupdf_errors
+from docvlm.errors import DatasetError, DocVLMError, UsageError
 from docvlm.types.detections import Detection, Detections
 from docvlm.types.geometry import BoundingBox
 from docvlm.types.mask import Mask
@@ -602,9 +603,10 @@ def load_icdar2013(path: Path, *, strict: bool = False) -> tuple[list[Sample], l
                     rid = f"table {table.get('id', t_index)} region {region.get('id', r_index)}"
                     try:
                         page_no = _int_attr(region, "page", 1)
-                        if not 1 <= page_no <= doc.page_count:
-                            raise ValueError(f"page {page_no} is not in the {doc.page_count}-page PDF")
-                        convert = _pdf_to_page(doc[page_no - 1])
+                        with mupdf_errors(pdf.name, None, "reading the PDF"):  # a damaged PDF: a skipped record
+                            if not 1 <= page_no <= doc.page_count:
+                                raise ValueError(f"page {page_no} is not in the {doc.page_count}-page PDF")
+                            convert = _pdf_to_page(doc[page_no - 1])
                         cells = []
                         for cell in region.iter("cell"):
                             r0, c0 = _int_attr(cell, "start-row"), _int_attr(cell, "start-col")
@@ -623,7 +625,7 @@ def load_icdar2013(path: Path, *, strict: bool = False) -> tuple[list[Sample], l
                             BoundingBox(x0=min(b.x0 for b in boxes), y0=min(b.y0 for b in boxes),
                                         x1=max(b.x1 for b in boxes), y1=max(b.y1 for b in boxes)) if boxes else None)
                         truth = Table(cells=cells, box=region_box, page=page_no - 1)
-                    except (ValueError, UsageError) as exc:
+                    except (ValueError, DocVLMError) as exc:
                         out.skip(file, rid, str(exc).splitlines()[0])
                         continue
                     samples.append(TableSample(id=f"{file.name.removesuffix('.xml').removesuffix('-str')}/{t_index}.{r_index}", document=str(pdf), page=page_no - 1,

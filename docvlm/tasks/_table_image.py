@@ -66,7 +66,11 @@ def image_tables(page: Page, region: BoundingBox | None) -> list[Table]:
     v_rules = [_seg_to_page(s, to_page, False) for s in vertical]
     tables: list[Table] = []
     if v_rules and h_rules:
-        with _ruling_pdf(page, h_rules, v_rules, words) as doc:
+        from docvlm.documents.pdf import mupdf_errors
+
+        # MuPDF's errors (e.g. on a word it cannot write) come out typed
+        with mupdf_errors(page.document.source, page.index, "finding tables in the image"), \
+                _ruling_pdf(page, h_rules, v_rules, words) as doc:
             tables = ruled_tables(doc[0], words, page.index)
     if not tables:
         table = text_table(words, page.index, rules=[r for r in h_rules if r[1] - r[0] >= 0.5 * area.width])

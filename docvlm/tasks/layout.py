@@ -12,7 +12,7 @@ import threading
 import weakref
 
 from docvlm.documents.base import Page
-from docvlm.documents.pdf import PDFPage
+from docvlm.documents.pdf import PDFPage, mupdf_errors
 from docvlm.documents.pdf import load_pymupdf as _pymupdf
 from docvlm.errors import MissingDependencyError, PageTooLargeError, UsageError
 from docvlm.tasks._page import PageInput, as_page
@@ -95,7 +95,8 @@ def _run_model(page: PDFPage) -> list[tuple[float, float, float, float, str]]:
         raise MissingDependencyError("pymupdf-layout", "layout", purpose="page layout",
                                      hint="pip install pymupdf-layout")
     fitz_page = page.fitz_page
-    n_items = len(page.words()) + sum(len(d["items"]) for d in fitz_page.get_drawings())
+    with mupdf_errors(page.document.source, page.index, "reading the drawings"):
+        n_items = len(page.words()) + sum(len(d["items"]) for d in fitz_page.get_drawings())
     if n_items > MAX_LAYOUT_ITEMS:
         raise PageTooLargeError(
             f"the page has {n_items:,} drawing items and words, more than the layout model's budget of "
@@ -104,9 +105,9 @@ def _run_model(page: PDFPage) -> list[tuple[float, float, float, float, str]]:
                  "docvlm.tasks.layout.MAX_LAYOUT_ITEMS")
     rotation = page.rotation
     before = getattr(fitz_page, "layout_information", None)
-    with _MODEL_LOCK:
-        # The model renders the page and reads its text: on a rotated page the rendering is turned and the
-        # text is not, which changes the answer. Unrotated, both are in page space.
+    # The model renders the page and reads its text: on a rotated page the rendering is turned and the
+    # text is not, which changes the answer. Unrotated, both are in page space. MuPDF's errors come out typed.
+    with _MODEL_LOCK, mupdf_errors(page.document.source, page.index, "finding the layout"):
         if rotation:
             fitz_page.set_rotation(0)
         try:

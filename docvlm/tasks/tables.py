@@ -58,7 +58,7 @@ from annotated_types import MaxLen, MinLen
 from pydantic import BaseModel, ConfigDict, Field
 
 from docvlm.documents.base import Page
-from docvlm.documents.pdf import PDFPage
+from docvlm.documents.pdf import PDFPage, mupdf_errors
 from docvlm.documents.web import WebPage
 from docvlm.errors import PageTooLargeError, UsageError
 from docvlm.tasks._page import PageInput, as_page, check_region, view
@@ -145,30 +145,30 @@ def find_tables(page: PageInput, *, strategy: str = "lines", region: BoundingBox
     # The finder works in displayed coordinates. The table is read in the turn of the page that sets its text
     # upright (a landscape table on a portrait page, or a page whose /Rotate shows its text upright), and its
     # boxes are turned back into page space (unrotated) afterwards.
-    fitz_page.set_rotation(0)
-    drawings = fitz_page.get_drawings()
-    n_items = sum(len(d["items"]) for d in drawings if region is None or _touches(d["rect"], region))
-    if n_items > MAX_DRAWING_ITEMS:
-        fitz_page.set_rotation(rotation)
-        raise PageTooLargeError(
-            f"the page has {n_items:,} vector drawing items{' in the region' if region is not None else ''}, more "
-            f"than the table finder's budget of {MAX_DRAWING_ITEMS:,} (its time grows with their square)",
-            source=page.document.source, page=page.index,
-            hint="pass region=... around the table, or raise docvlm.tasks.tables.MAX_DRAWING_ITEMS",
-        )
-    turn = _upright_turn(fitz_page)
-    if turn:
-        fitz_page.set_rotation(turn)
-    try:
-        to_frame, back = fitz_page.rotation_matrix, fitz_page.derotation_matrix
-        if turn:
-            words = [(*_turned((w[0], w[1], w[2], w[3]), to_frame), *w[4:]) for w in words]
-        out = ruled_tables(fitz_page, words, page.index, to_frame if turn else None, drawings=drawings)
-        if turn:
-            out = [_turn_table(t, back) for t in out]
-    finally:
-        if fitz_page.rotation != rotation:
-            fitz_page.set_rotation(rotation)
+    with mupdf_errors(page.document.source, page.index, "finding tables"):  # MuPDF's errors, typed
+        try:
+            fitz_page.set_rotation(0)
+            drawings = fitz_page.get_drawings()
+            n_items = sum(len(d["items"]) for d in drawings if region is None or _touches(d["rect"], region))
+            if n_items > MAX_DRAWING_ITEMS:
+                raise PageTooLargeError(
+                    f"the page has {n_items:,} vector drawing items{' in the region' if region is not None else ''}, "
+                    f"more than the table finder's budget of {MAX_DRAWING_ITEMS:,} (its time grows with their square)",
+                    source=page.document.source, page=page.index,
+                    hint="pass region=... around the table, or raise docvlm.tasks.tables.MAX_DRAWING_ITEMS",
+                )
+            turn = _upright_turn(fitz_page)
+            if turn:
+                fitz_page.set_rotation(turn)
+            to_frame, back = fitz_page.rotation_matrix, fitz_page.derotation_matrix
+            if turn:
+                words = [(*_turned((w[0], w[1], w[2], w[3]), to_frame), *w[4:]) for w in words]
+            out = ruled_tables(fitz_page, words, page.index, to_frame if turn else None, drawings=drawings)
+            if turn:
+                out = [_turn_table(t, back) for t in out]
+        finally:  # the page keeps its own rotation, whatever happened
+            if fitz_page.rotation != rotation:
+                fitz_page.set_rotation(rotation)
     if region is not None:
         out = [t for t in out if t.box is not None and _share_inside(t.box, region) >= 0.5]
     return out
@@ -560,14 +560,15 @@ def _classical(page: Page, region: BoundingBox | None) -> list[Table]:
     assert isinstance(page, PDFPage)
     fitz_page = page.fitz_page
     rotation = fitz_page.rotation
-    fitz_page.set_rotation(0)
-    try:
-        turn = _upright_turn(fitz_page)
-        if turn:
-            fitz_page.set_rotation(turn)
-            back = fitz_page.derotation_matrix
-    finally:
-        fitz_page.set_rotation(rotation)
+    with mupdf_errors(page.document.source, page.index, "finding tables"):  # MuPDF's errors, typed
+        try:
+            fitz_page.set_rotation(0)
+            turn = _upright_turn(fitz_page)
+            if turn:
+                fitz_page.set_rotation(turn)
+                back = fitz_page.derotation_matrix
+        finally:
+            fitz_page.set_rotation(rotation)
     if turn:  # text that runs up or down the page: the layout model and the alignment read it set upright
         return [_turn_table(t, back).model_copy(update={"page": page.index}) for t in _upright_text_tables(page, turn)]
     return [t for r in _layout_regions(page) for t in find_tables(page, strategy="text", region=r)]
@@ -580,7 +581,7 @@ def _upright_text_tables(page: PDFPage, turn: int) -> list[Table]:
     from docvlm.documents.pdf import load_pymupdf as _pymupdf
 
     pymupdf = _pymupdf()
-    with pymupdf.open() as copy:
+    with mupdf_errors(page.document.source, page.index, "turning the page upright"), pymupdf.open() as copy:
         copy.insert_pdf(page.fitz_page.parent, from_page=page.index, to_page=page.index)
         copy[0].set_rotation(turn)
         copy[0].remove_rotation()  # the content itself turned: the copy's page space is the upright view

@@ -197,3 +197,63 @@ def test_word_list_is_a_lazy_sequence_of_words() -> None:
     assert words == list(words)
     with pytest.raises(IndexError):
         words[59]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# every MuPDF call is guarded (issue 15, finding 8)
+
+INVALID_PAGE_COUNT = (  # a page tree whose /Count MuPDF rejects ("code=7: Invalid number of pages")
+    b"%PDF-1.4\n1 0 obj <</Type/Catalog/Pages 2 0 R>> endobj\n"
+    b"2 0 obj <</Type/Pages/Kids[3 0 R]/Count -1>> endobj\n"
+    b"3 0 obj <</Type/Page/Parent 2 0 R/MediaBox[0 0 100 100]>> endobj\ntrailer <</Root 1 0 R>>\n%%EOF\n"
+)
+
+
+def test_a_page_count_mupdf_rejects_is_a_typed_error_on_opening() -> None:
+    with pytest.raises(dv.CorruptDocumentError, match=r"counting the pages \(code=7: Invalid number of pages\)") as info:
+        dv.open(INVALID_PAGE_COUNT)
+    assert "\n" not in str(info.value) and info.value.source == f"<{len(INVALID_PAGE_COUNT)} bytes>"
+
+
+def test_a_malformed_page_tree_is_a_typed_error_when_the_page_loads() -> None:
+    # found by the fuzzer: the page tree's /Kids renamed /Parent; MuPDF counts 2 pages, then fails loading them
+    import pymupdf
+
+    doc = pymupdf.open(stream=make_pdf(pages=2), filetype="pdf")
+    data = doc.tobytes(garbage=0, expand=255)
+    doc.close()
+    assert b"/Type/Pages/Count 2/Kids[" in data
+    opened = dv.open(data.replace(b"/Kids", b"/Parent", 1))
+    assert len(opened) == 2
+    with pytest.raises(dv.CorruptDocumentError, match=r"page 0: MuPDF failed loading the page \(code=7: malformed "
+                                                      r"page tree\)"):
+        opened[0]
+    with pytest.raises(dv.CorruptDocumentError, match=r"page 0: MuPDF failed loading the page"):
+        opened.info()
+
+
+def test_the_guard_types_mupdf_errors_and_leaves_docvlm_bugs_alone() -> None:
+    import pymupdf
+
+    from docvlm.documents._mupdf import mupdf_errors
+
+    corrupt = pytest.raises(dv.CorruptDocumentError, match=r"x\.pdf: page 3: MuPDF failed rendering \(code=7: bad\)")
+    with corrupt, mupdf_errors("x.pdf", 3, "rendering"):
+        raise pymupdf.mupdf.FzErrorFormat("bad")  # derives from Exception only, not RuntimeError
+    with pytest.raises(dv.PageTooLargeError, match="MuPDF hit a limit"), mupdf_errors("x.pdf", 0, "rendering"):
+        raise pymupdf.mupdf.FzErrorLimit("too many objects")
+    with pytest.raises(ZeroDivisionError), mupdf_errors("x.pdf", 0, "rendering"):  # not MuPDF's: stays visible
+        _ = 1 / 0
+
+
+def test_a_page_too_elongated_for_the_pixel_budget_is_a_typed_error() -> None:
+    # found by the fuzzer: a 10^11 x 150 pt MediaBox rendered within the budget came out 0 pixels high
+    pdf = INVALID_PAGE_COUNT.replace(b"/Count -1", b"/Count 1").replace(b"[0 0 100 100]", b"[0 0 100000000000 150]")
+    with pytest.warns(dv.DocumentRepairedWarning):  # no xref table: MuPDF rebuilds it
+        page = dv.open(pdf)[0]
+    assert page.width == pytest.approx(1e11) and page.height == 150  # MuPDF keeps floats
+    with pytest.raises(dv.PageTooLargeError, match=r"page \(1e\+11 x 150 pt\) is too elongated to render within "
+                                                   r"0\.5 megapixels") as info:
+        page.render(max_pixels=500_000)
+    assert "page.crop" in str(info.value.hint)
+    assert page.crop(BoundingBox(x0=0, y0=0, x1=300, y1=150), dpi=72).size.width == 300  # a part of it renders

@@ -80,6 +80,12 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
     }
 
     def do_GET(self) -> None:
+        if self.path.startswith("/to-port/"):  # a redirect to another port of this host
+            self.send_response(302)
+            self.send_header("Location", f"http://127.0.0.1:{self.path.split('/')[2]}/secret")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
         route = self.routes.get(self.path)
         if route is None:
             super().do_GET()
@@ -122,6 +128,34 @@ def docs(server: str) -> Iterator[dict[str, WebDocument]]:
     yield Lazy()
     for doc in opened.values():
         doc.close()
+
+
+class _Secret(http.server.BaseHTTPRequestHandler):
+    """Another service on the same host (another port): counts the requests that reach it."""
+
+    hits: ClassVar[list[str]] = []
+
+    def do_GET(self) -> None:
+        self.hits.append(self.path)
+        body = b"<!doctype html><p>SECRET of the other service</p>"
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture(scope="session")
+def other_port() -> Iterator[int]:
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Secret)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield httpd.server_port
+    httpd.shutdown()
+    httpd.server_close()
 
 
 def blocked(doc: WebDocument, reason: BlockReason) -> list[str]:
@@ -169,6 +203,77 @@ def test_redirects_are_checked_hop_by_hop(server: str) -> None:
         assert isinstance(doc, WebDocument)
         assert doc.url == server + "invoice.html"
         assert "INV-2026-0042" in doc[0].text()
+
+
+# allow-lists match scheme, host and port (issue 15, finding 6)
+
+
+def test_allowing_a_host_does_not_open_its_other_ports(server: str, other_port: int) -> None:
+    _Secret.hits.clear()
+    # a redirect from the allowed page to another port of the same host is refused before connecting
+    with pytest.raises(BlockedURLError, match=rf"redirected to http://127\.0\.0\.1:{other_port}/secret.*a loopback "
+                                              rf"address, on http port {other_port}, which the allow_hosts entry "
+                                              rf"'127\.0\.0\.1' does not cover"):
+        dv.open(server + f"to-port/{other_port}", web=LOCAL)
+    # so is a page's sub-resource on that port (an HTML string served as if from the allowed page)
+    page = (f"<!doctype html><p>Only this.</p><iframe src='http://127.0.0.1:{other_port}/frame'></iframe>"
+            f"<img src='http://127.0.0.1:{other_port}/pixel.png'>")
+    with dv.open(page, format="html", web=LOCAL.model_copy(update={"base_url": server})) as doc:
+        assert isinstance(doc, WebDocument)
+        refused = set(blocked(doc, BlockReason.PRIVATE_ADDRESS))
+        assert refused == {f"http://127.0.0.1:{other_port}/frame", f"http://127.0.0.1:{other_port}/pixel.png"}
+        assert "SECRET" not in doc[0].text()
+    assert _Secret.hits == []  # nothing reached the other service
+
+
+@pytest.mark.parametrize("entry", ["127.0.0.1:{port}", "http://127.0.0.1:{port}", "[::ffff:127.0.0.1]:{port}"])
+def test_an_entry_with_a_port_allows_that_port(other_port: int, entry: str) -> None:
+    options = WebOptions(allow_hosts=(entry.format(port=other_port),), renderer="story")
+    with dv.open(f"http://127.0.0.1:{other_port}/page", web=options) as doc:
+        assert doc[0].text() == "SECRET of the other service"
+    with pytest.raises(BlockedURLError, match="a loopback address"):  # ... and no other port
+        dv.open(f"http://127.0.0.1:{other_port + 1 if other_port < 65535 else 1}/", web=options)
+
+
+@pytest.mark.parametrize(("allow", "page", "url", "allowed"), [
+    # a bare entry: the default ports, and the scheme and port of the page's own URL
+    (("127.0.0.2",), "http://127.0.0.2:8000/", "http://127.0.0.2:8000/x", True),
+    (("127.0.0.2",), "http://127.0.0.2:8000/", "http://127.0.0.2:9000/x", False),
+    (("127.0.0.2",), "http://127.0.0.2:8000/", "https://127.0.0.2:8000/x", False),
+    (("127.0.0.2",), "http://127.0.0.2:8000/", "http://127.0.0.2/x", True),
+    (("127.0.0.2",), None, "https://127.0.0.2/x", True),
+    (("127.0.0.2",), None, "http://127.0.0.2:8000/x", False),
+    (("127.0.0.0/8",), "http://127.0.0.1:8000/", "http://127.0.0.9:8000/x", True),
+    (("10.1.2.3",), None, "http://10.1.2.4/x", False),
+    # an origin: that scheme, host and port only
+    (("http://10.1.2.3:8080",), None, "http://10.1.2.3:8080/x", True),
+    (("http://10.1.2.3:8080",), None, "https://10.1.2.3:8080/x", False),
+    (("https://10.1.2.3",), None, "https://10.1.2.3/x", True),
+    (("https://10.1.2.3",), None, "http://10.1.2.3/x", False),
+    # host:port: http or https on that port
+    (("10.1.2.3:8080",), None, "https://10.1.2.3:8080/x", True),
+    (("10.1.2.3:8080",), "http://10.1.2.3:9090/", "http://10.1.2.3:9090/x", False),
+    (("[fd00::1]:8080",), None, "http://[fd00::1]:8080/x", True),
+    # public addresses are open on every port
+    ((), None, "http://93.184.215.14:8443/x", True),
+])
+def test_allow_hosts_rules(allow: tuple[str, ...], page: str | None, url: str, allowed: bool) -> None:
+    from docvlm.documents._web_net import AddressPolicy, Blocked
+
+    policy = AddressPolicy(allow=allow, page=AddressPolicy.origin_of(page))
+    if allowed:
+        policy.resolve(url)
+    else:
+        with pytest.raises(Blocked, match="address"):
+            policy.resolve(url)
+
+
+@pytest.mark.parametrize("entry", ["ftp://10.0.0.1", "10.0.0.1:99999", "10.0.0.1:http", "http://10.0.0.1/path", ":80"])
+def test_a_malformed_allow_hosts_entry_is_refused_when_the_options_are_made(entry: str) -> None:
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="allow_hosts entry"):
+        WebOptions(allow_hosts=(entry,))
 
 
 def test_a_url_serving_a_pdf_opens_as_a_pdf(server: str) -> None:
@@ -538,3 +643,46 @@ def test_bad_url_is_a_typed_error() -> None:
         dv.open("http://no-such-host.invalid/", web=WebOptions(timeout_s=5))
     with pytest.raises(dv.UsageError, match="unknown format 'htmx'"):
         dv.open(b"<html></html>", format="htmx")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# the browserless layout within bounds (issue 15: found by the fuzz run and bench/stress.py)
+
+
+def test_links_are_resolved_in_linear_time_and_unclosed_tags_become_text() -> None:
+    from docvlm.documents.web import _absolute_links, _unclosed_tags_as_text
+
+    html = "<p><a class=x href='/a?b=1&amp;c=2'>one</a> <A HREF=\"rel\">two</A> <a name=n>three</a>"
+    assert _absolute_links(html, "http://h.example/dir/") == (
+        "<p><a class=x href='http://h.example/a?b=1&amp;c=2'>one</a> <A HREF=\"http://h.example/dir/rel\">two</A> "
+        "<a name=n>three</a>")
+    assert _unclosed_tags_as_text("<p>x</p><a x <b y") == "<p>x</p>&lt;a x &lt;b y"
+    assert _unclosed_tags_as_text("<p>x</p>") == "<p>x</p>"
+    # 20,000 tags that never close: a regex and HTMLParser each took minutes on this
+    with dv.open(("<p>Kept.</p>" + "<a x " * 20_000).encode(), format="html",
+                 web=WebOptions(renderer="story")) as doc:
+        assert doc[0].text().startswith("Kept.")
+
+
+def test_nesting_depth_counts_what_really_nests() -> None:
+    from docvlm.documents.web import _nesting_depth
+
+    assert _nesting_depth("<div><div><span>x</span></div></div>") == 3
+    assert _nesting_depth("<p>a<p>b<p>c<br><img src=x><li>d<td>e") == 0  # implied end tags and void elements
+    assert _nesting_depth("<b>" * 1500) == 1500
+    with pytest.raises(dv.PageTooLargeError, match="nests elements about 1500 deep"):
+        dv.open(("<b>" * 1500).encode(), format="html", web=WebOptions(renderer="story"))
+
+
+def test_table_spans_are_cut_to_the_grid_bounds_and_left_out_of_the_layout() -> None:
+    from docvlm.documents.web import _MAX_GRID_COLS, _grid_cut
+
+    rows = [[{"col_span": 1000, "row_span": 1000}] for _ in range(60)]
+    cells, cut = _grid_cut(rows)
+    assert cut and max(c + cs for _r, c, _rs, cs, _cell in cells) <= _MAX_GRID_COLS + len(rows)
+    assert _grid_cut([[{"col_span": 2}, {"row_span": 2}], [{}]])[1] is False  # an ordinary table is not cut
+    staircase = "<table>" + "<tr><td colspan=1000 rowspan=1000>x" * 60 + "</table>"
+    with dv.open(staircase.encode(), format="html", web=WebOptions(renderer="story")) as doc:
+        assert "left out of the rendering" in doc.metadata["table-spans"]
+        (table,) = doc.tables()
+        assert table.shape[0] == 60 and table.shape[1] <= _MAX_GRID_COLS + 60
