@@ -201,6 +201,11 @@ class TransformersModel(Model):
     def profile(self) -> FamilyProfile:
         return self._profile
 
+    def reset_cache(self) -> None:
+        """Forget the cached scoring prefix (after the weights changed, e.g. an adapter was put on)."""
+        self._prefix = None
+        self._forward_args = None
+
     @property
     def device(self) -> Any:
         return self.model.device
@@ -221,6 +226,11 @@ class TransformersModel(Model):
         return Size(width=int(w), height=int(h))
 
     # prompts -------------------------------------------------------------------------------------
+    def render_prompt(self, messages: list[Message]) -> tuple[str, list[Image.Image]]:
+        """The prompt text this model reads for ``messages`` (chat template or the family's raw prompt, the
+        assistant's turn opened) and its images: what generation and scoring encode, and fine-tuning too."""
+        return self._prompt(messages)
+
     def _prompt(self, messages: list[Message]) -> tuple[str, list[Image.Image]]:
         images = [img.convert("RGB") for m in messages for img in m.images]
         template_owner = self.processor if self.supports_images else self.tokenizer

@@ -1,0 +1,442 @@
+"""Train, measure and (only if it helps) ship the LoRA adapter of docvlm's default model.
+
+Usage: python -m bench.finetune_default --data ../shared/realdev [--work DIR] [steps ...]
+       steps: rankers data train eval ship (default: all of them, in order; each reuses what an earlier run wrote)
+
+The recipe (every number here is an argument with this default, and is written into the adapter's
+``docvlm_adapter.json``):
+
+1. **Folds.** realdev's SROIE receipts and FUNSD training forms are grouped by vendor / form
+   (`bench.train_ranker.fold_of`, 5 folds, seed 0). Fold ``--holdout`` (0) is held back: nothing of it is
+   trained on; it is what the adapter is chosen on.
+2. **Rankers** (``rankers``): for each fold, the extraction ranker trained without it (realdev words as given and
+   from docvlm's OCR, plus 100 generated invoices and forms, as ``python -m bench.realdata --cv`` does), so the
+   candidates offered for a document are as hard as they are for a document the shipped ranker never saw.
+3. **Data** (``data``): ``dv.extract`` is run on each training document through
+   [`docvlm.finetune.build_dataset`][docvlm.finetune.build_dataset] with the ranker of its fold: each field's scoring request (the
+   text near the candidates and the field's question, exactly as extraction builds it) and the field's true
+   value. Receipts ask for ``company, date, address, total`` (the schema of `bench.real_fields`); forms ask for
+   every linked FUNSD question (a field named by the question, described by its printed text). Words come from
+   the dataset and from docvlm's OCR. Generated invoices and forms (`docvlm.synth`, seeds from 2000, field names
+   drawn from ``FIELD_ALIASES``, with or without descriptions) add varied wording. At most ``--per-form`` fields
+   of a form are kept (chosen by seed), and examples longer than ``--max-length`` tokens are left out.
+4. **Train** (``train``): [`docvlm.finetune.train`][docvlm.finetune.train] (TRL ``SFTTrainer``, completion-only loss), LoRA r=8, alpha 16 on
+   the last ``--top-layers`` (8) of SmolLM2's 30 layers, bf16 autocast on CPUs that have it, learning rate 2e-4,
+   ``--epochs`` 2, seed 0.
+5. **Eval** (``eval``): on the held-back fold, with the ranker trained without it, ``dv.extract`` with the layout
+   ranking alone, the untuned model (``default-base``) and the tuned one, each field's value compared with the
+   truth (whitespace and case aside); the language model's weight beside the ranker (``LM_WEIGHT``) is swept so
+   the figure at the shipped weight and the best one are both shown. Receipts and forms separately, both word
+   sources.
+6. **Ship** (``ship``): the adapter is copied into ``docvlm/data/default-adapter`` only if, at the shipped
+   ``LM_WEIGHT``, the tuned model beats the untuned one on the held-back fold for receipts and for forms;
+   otherwise nothing is shipped and the figures say why.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pickle
+import random
+import shutil
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+STEPS = ("rankers", "data", "train", "eval", "ship")
+WEIGHTS = (0.0, 0.5, 1.0, 2.0, 4.0)
+REPO = Path(__file__).resolve().parents[1]
+SHIPPED = REPO / "docvlm" / "data" / "default-adapter"
+
+
+def _work_default() -> Path:
+    from docvlm.models.default import cache_root
+
+    return cache_root() / "finetune-default"
+
+
+# documents -----------------------------------------------------------------------------------------------------
+def _sroie_words(root: Path, stem: str) -> list[tuple[str, list[float]]]:
+    items = []
+    for row in (root / "box" / f"{stem}.csv").read_text(encoding="utf-8", errors="replace").splitlines():
+        parts = row.split(",", 8)
+        if len(parts) == 9:
+            items.append((parts[8], [float(v) for v in parts[:8]]))
+    return items
+
+
+def documents(data: Path, limit: int | None) -> list[dict[str, Any]]:
+    """Every realdev receipt and form: its id, group, image, words (given and OCR) and true fields."""
+    from bench import train_ranker as tr
+
+    out: list[dict[str, Any]] = []
+    root = data / "sroie"
+    for key in sorted((root / "key").glob("*.json"))[:limit]:
+        truth = json.loads(key.read_text())
+        image = next((root / "img").glob(f"{key.stem}.*"))
+        out.append({"id": f"sroie/{key.stem}", "set": "receipts", "group": tr.squash(truth.get("company", key.stem)),
+                    "image": image, "given": _sroie_words(root, key.stem),
+                    "fields": {k: v for k, v in truth.items() if v.strip()}})
+    root = data / "funsd" / "train"
+    for file in sorted((root / "annotations").glob("*.json"))[:limit]:
+        ann = json.loads(file.read_text())
+        words = [(w["text"], w["box"]) for e in ann["form"] for w in e.get("words", []) if w["text"].strip()]
+        out.append({"id": f"funsd/{file.stem}", "set": "forms", "group": file.stem,
+                    "image": root / "images" / f"{file.stem}.png", "given": words,
+                    "fields": dict(tr.funsd_pairs(ann))})
+    return out
+
+
+def folds(docs: list[dict[str, Any]], k: int) -> dict[str, int]:
+    """Each document's fold (`bench.train_ranker.fold_of` over the groups of receipts and forms together)."""
+    import numpy as np
+
+    groups = sorted({d["group"] for d in docs})
+    rng = np.random.default_rng(0)
+    rng.shuffle(groups)
+    by_group = {g: i % k for i, g in enumerate(groups)}
+    return {d["id"]: by_group[d["group"]] for d in docs}
+
+
+def open_page(doc: dict[str, Any], words: str) -> Any:
+    import docvlm as dv
+    from bench.train_ranker import ocr_words
+
+    items = doc["given"] if words == "given" else ocr_words(doc["image"])
+    return dv.open(doc["image"], words={0: items})[0]
+
+
+def schema_of(doc: dict[str, Any]) -> tuple[type[Any], dict[str, Any]]:
+    """The extraction schema of a document and its truth by field name."""
+    from pydantic import Field, create_model
+
+    from bench.real_fields import Receipt
+
+    if doc["set"] == "receipts":
+        return Receipt, dict(doc["fields"])
+    fields: dict[str, Any] = {}
+    truth: dict[str, Any] = {}
+    taken: set[str] = set()
+    for question, answer in doc["fields"].items():
+        name = _slug(question.rstrip(": "), taken)
+        fields[name] = (str | None, Field(default=None, description=question.strip()))
+        truth[name] = answer
+    return create_model("Form", **fields), truth
+
+
+def _slug(text: str, taken: set[str]) -> str:
+    import re
+
+    base = re.sub(r"[^0-9a-z]+", "_", text.lower()).strip("_")[:40] or "field"
+    if base[0].isdigit() or base.startswith("model_"):
+        base = f"f_{base}"
+    name, k = base, 2
+    while name in taken:
+        name, k = f"{base}_{k}", k + 1
+    taken.add(name)
+    return name
+
+
+def right(value: Any, truth: Any) -> bool:
+    from bench.real_fields import squash
+
+    return value is not None and squash(value) == squash(truth)
+
+
+# steps ---------------------------------------------------------------------------------------------------------
+def step_rankers(args: argparse.Namespace, docs: list[dict[str, Any]], fold: dict[str, int]) -> None:
+    from bench import train_ranker as tr
+
+    target = args.work / "rankers"
+    if all((target / f"ranker-{k}.npz").exists() for k in range(args.folds)) and not args.force:
+        print("rankers: reusing", target)
+        return
+    target.mkdir(parents=True, exist_ok=True)
+    examples = tr.load(args.data, ["sroie", "funsd"], ["given", "ocr"], args.limit, 0)
+    synth = tr.load(args.data, ["invoice", "form"], [], None, 100)
+    for k in range(args.folds):
+        start = time.perf_counter()
+        held = {d["id"] for d in docs if fold[d["id"]] == k}
+        train_set = [e for e in examples if e.id.rsplit("/", 1)[0] not in held] + synth
+        tr.train(train_set, 80, k).ranker.save(target / f"ranker-{k}.npz")
+        print(f"rankers: fold {k} ({len(held)} documents held out) in {time.perf_counter() - start:.0f} s", flush=True)
+
+
+def _ranker(args: argparse.Namespace, k: int) -> Any:
+    from docvlm.tasks._rank import Ranker
+
+    return Ranker.load(args.work / "rankers" / f"ranker-{k}.npz")
+
+
+def synth_pairs(n: int, seed: int) -> list[tuple[Any, Any]]:
+    """Generated invoices and forms as (document, instance) pairs of a schema whose field names are drawn from
+    ``FIELD_ALIASES`` (with the generator's descriptions half of the time)."""
+    from pydantic import Field, create_model
+
+    from docvlm.synth import FIELD_ALIASES, generate
+
+    rng = random.Random(seed)
+    out = []
+    for i in range(n):
+        synthetic = generate("invoice" if i % 2 == 0 else "form", seed + i)
+        schema = synthetic.schema_type
+        assert schema is not None
+        fields: dict[str, Any] = {}
+        values: dict[str, Any] = {}
+        taken: set[str] = set()
+        for name, info in schema.model_fields.items():
+            alias = rng.choice(FIELD_ALIASES.get(name, (name,)))
+            if alias in taken:
+                alias = name
+            taken.add(alias)
+            describe = info.description if rng.random() < 0.5 else None
+            fields[alias] = (info.annotation | None if info.is_required() else info.annotation,
+                             Field(default=None, description=describe))
+            truth = synthetic.fields.get(name)
+            values[alias] = truth.value if truth is not None else None
+        model = create_model("Document", **fields)
+        out.append((synthetic.open(), model(**values)))
+    return out
+
+
+def step_data(args: argparse.Namespace, docs: list[dict[str, Any]], fold: dict[str, int]) -> None:
+    from docvlm.finetune import FineTuneDataset, build_dataset, save_jsonl
+
+    target = args.work / "train.pkl"
+    if target.exists() and not args.force:
+        print("data: reusing", target)
+        return
+    student = _load("default-base")
+    dataset = FineTuneDataset()
+    rng = random.Random(args.seed)
+    start = time.perf_counter()
+    train_docs = [d for d in docs if fold[d["id"]] != args.holdout]
+    for n, doc in enumerate(train_docs):
+        schema, truth = schema_of(doc)
+        for words in args.words.split(","):
+            page = open_page(doc, words)
+            instance = schema.model_construct(**truth)
+            part = build_dataset("extract", [(page, instance)], student, ranker=_ranker(args, fold[doc["id"]]))
+            if doc["set"] == "forms" and len(part.examples) > args.per_form:
+                part.examples = rng.sample(part.examples, args.per_form)
+            for ex in part.examples:
+                ex.source = f"{doc['id']}/{words}"
+            dataset = dataset + part
+        if n % 20 == 0:
+            print(f"data: {n + 1}/{len(train_docs)} documents, {len(dataset)} examples, "
+                  f"{time.perf_counter() - start:.0f} s", flush=True)
+    synth = build_dataset("extract", synth_pairs(args.synth, 2000), student)
+    for ex in synth.examples:
+        ex.source = f"synth/{ex.source}"
+    dataset = dataset + synth
+    print("data:", json.dumps(dataset.summary()), f"{time.perf_counter() - start:.0f} s")
+    args.work.mkdir(parents=True, exist_ok=True)
+    with target.open("wb") as fh:
+        pickle.dump(dataset.examples, fh)
+    save_jsonl(dataset, args.work / "train.jsonl")
+
+
+def _load(spec: str, adapter: Path | None = None) -> Any:
+    import docvlm as dv
+
+    return dv.load_model(spec, runtime="transformers", **({"adapter": adapter} if adapter else {}))
+
+
+def step_train(args: argparse.Namespace) -> None:
+    from docvlm.finetune import FineTuneDataset, train
+
+    adapter = args.work / "adapter"
+    if (adapter / "adapter_model.safetensors").exists() and not args.force:
+        print("train: reusing", adapter)
+        return
+    with (args.work / "train.pkl").open("rb") as fh:
+        examples = pickle.load(fh)
+    rng = random.Random(args.seed)
+    rng.shuffle(examples)
+    if args.max_examples:
+        examples = examples[:args.max_examples]
+    result = train("default-base", FineTuneDataset(examples), adapter, epochs=args.epochs, learning_rate=args.lr,
+                   lora_r=8, lora_alpha=16, top_layers=args.top_layers, max_length=args.max_length, seed=args.seed,
+                   bf16=args.bf16, gradient_accumulation=args.accumulation, save_steps=50)
+    info = json.loads((adapter / "docvlm_adapter.json").read_text())
+    info["recipe"] = {k: str(v) for k, v in vars(args).items() if k not in ("steps",)}
+    (adapter / "docvlm_adapter.json").write_text(json.dumps(info, indent=2))
+    print(f"train: {result.steps} steps on {result.examples} examples ({result.dropped} longer than "
+          f"{args.max_length} tokens left out) in {result.seconds / 60:.1f} min; loss {result.losses[0]:.3f} -> "
+          f"{sum(result.losses[-10:]) / len(result.losses[-10:]):.3f} (mean of the last 10 logged)")
+
+
+class _Memo:
+    """A model whose scores are remembered, so extraction runs again at each LM weight without the model."""
+
+    def __init__(self, model: Any) -> None:
+        self.model = model
+        self.memo: dict[tuple[str, tuple[str, ...]], list[float]] = {}
+
+    def wrap(self) -> Any:
+        from docvlm.models.base import Model
+
+        outer = self
+
+        class Memo(Model):
+            spec = outer.model.spec
+            supports_images = False
+
+            @property
+            def supports_scoring(self) -> bool:
+                return True
+
+            def _complete(self, requests: Any) -> list[str]:  # pragma: no cover - extraction scores
+                raise NotImplementedError
+
+            def _score(self, messages: Any, continuations: list[str], assistant_prefix: str) -> list[float]:
+                key = ("\n".join(m.text for m in messages), tuple(continuations))
+                if key not in outer.memo:
+                    outer.memo[key] = outer.model.score(messages, continuations)
+                return outer.memo[key]
+
+        return Memo()
+
+
+def step_eval(args: argparse.Namespace, docs: list[dict[str, Any]], fold: dict[str, int]) -> dict[str, Any]:
+    import docvlm.tasks.extract as extract_module
+    from docvlm.tasks.extract import extract
+
+    held = [d for d in docs if fold[d["id"]] == args.holdout][:args.eval_limit]
+    ranker = _ranker(args, args.holdout)
+    models: dict[str, Any] = {"untuned": _load("default-base")}
+    adapter = args.adapter or args.work / "adapter"
+    if (adapter / "adapter_config.json").exists():
+        models["tuned"] = _load("default-base", adapter)
+    shipped_weight = extract_module.LM_WEIGHT
+    right_at: dict[tuple[str, str, str, float], list[bool]] = defaultdict(list)
+    seconds: dict[str, float] = defaultdict(float)
+    start = time.perf_counter()
+    try:
+        for n, doc in enumerate(held):
+            schema, truth = schema_of(doc)
+            for words in args.words.split(","):
+                page = open_page(doc, words)
+                for name, model in [("layout", None), *models.items()]:
+                    memo = _Memo(model).wrap() if model is not None else None
+                    for w in WEIGHTS if model is not None else (0.0,):
+                        extract_module.LM_WEIGHT = w
+                        t0 = time.process_time()
+                        try:
+                            got = extract(memo, page, schema, ranker=ranker).value.model_dump()
+                        except Exception as exc:  # noqa: BLE001 - a failed document scores nothing
+                            print(f"  {doc['id']} {name}: {exc}", file=sys.stderr)
+                            got = {}
+                        seconds[name] += time.process_time() - t0
+                        for field, want in truth.items():
+                            if want is not None:
+                                right_at[(doc["set"], words, name, w)].append(right(got.get(field), want))
+            if n % 10 == 9:
+                print(f"eval: {n + 1}/{len(held)} documents, {time.perf_counter() - start:.0f} s", flush=True)
+    finally:
+        extract_module.LM_WEIGHT = shipped_weight
+    report: dict[str, Any] = {"holdout": args.holdout, "documents": {s: sum(d["set"] == s for d in held)
+                                                                     for s in ("receipts", "forms")},
+                              "lm_weight": shipped_weight, "figures": {}}
+    print(f"\nheld-back fold {args.holdout}: {report['documents']['receipts']} receipts, "
+          f"{report['documents']['forms']} forms; fields right (whitespace and case aside)")
+    print(f"  {'set':9s} {'words':6s} {'reader':8s} " + " ".join(f"w={w:<5}" for w in WEIGHTS) + "  fields")
+    for (set_, words, name, w), oks in sorted(right_at.items()):
+        if w != WEIGHTS[0] and name != "layout":
+            continue
+        row = [sum(right_at[(set_, words, name, x)]) / max(1, len(right_at[(set_, words, name, x)]))
+               if (set_, words, name, x) in right_at else float("nan") for x in WEIGHTS]
+        report["figures"][f"{set_}/{words}/{name}"] = dict(zip([str(x) for x in WEIGHTS], row, strict=True))
+        print(f"  {set_:9s} {words:6s} {name:8s} " + " ".join(f"{v:7.3f}" for v in row) + f"  {len(oks)}")
+    report["cpu_seconds"] = dict(seconds)
+    (args.work / f"eval-fold{args.holdout}.json").write_text(json.dumps(report, indent=2))
+    return report
+
+
+def step_ship(args: argparse.Namespace) -> None:
+    report = json.loads((args.work / f"eval-fold{args.holdout}.json").read_text())
+    w = str(report["lm_weight"])
+    verdicts = []
+    for set_ in ("receipts", "forms"):
+        tuned = [v[w] for k, v in report["figures"].items() if k.startswith(f"{set_}/") and k.endswith("/tuned")]
+        untuned = [v[w] for k, v in report["figures"].items() if k.startswith(f"{set_}/") and k.endswith("/untuned")]
+        if not tuned:
+            print("ship: no tuned figures; run eval with an adapter first")
+            return
+        verdicts.append(sum(tuned) / len(tuned) > sum(untuned) / len(untuned))
+        print(f"ship: {set_}: tuned {sum(tuned) / len(tuned):.3f} vs untuned {sum(untuned) / len(untuned):.3f} "
+              f"at LM_WEIGHT {w}")
+    if not all(verdicts):
+        print("ship: the adapter does not beat the untuned model on the held-back fold: not shipped")
+        return
+    adapter = args.adapter or args.work / "adapter"
+    if SHIPPED.exists():
+        shutil.rmtree(SHIPPED)
+    SHIPPED.mkdir(parents=True)
+    for name in ("adapter_config.json", "adapter_model.safetensors", "docvlm_adapter.json"):
+        shutil.copy2(adapter / name, SHIPPED / name)
+    info = json.loads((SHIPPED / "docvlm_adapter.json").read_text())
+    info["held_back_fold"] = report
+    (SHIPPED / "docvlm_adapter.json").write_text(json.dumps(info, indent=2))
+    print(f"ship: copied into {SHIPPED}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", type=Path, required=True)
+    ap.add_argument("--work", type=Path, default=None, help="where rankers, data and the adapter go")
+    ap.add_argument("steps", nargs="*", default=list(STEPS), help=" ".join(STEPS))
+    ap.add_argument("--folds", type=int, default=5)
+    ap.add_argument("--holdout", type=int, default=0)
+    ap.add_argument("--limit", type=int, default=None, help="at most this many receipts and forms (a quick run)")
+    ap.add_argument("--words", default="given,ocr")
+    ap.add_argument("--per-form", type=int, default=4)
+    ap.add_argument("--synth", type=int, default=40)
+    ap.add_argument("--max-examples", type=int, default=0)
+    ap.add_argument("--max-length", type=int, default=768)
+    ap.add_argument("--epochs", type=float, default=2.0)
+    ap.add_argument("--lr", type=float, default=2e-4)
+    ap.add_argument("--accumulation", type=int, default=4)
+    ap.add_argument("--top-layers", type=int, default=8)
+    ap.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=None)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--eval-limit", type=int, default=None)
+    ap.add_argument("--adapter", type=Path, default=None, help="eval / ship this adapter instead of the trained one")
+    ap.add_argument("--force", action="store_true", help="redo steps whose output exists")
+    args = ap.parse_args(argv)
+    args.work = args.work or _work_default()
+    if args.bf16 is None:
+        from docvlm.models.default import _score_dtype
+
+        args.bf16 = _score_dtype() == "bfloat16"
+    unknown = [s for s in args.steps if s not in STEPS]
+    if unknown:
+        ap.error(f"unknown steps {unknown}; choose from {STEPS}")
+    print(f"data {args.data}  work {args.work}  cpus {len(os.sched_getaffinity(0))}  load {os.getloadavg()[0]:.2f}  "
+          f"{time.strftime('%Y-%m-%d %H:%M')}", flush=True)
+    docs = documents(args.data, args.limit)
+    fold = folds(docs, args.folds)
+    for step in STEPS:
+        if step not in args.steps:
+            continue
+        start = time.perf_counter()
+        if step == "rankers":
+            step_rankers(args, docs, fold)
+        elif step == "data":
+            step_data(args, docs, fold)
+        elif step == "train":
+            step_train(args)
+        elif step == "eval":
+            step_eval(args, docs, fold)
+        else:
+            step_ship(args)
+        print(f"({step}: {time.perf_counter() - start:.0f} s)", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
