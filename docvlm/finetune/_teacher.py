@@ -39,7 +39,7 @@ __all__ = ["NoTarget", "Recorded", "Teacher", "render"]
 FAR_BELOW = -1.0e6
 
 
-class NoTarget(DocVLMError):  # noqa: N818 - a control-flow signal, caught by build_dataset
+class NoTarget(DocVLMError):
     """The truth has no answer this request allows (the true value is not among the offered candidates)."""
 
 

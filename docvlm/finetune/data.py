@@ -31,6 +31,7 @@ listed in [`FineTuneDataset.skipped`][docvlm.finetune.data.FineTuneDataset] with
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -255,10 +256,9 @@ def _run_extract(student: Model, page: Page, truth: dict[str, Any], schema: type
         return out
 
     teacher = Teacher(student, oracle, chooser)
-    try:
+    # a required field without a right candidate raises at the end: the requests made until then are still right
+    with contextlib.suppress(FieldNotFoundError):
         extract(teacher, page, schema, **options)
-    except FieldNotFoundError:
-        pass  # a required field without a right candidate: the requests made until then are still right
     return teacher
 
 

@@ -18,13 +18,14 @@ the run (``docvlm_adapter.json``) end up in ``output_dir``, ready for ``dv.load_
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
 import platform
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -249,8 +250,15 @@ def train(
         output_dir: where the adapter, the checkpoints and the loss log go.
         epochs: passes over the data (ignored when ``max_steps`` is given).
         max_steps: optimizer steps to take in all (a resumed run continues up to it).
-        learning_rate, batch_size, gradient_accumulation, warmup_steps, seed: as in ``transformers.TrainingArguments``.
-        lora_r, lora_alpha, lora_dropout, target_modules: the peft ``LoraConfig``.
+        learning_rate: the peak learning rate (linear decay, after ``warmup_steps``).
+        batch_size: examples per step on the device.
+        gradient_accumulation: batches per optimizer step.
+        lora_r: the LoRA rank (peft ``LoraConfig``).
+        lora_alpha: the LoRA scaling numerator.
+        lora_dropout: dropout on the LoRA input.
+        target_modules: the modules to adapt (``"all-linear"``: every linear layer but the output head).
+        warmup_steps: steps of linear warm-up.
+        seed: seeds the run (data order, LoRA initialisation).
         top_layers: put LoRA only on the last ``top_layers`` transformer layers (the backward pass then stops
             there: much faster on a CPU); ``None`` for all layers.
         max_length: examples with more tokens than this are left out (never cut: a cut prompt is not what the
@@ -270,14 +278,12 @@ def train(
     """
     from docvlm._optional import require
 
-    require("trl", "finetune", purpose="fine-tuning")
-    require("peft", "finetune", purpose="fine-tuning")
-    import datasets
-    import peft
+    trl: Any = require("trl", "finetune", purpose="fine-tuning")
+    peft: Any = require("peft", "finetune", purpose="fine-tuning")
+    datasets: Any = require("datasets", "finetune", purpose="fine-tuning")
+    trainer_utils: Any = require("transformers.trainer_utils", "local", purpose="fine-tuning")
     import torch
     import transformers
-    import trl
-    from transformers.trainer_utils import get_last_checkpoint
 
     from docvlm import __version__
     from docvlm._threads import apply_torch_threads, threads_for
@@ -330,7 +336,7 @@ def train(
     no_checkpointing = {"activation_checkpointing": False} if "activation_checkpointing" in names \
         else {"gradient_checkpointing": False}
     config = trl.SFTConfig(
-        **no_checkpointing,  # type: ignore[arg-type]
+        **no_checkpointing,
         output_dir=str(out / "checkpoints"),
         num_train_epochs=epochs,
         max_steps=max_steps if max_steps is not None else -1,
@@ -373,7 +379,7 @@ def train(
                                  callbacks=[_LossLog()])
     if not progress:
         trainer.remove_callback(transformers.PrinterCallback)
-    last = get_last_checkpoint(str(out / "checkpoints")) if resume and (out / "checkpoints").is_dir() else None
+    last = trainer_utils.get_last_checkpoint(str(out / "checkpoints")) if resume and (out / "checkpoints").is_dir() else None
     with _quiet():
         trainer.train(resume_from_checkpoint=last)
     trained: Any = trainer.model
@@ -422,23 +428,21 @@ def _portable_config(folder: Path, spec: str) -> None:
         path.write_text(json.dumps(data, indent=2))
 
 
-class _quiet:
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
     """Silence transformers' and TRL's info logs and the libraries' warnings about each other's renamed
     arguments during training (the progress bar and the loss log stay)."""
+    import importlib
 
-    def __enter__(self) -> None:
-        import importlib
-
-        self._logging: Any = importlib.import_module("transformers.utils.logging")
-        self._level = self._logging.get_verbosity()
-        self._logging.set_verbosity_error()
-        self._warnings = warnings.catch_warnings()
-        self._warnings.__enter__()
-        quiet_library_warnings()
-
-    def __exit__(self, *exc: object) -> None:
-        self._warnings.__exit__(*exc)
-        self._logging.set_verbosity(self._level)
+    tf_logging: Any = importlib.import_module("transformers.utils.logging")
+    level = tf_logging.get_verbosity()
+    tf_logging.set_verbosity_error()
+    try:
+        with warnings.catch_warnings():
+            quiet_library_warnings()
+            yield
+    finally:
+        tf_logging.set_verbosity(level)
 
 
 def quiet_library_warnings() -> None:

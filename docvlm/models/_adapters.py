@@ -9,6 +9,7 @@ onnxruntime export included) runs the adapted model.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
@@ -94,10 +95,8 @@ def apply_adapter(model: TransformersModel, adapter: str | os.PathLike[str], *, 
     path = check_adapter(adapter)
     wrapped = _wrap(model.model, path)
     if merge:
-        try:
+        with contextlib.suppress(ValueError, RuntimeError, NotImplementedError):  # quantized layers stay unmerged
             wrapped = wrapped.merge_and_unload()
-        except (ValueError, RuntimeError, NotImplementedError):  # e.g. quantized layers: keep the adapter unmerged
-            pass
     wrapped.eval()
     model.model = wrapped
     model.reset_cache()

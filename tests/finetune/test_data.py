@@ -46,8 +46,8 @@ def test_extract_for_a_vision_model_is_the_json_choice_and_parses_to_the_truth()
     assert not ex.scored and len(ex.images) == 1 and ex.completion.startswith("{")
     answer = ex.check()  # parsed by the constraint extraction decodes under
     truth = sample.truth()
-    assert getattr(answer, "f0_vendor_name") == truth["vendor_name"]
-    assert same_value(getattr(answer, "f9_total"), truth["total"])
+    assert answer.f0_vendor_name == truth["vendor_name"]
+    assert same_value(answer.f9_total, truth["total"])
 
 
 def test_your_own_schema_instances_are_examples_too() -> None:
@@ -92,7 +92,7 @@ def test_key_values_targets_give_each_printed_key_its_true_value() -> None:
     by_key = {listing[k]: v for k, v in answer.items()}
     assert by_key["Name:"] == "Maria Rossi" and by_key["Member No.:"] == "M-48213"
     assert by_key["Date of birth:"] == "04/11/1987"
-    assert by_key.get("Phone:", None) is None  # not in the truth: taught as no value, never guessed
+    assert by_key.get("Phone:") is None  # not in the truth: taught as no value, never guessed
 
 
 def test_ask_targets_are_printed_answers_and_unanswerable_questions_are_skipped() -> None:
