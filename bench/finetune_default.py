@@ -29,8 +29,9 @@ The recipe (every number here is an argument with this default, and is written i
    the figure at the shipped weight and the best one are both shown. Receipts and forms separately, both word
    sources.
 6. **Ship** (``ship``): the adapter is copied into ``docvlm/data/default-adapter`` only if, at the shipped
-   ``LM_WEIGHT``, the tuned model beats the untuned one on the held-back fold for receipts and for forms;
-   otherwise nothing is shipped and the figures say why.
+   ``LM_WEIGHT``, the tuned model beats the untuned one on the held-back fold on receipts' fields, forms' fields
+   and forms' key -> value links (``dv.key_values``), each averaged over both word sources; otherwise nothing is
+   shipped and the figures say why.
 """
 
 from __future__ import annotations
@@ -87,7 +88,7 @@ def documents(data: Path, limit: int | None) -> list[dict[str, Any]]:
         words = [(w["text"], w["box"]) for e in ann["form"] for w in e.get("words", []) if w["text"].strip()]
         out.append({"id": f"funsd/{file.stem}", "set": "forms", "group": file.stem,
                     "image": root / "images" / f"{file.stem}.png", "given": words,
-                    "fields": dict(tr.funsd_pairs(ann))})
+                    "fields": dict(tr.funsd_pairs(ann)), "links": tr.funsd_links(ann)})
     return out
 
 
@@ -152,24 +153,29 @@ def step_rankers(args: argparse.Namespace, docs: list[dict[str, Any]], fold: dic
     from bench import train_ranker as tr
 
     target = args.work / "rankers"
-    if all((target / f"ranker-{k}.npz").exists() for k in range(args.folds)) and not args.force:
+    todo = [k for k in range(args.folds) if args.force or not (target / f"ranker-{k}.npz").exists()
+            or (k == args.holdout and not (target / f"keys-{k}.npz").exists())]
+    if not todo:
         print("rankers: reusing", target)
         return
     target.mkdir(parents=True, exist_ok=True)
     examples = tr.load(args.data, ["sroie", "funsd"], ["given", "ocr"], args.limit, 0)
     synth = tr.load(args.data, ["invoice", "form"], [], None, 100)
-    for k in range(args.folds):
+    for k in todo:
         start = time.perf_counter()
         held = {d["id"] for d in docs if fold[d["id"]] == k}
         train_set = [e for e in examples if e.id.rsplit("/", 1)[0] not in held] + synth
-        tr.train(train_set, 80, k).ranker.save(target / f"ranker-{k}.npz")
+        models = tr.train(train_set, 80, k)
+        models.ranker.save(target / f"ranker-{k}.npz")
+        if models.keys is not None:
+            models.keys.save(target / f"keys-{k}.npz")
         print(f"rankers: fold {k} ({len(held)} documents held out) in {time.perf_counter() - start:.0f} s", flush=True)
 
 
-def _ranker(args: argparse.Namespace, k: int) -> Any:
+def _ranker(args: argparse.Namespace, k: int, name: str = "ranker") -> Any:
     from docvlm.tasks._rank import Ranker
 
-    return Ranker.load(args.work / "rankers" / f"ranker-{k}.npz")
+    return Ranker.load(args.work / "rankers" / f"{name}-{k}.npz")
 
 
 def synth_pairs(n: int, seed: int) -> list[tuple[Any, Any]]:
@@ -273,8 +279,9 @@ def step_train(args: argparse.Namespace) -> None:
 class _Memo:
     """A model whose scores are remembered, so extraction runs again at each LM weight without the model."""
 
-    def __init__(self, model: Any) -> None:
+    def __init__(self, model: Any, end: bool = False) -> None:
         self.model = model
+        self.end = model.tokenizer.eos_token if end else ""  # score "value<end of turn>": the value and no more
         self.memo: dict[tuple[str, tuple[str, ...]], list[float]] = {}
 
     def wrap(self) -> Any:
@@ -296,18 +303,26 @@ class _Memo:
             def _score(self, messages: Any, continuations: list[str], assistant_prefix: str) -> list[float]:
                 key = ("\n".join(m.text for m in messages), tuple(continuations))
                 if key not in outer.memo:
-                    outer.memo[key] = outer.model.score(messages, continuations)
+                    outer.memo[key] = outer.model.score(messages, [c + outer.end for c in continuations])
                 return outer.memo[key]
 
         return Memo()
 
 
 def step_eval(args: argparse.Namespace, docs: list[dict[str, Any]], fold: dict[str, int]) -> dict[str, Any]:
-    import docvlm.tasks.extract as extract_module
     from docvlm.tasks.extract import extract
+
+    extract_module = sys.modules["docvlm.tasks.extract"]  # its LM_WEIGHT is read at each call
+
+    from bench.real_fields import squash
+    from docvlm.tasks.key_values import key_values
 
     held = [d for d in docs if fold[d["id"]] == args.holdout][:args.eval_limit]
     ranker = _ranker(args, args.holdout)
+    key_model = _ranker(args, args.holdout, "keys")
+    import numpy as np
+
+    links: dict[tuple[str, str, float], Any] = defaultdict(lambda: np.zeros(3))
     models: dict[str, Any] = {"untuned": _load("default-base")}
     adapter = args.adapter or args.work / "adapter"
     if (adapter / "adapter_config.json").exists():
@@ -321,8 +336,11 @@ def step_eval(args: argparse.Namespace, docs: list[dict[str, Any]], fold: dict[s
             schema, truth = schema_of(doc)
             for words in args.words.split(","):
                 page = open_page(doc, words)
-                for name, model in [("layout", None), *models.items()]:
-                    memo = _Memo(model).wrap() if model is not None else None
+                readers = [("layout", None, False), *((n, m, False) for n, m in models.items())]
+                if args.end:
+                    readers += [(f"{n}+end", m, True) for n, m in models.items()]
+                for name, model, end in readers:
+                    memo = _Memo(model, end).wrap() if model is not None else None
                     for w in WEIGHTS if model is not None else (0.0,):
                         extract_module.LM_WEIGHT = w
                         t0 = time.process_time()
@@ -335,6 +353,13 @@ def step_eval(args: argparse.Namespace, docs: list[dict[str, Any]], fold: dict[s
                         for field, want in truth.items():
                             if want is not None:
                                 right_at[(doc["set"], words, name, w)].append(right(got.get(field), want))
+                        if doc["set"] == "forms":  # the same model in dv.key_values: question -> answer links
+                            t0 = time.process_time()
+                            kv = key_values(memo, page, ranker=ranker, key_model=key_model)
+                            seconds[f"{name} links"] += time.process_time() - t0
+                            found = {(squash(p.key.quote), squash(p.value.quote)) for p in kv if p.value is not None}
+                            want_links = {(squash(q), squash(a)) for q, a in doc["links"]}
+                            links[(words, name, w)] += [len(found & want_links), len(found), len(want_links)]
             if n % 10 == 9:
                 print(f"eval: {n + 1}/{len(held)} documents, {time.perf_counter() - start:.0f} s", flush=True)
     finally:
@@ -352,6 +377,20 @@ def step_eval(args: argparse.Namespace, docs: list[dict[str, Any]], fold: dict[s
                if (set_, words, name, x) in right_at else float("nan") for x in WEIGHTS]
         report["figures"][f"{set_}/{words}/{name}"] = dict(zip([str(x) for x in WEIGHTS], row, strict=True))
         print(f"  {set_:9s} {words:6s} {name:8s} " + " ".join(f"{v:7.3f}" for v in row) + f"  {len(oks)}")
+    print("  FUNSD question -> answer links of dv.key_values (F1, texts without whitespace)")
+    for (words, name, w), counts in sorted(links.items()):
+        if w != WEIGHTS[0] and name != "layout":
+            continue
+        row = []
+        for x in WEIGHTS:
+            c = links.get((words, name, x))
+            if c is None:
+                row.append(float("nan"))
+                continue
+            p, r = c[0] / max(1, c[1]), c[0] / max(1, c[2])
+            row.append(2 * p * r / max(1e-9, p + r))
+        report["figures"][f"links/{words}/{name}"] = dict(zip([str(x) for x in WEIGHTS], row, strict=True))
+        print(f"  {'links':9s} {words:6s} {name:8s} " + " ".join(f"{v:7.3f}" for v in row) + f"  {int(counts[2])}")
     report["cpu_seconds"] = dict(seconds)
     (args.work / f"eval-fold{args.holdout}.json").write_text(json.dumps(report, indent=2))
     return report
@@ -361,7 +400,7 @@ def step_ship(args: argparse.Namespace) -> None:
     report = json.loads((args.work / f"eval-fold{args.holdout}.json").read_text())
     w = str(report["lm_weight"])
     verdicts = []
-    for set_ in ("receipts", "forms"):
+    for set_ in ("receipts", "forms", "links"):  # fields of receipts and forms, and the forms' key -> value links
         tuned = [v[w] for k, v in report["figures"].items() if k.startswith(f"{set_}/") and k.endswith("/tuned")]
         untuned = [v[w] for k, v in report["figures"].items() if k.startswith(f"{set_}/") and k.endswith("/untuned")]
         if not tuned:
@@ -405,6 +444,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=None)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--eval-limit", type=int, default=None)
+    ap.add_argument("--end", action="store_true", help="eval: also score each value followed by the end-of-turn "
+                    "token (the value and nothing more), the way extraction could score")
     ap.add_argument("--adapter", type=Path, default=None, help="eval / ship this adapter instead of the trained one")
     ap.add_argument("--force", action="store_true", help="redo steps whose output exists")
     args = ap.parse_args(argv)
