@@ -309,89 +309,108 @@ class _Memo:
         return Memo()
 
 
-def step_eval(args: argparse.Namespace, docs: list[dict[str, Any]], fold: dict[str, int]) -> dict[str, Any]:
-    from docvlm.tasks.extract import extract
-
-    extract_module = sys.modules["docvlm.tasks.extract"]  # its LM_WEIGHT is read at each call
-
+def _read(args: argparse.Namespace, held: list[dict[str, Any]], name: str, model: Any, end: bool) -> dict[str, Any]:
+    """One reader's results on the held-back documents: per (set, words, weight) the fields right, and per
+    (words, weight) the link counts (right, predicted, true); with its CPU seconds."""
     from bench.real_fields import squash
+    from docvlm.tasks.extract import extract
     from docvlm.tasks.key_values import key_values
 
-    held = [d for d in docs if fold[d["id"]] == args.holdout][:args.eval_limit]
+    extract_module = sys.modules["docvlm.tasks.extract"]  # its LM_WEIGHT is read at each call
     ranker = _ranker(args, args.holdout)
     key_model = _ranker(args, args.holdout, "keys")
-    import numpy as np
-
-    links: dict[tuple[str, str, float], Any] = defaultdict(lambda: np.zeros(3))
-    models: dict[str, Any] = {"untuned": _load("default-base")}
-    adapter = args.adapter or args.work / "adapter"
-    if (adapter / "adapter_config.json").exists():
-        models["tuned"] = _load("default-base", adapter)
     shipped_weight = extract_module.LM_WEIGHT
-    right_at: dict[tuple[str, str, str, float], list[bool]] = defaultdict(list)
-    seconds: dict[str, float] = defaultdict(float)
+    fields: dict[str, list[bool]] = defaultdict(list)
+    links: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])
+    seconds = 0.0
     start = time.perf_counter()
     try:
         for n, doc in enumerate(held):
             schema, truth = schema_of(doc)
             for words in args.words.split(","):
                 page = open_page(doc, words)
-                readers = [("layout", None, False), *((n, m, False) for n, m in models.items())]
-                if args.end:
-                    readers += [(f"{n}+end", m, True) for n, m in models.items()]
-                for name, model, end in readers:
-                    memo = _Memo(model, end).wrap() if model is not None else None
-                    for w in WEIGHTS if model is not None else (0.0,):
-                        extract_module.LM_WEIGHT = w
-                        t0 = time.process_time()
-                        try:
-                            got = extract(memo, page, schema, ranker=ranker).value.model_dump()
-                        except Exception as exc:
-                            print(f"  {doc['id']} {name}: {exc}", file=sys.stderr)
-                            got = {}
-                        seconds[name] += time.process_time() - t0
-                        for field, want in truth.items():
-                            if want is not None:
-                                right_at[(doc["set"], words, name, w)].append(right(got.get(field), want))
-                        if doc["set"] == "forms":  # the same model in dv.key_values: question -> answer links
-                            t0 = time.process_time()
-                            kv = key_values(memo, page, ranker=ranker, key_model=key_model)
-                            seconds[f"{name} links"] += time.process_time() - t0
-                            found = {(squash(p.key.quote), squash(p.value.quote)) for p in kv if p.value is not None}
-                            want_links = {(squash(q), squash(a)) for q, a in doc["links"]}
-                            links[(words, name, w)] += [len(found & want_links), len(found), len(want_links)]
+                memo = _Memo(model, end).wrap() if model is not None else None
+                for w in WEIGHTS if model is not None else (0.0,):
+                    extract_module.LM_WEIGHT = w
+                    t0 = time.process_time()
+                    try:
+                        got = extract(memo, page, schema, ranker=ranker).value.model_dump()
+                    except Exception as exc:
+                        print(f"  {doc['id']} {name}: {exc}", file=sys.stderr)
+                        got = {}
+                    for field, want in truth.items():
+                        if want is not None:
+                            fields[f"{doc['set']}/{words}/{w}"].append(right(got.get(field), want))
+                    if doc["set"] == "forms":  # the same model in dv.key_values: question -> answer links
+                        kv = key_values(memo, page, ranker=ranker, key_model=key_model)
+                        found = {(squash(p.key.quote), squash(p.value.quote)) for p in kv if p.value is not None}
+                        want_links = {(squash(q), squash(a)) for q, a in doc["links"]}
+                        c = links[f"{words}/{w}"]
+                        c[0] += len(found & want_links)
+                        c[1] += len(found)
+                        c[2] += len(want_links)
+                    seconds += time.process_time() - t0
             if n % 10 == 9:
-                print(f"eval: {n + 1}/{len(held)} documents, {time.perf_counter() - start:.0f} s", flush=True)
+                print(f"eval {name}: {n + 1}/{len(held)} documents, {time.perf_counter() - start:.0f} s", flush=True)
     finally:
         extract_module.LM_WEIGHT = shipped_weight
+    return {"fields": dict(fields), "links": dict(links), "cpu_seconds": seconds}
+
+
+def step_eval(args: argparse.Namespace, docs: list[dict[str, Any]], fold: dict[str, int]) -> dict[str, Any]:
+    """Each reader's results are kept in ``<work>/eval-fold<k>/`` (the tuned one under its adapter's hash), so
+    readers can be measured apart (the untuned model while the adapter trains) and are not measured twice."""
+    from docvlm.models._adapters import adapter_key
+
+    held = [d for d in docs if fold[d["id"]] == args.holdout][:args.eval_limit]
+    folder = args.work / f"eval-fold{args.holdout}{'-limit' + str(args.eval_limit) if args.eval_limit else ''}"
+    folder.mkdir(parents=True, exist_ok=True)
+    adapter = args.adapter or args.work / "adapter"
+    tuned = (adapter / "adapter_config.json").exists()
+    readers = ["layout", "untuned", *(["tuned"] if tuned else [])]
+    if args.end:
+        readers += ["untuned+end", *(["tuned+end"] if tuned else [])]
+    if args.readers:
+        readers = [r for r in readers if r in args.readers.split(",")]
+    results: dict[str, Any] = {}
+    loaded: dict[str, Any] = {}
+    for name in readers:
+        base = name.split("+")[0]
+        file = folder / (f"{name}-{adapter_key(adapter)}.json" if base == "tuned" else f"{name}.json")
+        if file.exists() and not args.force:
+            results[name] = json.loads(file.read_text())
+            continue
+        if base != "layout" and base not in loaded:
+            loaded[base] = _load("default-base", adapter if base == "tuned" else None)
+        results[name] = _read(args, held, name, loaded.get(base), name.endswith("+end"))
+        file.write_text(json.dumps(results[name]))
+    from docvlm.tasks.extract import LM_WEIGHT
+
     report: dict[str, Any] = {"holdout": args.holdout, "documents": {s: sum(d["set"] == s for d in held)
                                                                      for s in ("receipts", "forms")},
-                              "lm_weight": shipped_weight, "figures": {}}
+                              "lm_weight": LM_WEIGHT, "figures": {},
+                              "cpu_seconds": {n: r["cpu_seconds"] for n, r in results.items()}}
     print(f"\nheld-back fold {args.holdout}: {report['documents']['receipts']} receipts, "
-          f"{report['documents']['forms']} forms; fields right (whitespace and case aside)")
-    print(f"  {'set':9s} {'words':6s} {'reader':8s} " + " ".join(f"w={w:<5}" for w in WEIGHTS) + "  fields")
-    for (set_, words, name, w), oks in sorted(right_at.items()):
-        if w != WEIGHTS[0] and name != "layout":
-            continue
-        row = [sum(right_at[(set_, words, name, x)]) / max(1, len(right_at[(set_, words, name, x)]))
-               if (set_, words, name, x) in right_at else float("nan") for x in WEIGHTS]
-        report["figures"][f"{set_}/{words}/{name}"] = dict(zip([str(x) for x in WEIGHTS], row, strict=True))
-        print(f"  {set_:9s} {words:6s} {name:8s} " + " ".join(f"{v:7.3f}" for v in row) + f"  {len(oks)}")
-    print("  FUNSD question -> answer links of dv.key_values (F1, texts without whitespace)")
-    for (words, name, w), counts in sorted(links.items()):
-        if w != WEIGHTS[0] and name != "layout":
-            continue
-        row = []
-        for x in WEIGHTS:
-            c = links.get((words, name, x))
-            if c is None:
-                row.append(float("nan"))
-                continue
-            p, r = c[0] / max(1, c[1]), c[0] / max(1, c[2])
-            row.append(2 * p * r / max(1e-9, p + r))
-        report["figures"][f"links/{words}/{name}"] = dict(zip([str(x) for x in WEIGHTS], row, strict=True))
-        print(f"  {'links':9s} {words:6s} {name:8s} " + " ".join(f"{v:7.3f}" for v in row) + f"  {int(counts[2])}")
-    report["cpu_seconds"] = dict(seconds)
+          f"{report['documents']['forms']} forms; fields right (whitespace and case aside), links F1")
+    print(f"  {'set':9s} {'words':6s} {'reader':12s} " + " ".join(f"w={w:<5}" for w in WEIGHTS) + "  n")
+    for set_ in ("receipts", "forms", "links"):
+        for words in args.words.split(","):
+            for name, res in results.items():
+                row = []
+                n = 0
+                for w in WEIGHTS:
+                    w = 0.0 if name == "layout" else w
+                    if set_ == "links":
+                        c = res["links"].get(f"{words}/{w}")
+                        p, r = (c[0] / max(1, c[1]), c[0] / max(1, c[2])) if c else (0.0, 0.0)
+                        row.append(2 * p * r / max(1e-9, p + r) if c else float("nan"))
+                        n = c[2] if c else 0
+                    else:
+                        oks = res["fields"].get(f"{set_}/{words}/{w}", [])
+                        row.append(sum(oks) / len(oks) if oks else float("nan"))
+                        n = len(oks)
+                report["figures"][f"{set_}/{words}/{name}"] = dict(zip([str(x) for x in WEIGHTS], row, strict=True))
+                print(f"  {set_:9s} {words:6s} {name:12s} " + " ".join(f"{v:7.3f}" for v in row) + f"  {n}")
     (args.work / f"eval-fold{args.holdout}.json").write_text(json.dumps(report, indent=2))
     return report
 
@@ -444,6 +463,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=None)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--eval-limit", type=int, default=None)
+    ap.add_argument("--readers", default=None, help="eval: only these of layout,untuned,tuned,untuned+end,tuned+end")
     ap.add_argument("--end", action="store_true", help="eval: also score each value followed by the end-of-turn "
                     "token (the value and nothing more), the way extraction could score")
     ap.add_argument("--adapter", type=Path, default=None, help="eval / ship this adapter instead of the trained one")

@@ -4,7 +4,8 @@ An adapter is a folder written by [`docvlm.finetune.train`][docvlm.finetune.trai
 ``adapter_config.json`` and ``adapter_model.safetensors``. It is merged into the model's weights where it can be
 (the merged model runs at the base model's speed); a model peft cannot merge keeps the adapter as extra layers.
 For the default model the merged weights are written once into docvlm's cache, so that every runtime (the
-onnxruntime export included) runs the adapted model.
+onnxruntime export included) runs the adapted model; a plain LoRA adapter (what docvlm trains) is merged there
+without peft, so the default model needs only the ``local`` extra.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from docvlm.errors import ModelError
 if TYPE_CHECKING:
     from docvlm.models.transformers import TransformersModel
 
-__all__ = ["adapter_choice_weight", "adapter_key", "apply_adapter", "check_adapter", "merged_folder"]
+__all__ = ["adapter_choice_weight", "adapter_key", "apply_adapter", "check_adapter", "merge_lora", "merged_folder"]
 
 _FILES = ("adapter_config.json", "adapter_model.safetensors", "adapter_model.bin")
 
@@ -103,6 +104,48 @@ def apply_adapter(model: TransformersModel, adapter: str | os.PathLike[str], *, 
     return model
 
 
+def _plain_lora(adapter: Path) -> dict[str, Any] | None:
+    """The adapter's config when it is a plain LoRA (no DoRA, no extra trained modules, no biases): then its merge
+    is ``W + (alpha / r) * B @ A`` per adapted linear layer and needs no peft."""
+    import json
+
+    config = json.loads((adapter / "adapter_config.json").read_text())
+    plain = (config.get("peft_type") == "LORA" and not config.get("use_dora") and not config.get("modules_to_save")
+             and config.get("bias", "none") == "none" and not config.get("fan_in_fan_out")
+             and not config.get("rank_pattern") and not config.get("alpha_pattern")
+             and (adapter / "adapter_model.safetensors").is_file())
+    return config if plain else None
+
+
+def merge_lora(state: dict[str, Any], adapter: Path, config: dict[str, Any]) -> int:
+    """Merge a plain LoRA adapter's weights into a model state dict in place; returns how many layers changed.
+
+    Raises:
+        ModelError: an adapted layer the state dict does not have (an adapter for another model).
+    """
+    import math
+
+    from safetensors.torch import load_file
+
+    lora = load_file(str(adapter / "adapter_model.safetensors"))
+    r = float(config["r"])
+    scale = float(config["lora_alpha"]) / (math.sqrt(r) if config.get("use_rslora") else r)
+    merged = 0
+    for key, a in lora.items():
+        if ".lora_A." not in key:
+            continue
+        module = key.split(".lora_A.")[0]
+        b = lora[key.replace(".lora_A.", ".lora_B.")]
+        name = module.removeprefix("base_model.model.") + ".weight"
+        if name not in state:
+            raise ModelError(f"the adapter in {adapter} adapts {name}, which this model does not have",
+                             hint="load the base model the adapter was trained on (see its adapter_config.json)")
+        weight = state[name]
+        state[name] = (weight.float() + scale * (b.float() @ a.float())).to(weight.dtype)
+        merged += 1
+    return merged
+
+
 def merged_folder(base: Path, adapter: str | os.PathLike[str], cache: Path) -> Path:
     """A ``save_pretrained`` folder of ``base``'s weights with ``adapter`` merged in, written once into ``cache``
     (keyed by the base folder's name and the adapter's files; atomic, so concurrent loads never see half a folder).
@@ -118,7 +161,14 @@ def merged_folder(base: Path, adapter: str | os.PathLike[str], cache: Path) -> P
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     model = AutoModelForCausalLM.from_pretrained(str(base), dtype=torch.float32)
-    merged = _wrap(model, path).merge_and_unload()
+    config = _plain_lora(path)
+    if config is not None:  # no peft needed (the default model's shipped adapter)
+        state = model.state_dict()
+        merge_lora(state, path, config)
+        model.load_state_dict(state)
+        merged = model
+    else:
+        merged = _wrap(model, path).merge_and_unload()
     tokenizer = AutoTokenizer.from_pretrained(str(base))
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=target.parent))

@@ -214,14 +214,14 @@ def _rescored(model: Model, keys: Sequence[tuple[int, float]], choices: Sequence
     out: list[list[tuple[int | None, float]]] = []
     for (ki, _), ranked, top in zip(keys, choices, tops, strict=True):
         texts = list(dict.fromkeys(cands.spans[i].text for i, _ in top))
-        if (ranked and ranked[0][0] is None) or len(texts) < 2:
+        if not ranked or ranked[0][0] is None or len(texts) < 2:
             out.append(list(ranked))
             continue
         lm = model.score(field_prompt(text, cands.spans[ki].text.rstrip(": ")), texts)
-        bonus = {t: LM_WEIGHT * (v - max(lm)) for t, v in zip(texts, lm, strict=True)}
-        offered = sorted(((i, s + bonus[cands.spans[i].text]) for i, s in top), key=lambda t: -t[1])
-        taken = {i for i, _ in top}
-        out.append(offered + [(i, s) for i, s in ranked if i not in taken])
+        adjusted = {i: s + LM_WEIGHT * (lm[texts.index(cands.spans[i].text)] - max(lm)) for i, s in top}
+        chosen = max(top, key=lambda t: adjusted[t[0]])[0]
+        adjusted[chosen] = ranked[0][1]  # the model's choice takes the first place (the ranker said there is a value)
+        out.append(sorted(((i, adjusted.get(i, s) if i is not None else s) for i, s in ranked), key=lambda t: -t[1]))
     return out
 
 

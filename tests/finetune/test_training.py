@@ -52,6 +52,13 @@ def test_a_language_model_learns_extraction_answers_and_resumes(
     assert completion_loss(tuned, dataset) < completion_loss(base, dataset) - 0.05
     ex = dataset[0]
     assert tuned.score(ex.messages, ex.continuations) != base.score(ex.messages, ex.continuations)
+    # the merge without peft (how the default model's shipped adapter is merged) gives peft's weights
+    from docvlm.models._adapters import merged_folder
+
+    plain = dv.load_model(str(merged_folder(Path(folder), out, tmp_path / "cache")))
+    peft_weights = tuned.model.state_dict()  # type: ignore[attr-defined]
+    for name, weight in plain.model.state_dict().items():  # type: ignore[attr-defined]
+        assert (weight - peft_weights[name]).abs().max() < 1e-5, name
 
     again = train(folder, dataset, out, max_steps=16, learning_rate=2e-2, progress=False)
     assert again.steps == 16 and len(again.losses) == 4  # resumed from checkpoint 12, not started over

@@ -3,6 +3,10 @@ field's, with extraction's field prompt."""
 
 from __future__ import annotations
 
+import sys
+
+import pytest
+
 import docvlm as dv
 from docvlm.models import FunctionModel, Message
 from docvlm.tasks.extract import field_prompt
@@ -29,3 +33,16 @@ def test_a_scoring_model_moves_each_keys_value_among_its_best_ranked() -> None:
     assert any(got[key] == asked[key.rstrip(": ")][-1] for key in moved)
     assert all(got[key] in [*asked[key.rstrip(": ")], None] for key in moved)
     assert got.get("Fax:", "missing") == layout.get("Fax:", "missing")  # "no value" stays the ranker's call
+
+
+def test_with_no_weight_on_the_model_the_reading_is_the_layouts(monkeypatch: pytest.MonkeyPatch) -> None:
+    page = dv.open(form_pdf())[0]
+    monkeypatch.setattr(sys.modules["docvlm.tasks.extract"], "LM_WEIGHT", 0.0)
+    calls = []
+
+    def scorer(messages: list[Message], continuations: list[str], prefix: str) -> list[float]:
+        calls.append(continuations)
+        return [-float(i) for i in range(len(continuations), 0, -1)]
+
+    model = FunctionModel(lambda m, i: None, supports_images=False, scorer=scorer)
+    assert pairs(dv.key_values(model, page)) == pairs(dv.key_values(None, page)) and calls
