@@ -33,10 +33,13 @@ if TYPE_CHECKING:
     from docvlm.models.profiles import FamilyProfile
     from docvlm.types.geometry import Size
 
-__all__ = ["NoTarget", "Recorded", "Teacher", "render"]
+__all__ = ["NOT_ASKED", "NoTarget", "Recorded", "Teacher", "render"]
 
 #: What the teacher scores every continuation but the true one (a log-probability no ranker score outweighs).
 FAR_BELOW = -1.0e6
+#: What a chooser returns for a scoring request the truth says nothing about (not a miss: e.g. a printed key that
+#: is not in the labels).
+NOT_ASKED = -1
 
 
 class NoTarget(DocVLMError):
@@ -101,8 +104,9 @@ class Teacher(Model):
             shape the requests the task sends.
         oracle: ``(messages, constraint) -> value`` of the output type (or raw text), the true answer; raises
             [`NoTarget`][docvlm.finetune._teacher.NoTarget] when the truth has no allowed answer.
-        chooser: ``(messages, continuations) -> index`` of the true continuation of a scoring request, or
-            ``None`` when none is true (nothing is recorded, and the continuations keep their order).
+        chooser: ``(messages, continuations) -> index`` of the true continuation of a scoring request; ``None``
+            when none is (a miss, listed in ``misses``) or ``NOT_ASKED`` when the truth says nothing about it;
+            either way nothing is recorded and the continuations keep their order.
 
     Attributes:
         records: every answered request, in order.
@@ -140,9 +144,10 @@ class Teacher(Model):
         return out
 
     def _score(self, messages: list[Message], continuations: list[str], assistant_prefix: str) -> list[float]:
-        index = self.chooser(messages, continuations) if self.chooser is not None else None
-        if index is None:
-            self.misses.append(messages[-1].text.rsplit("\n", 1)[-1] if messages else "")
+        index = self.chooser(messages, continuations) if self.chooser is not None else NOT_ASKED
+        if index is None or index == NOT_ASKED:
+            if index is None:
+                self.misses.append(messages[-1].text.rsplit("\n", 1)[-1] if messages else "")
             return [FAR_BELOW * (i + 1) for i in range(len(continuations))]
         self.records.append(Recorded(messages, assistant_prefix + continuations[index], scored=True,
                                      continuations=[assistant_prefix + c for c in continuations]))

@@ -14,7 +14,9 @@ task           labelled examples                                what is recorded
                instance)`` pairs of your own pydantic schema    text-only models that score: the field's
                                                                 question and its true value among the
                                                                 offered candidates; others: the JSON choice
-``key_values`` [`FieldsSample`][docvlm.eval.datasets.FieldsSample] whose labels are printed keys (FUNSD) the JSON of each key's value (or null)
+``key_values`` [`FieldsSample`][docvlm.eval.datasets.FieldsSample] whose labels are printed keys (FUNSD) as ``extract`` (each key a field) for models
+                                                                that score; others: the JSON of each key's
+                                                                value (or null)
 ``ask``        [`QASample`][docvlm.eval.datasets.QASample] (DocVQA), or ``FieldsSample`` (one
                question per field)                              the printed answer (text-only), or the
                                                                 answer and the ids of its segments (VLMs)
@@ -52,7 +54,7 @@ from docvlm.eval.datasets import (
     SkippedRecord,
     TableSample,
 )
-from docvlm.finetune._teacher import NoTarget, Recorded, Teacher
+from docvlm.finetune._teacher import NOT_ASKED, NoTarget, Recorded, Teacher
 from docvlm.models.base import Model
 from docvlm.models.messages import Message
 from docvlm.types.geometry import BoundingBox, Space
@@ -207,8 +209,19 @@ def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
 
 
 def _tail(messages: list[Message]) -> str:
-    """The last paragraph of the prompt: the question."""
-    return messages[-1].text.rsplit("\n\n", 1)[-1] if messages else ""
+    """The last line of the prompt: the question (after any instructions)."""
+    return messages[-1].text.rsplit("\n", 1)[-1] if messages else ""
+
+
+def _asked(messages: list[Message]) -> str | None:
+    """What extraction's field prompt asks for (``"invoice date (the date)"``), read with the prompt's own shape."""
+    from docvlm.tasks.extract import field_prompt
+
+    before, after = field_prompt("", "\x00").rsplit("\n", 1)[-1].split("\x00")
+    line = _tail(messages)
+    if line.startswith(before) and line.endswith(after) and len(line) > len(before) + len(after):
+        return line[len(before):len(line) - len(after)]
+    return None
 
 
 # the tasks ---------------------------------------------------------------------------------------------------
@@ -227,8 +240,8 @@ def _run_extract(student: Model, page: Page, truth: dict[str, Any], schema: type
     def chooser(messages: list[Message], continuations: list[str]) -> int | None:
         # the field the question names ("What is the invoice date (...)?"), else the one field whose true value
         # is among the continuations
-        tail = " ".join(_tail(messages).lower().split())
-        named = [p for p in truth if any(tail.startswith(f"what is the {_phrase(p)}{end}") for end in ("?", " ("))]
+        asked = " ".join((_asked(messages) or "").lower().split())
+        named = [p for p in truth if asked == _phrase(p) or asked.startswith(f"{_phrase(p)} (")]
         if named:
             want = truth[max(named, key=len)]
             return next((i for i, c in enumerate(continuations) if same_value(c, want)), None) \
@@ -272,6 +285,12 @@ _LISTED_KEY = re.compile(r"^k(\d+): (.*)$", re.M)
 def _run_key_values(student: Model, page: Page, links: dict[str, str], options: Mapping[str, Any]) -> Teacher:
     from docvlm.tasks.key_values import key_values
 
+    def chooser(messages: list[Message], continuations: list[str]) -> int | None:  # a model that scores
+        want = links.get(_squash(_asked(messages) or "").rstrip(":"))
+        if want is None:
+            return NOT_ASKED  # a printed key the labels do not have
+        return next((i for i, c in enumerate(continuations) if same_value(c, want)), None)
+
     def oracle(messages: list[Message], constraint: CompiledConstraint[Any]) -> Any:
         keys = {int(n): text for n, text in _LISTED_KEY.findall(messages[-1].text)}
         answer_model = constraint.output_type
@@ -283,7 +302,7 @@ def _run_key_values(student: Model, page: Page, links: dict[str, str], options: 
             out[name] = next((o for o in options if same_value(str(o), want)), None) if want is not None else None
         return out
 
-    teacher = Teacher(student, oracle)
+    teacher = Teacher(student, oracle, chooser)
     key_values(teacher, page, **options)
     return teacher
 

@@ -84,8 +84,12 @@ def form_sample() -> FieldsSample:
 
 def test_key_values_targets_give_each_printed_key_its_true_value() -> None:
     sample = form_sample()
-    dataset = build_dataset("key_values", [sample], text_only())
-    assert dataset.examples
+    scored = build_dataset("key_values", [sample], text_only())  # each key asked as extraction asks a field
+    answers = {ex.prompt.rsplit("What is the ", 1)[1].split("?")[0]: ex.check() for ex in scored}
+    assert answers == {"Name": "Maria Rossi", "Member No.": "M-48213", "Date of birth": "04/11/1987"}
+    assert not scored.skipped  # "Phone:" is printed but not labelled: not a miss
+    dataset = build_dataset("key_values", [sample], TestModel(supports_images=True))  # one JSON answer
+    assert len(dataset.examples) == 1
     ex = dataset.examples[0]
     answer = ex.check().model_dump()
     listing = dict(line.split(": ", 1) for line in ex.prompt.splitlines() if line[:1] == "k" and ": " in line)
@@ -159,3 +163,16 @@ def test_unknown_task_and_wrong_samples_are_usage_errors() -> None:
         build_dataset("summarize", [], text_only())
     with pytest.raises(dv.UsageError, match="takes TableSample examples"):
         build_dataset("tables", synthetic_dataset("invoice", 1), text_only())
+
+
+def test_options_reach_the_task_and_the_truth_still_finds_its_field() -> None:
+    sample = synthetic_dataset("invoice", 1).samples[0]
+    dataset = build_dataset("extract", [sample], text_only(), instructions="Amounts are printed with two decimals.",
+                            max_choices=3)
+    assert dataset.examples and all(len(ex.continuations) <= 3 for ex in dataset)
+    truth = sample.truth()
+    for ex in dataset:
+        question = ex.prompt.rsplit("\n", 1)[1]
+        assert ex.prompt.rsplit("\n", 2)[1] == "Amounts are printed with two decimals."
+        name = next(n for n in truth if question.startswith(f"What is the {n.replace('_', ' ')} ("))
+        assert same_value(ex.completion, truth[name])
