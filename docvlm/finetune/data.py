@@ -18,7 +18,8 @@ task           labelled examples                                what is recorded
                                                                 that score; others: the JSON of each key's
                                                                 value (or null)
 ``ask``        [`QASample`][docvlm.eval.datasets.QASample] (DocVQA), or ``FieldsSample`` (one
-               question per field)                              the printed answer (text-only), or the
+               question per field)                              the printed answer (text-only: scored as
+                                                                ``extract`` scores, or the choice), or the
                                                                 answer and the ids of its segments (VLMs)
 ``ground``     [`FieldsSample`][docvlm.eval.datasets.FieldsSample] with boxes (each value is a phrase),
                [`DetectionSample`][docvlm.eval.datasets.DetectionSample] (each label is a phrase)    boxes in the family's own convention
@@ -329,7 +330,10 @@ def _run_ask(student: Model, document: Document | Page, question: str, answers: 
             return {"answer": answers[0], "sources": ids[:3]}
         return answers[0]
 
-    teacher = Teacher(student, oracle)
+    def chooser(messages: list[Message], continuations: list[str]) -> int | None:  # a model that scores
+        return next((i for i, c in enumerate(continuations) if any(same_value(c, a) for a in answers)), None)
+
+    teacher = Teacher(student, oracle, chooser)
     ask(teacher, document, question, **options)
     return teacher
 

@@ -7,7 +7,7 @@ value printed with it) that docling, Textract and Azure offer.
 2. Each key is then a field named by its own text: the value ranker of [`docvlm.extract`][docvlm.extract] ranks the spans
    that are not keys, and "not filled in" beside them. A value goes to the key that ranks it best.
 3. With a model, the model chooses each key's value among the best-ranked spans: a text-only model that scores weighs
-   in on each key's best values as in [`docvlm.extract`][docvlm.extract] (the same field prompt, the same weight); other
+   in on each key's best values as in [`docvlm.extract`][docvlm.extract] (the same field prompt, its `choice_weight`); other
    models choose every key's value (or none) in one constrained answer.
 
 Keys and values are [`Citation`][docvlm.types.Citation] s: their text as printed and their box in page space.
@@ -204,11 +204,15 @@ def _rescored(model: Model, keys: Sequence[tuple[int, float]], choices: Sequence
               cands: Candidates, max_choices: int) -> list[list[tuple[int | None, float]]]:
     """A text-only model that scores weighs in as in [`docvlm.extract`][docvlm.extract]: each key is a field named by its
     text, asked with extraction's field prompt over the text near the offered values, and each of its best
-    ``max_choices`` values gets ``LM_WEIGHT x (log-probability - the best log-probability)`` added to its ranker score
-    (they are then assigned as without a model). "No value" stays the ranker's call."""
+    ``max_choices`` values gets ``weight x (log-probability - the best log-probability)`` added to its ranker score
+    (they are then assigned as without a model), the weight being the model's `Model.choice_weight` (else
+    ``LM_WEIGHT``; 0: the model is not asked). "No value" stays the ranker's call."""
     from docvlm.tasks._context import text_near
     from docvlm.tasks.extract import LM_WEIGHT, field_prompt
 
+    weight = model.choice_weight if model.choice_weight is not None else LM_WEIGHT
+    if weight <= 0:  # the ranking alone decides; the model is not asked
+        return [list(ranked) for ranked in choices]
     tops = [[(i, s) for i, s in ranked if i is not None][:max_choices] for ranked in choices]
     text = text_near(_lines(cands), [cands.spans[i].segment.id for top in tops for i, _ in top], max_chars=6000)
     out: list[list[tuple[int | None, float]]] = []
@@ -218,7 +222,7 @@ def _rescored(model: Model, keys: Sequence[tuple[int, float]], choices: Sequence
             out.append(list(ranked))
             continue
         lm = model.score(field_prompt(text, cands.spans[ki].text.rstrip(": ")), texts)
-        adjusted = {i: s + LM_WEIGHT * (lm[texts.index(cands.spans[i].text)] - max(lm)) for i, s in top}
+        adjusted = {i: s + weight * (lm[texts.index(cands.spans[i].text)] - max(lm)) for i, s in top}
         chosen = max(top, key=lambda t: adjusted[t[0]])[0]
         adjusted[chosen] = ranked[0][1]  # the model's choice takes the first place (the ranker said there is a value)
         out.append(sorted(((i, adjusted.get(i, s) if i is not None else s) for i, s in ranked), key=lambda t: -t[1]))

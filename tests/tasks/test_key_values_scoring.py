@@ -45,4 +45,7 @@ def test_with_no_weight_on_the_model_the_reading_is_the_layouts(monkeypatch: pyt
         return [-float(i) for i in range(len(continuations), 0, -1)]
 
     model = FunctionModel(lambda m, i: None, supports_images=False, scorer=scorer)
+    assert pairs(dv.key_values(model, page)) == pairs(dv.key_values(None, page))
+    assert calls == []  # weight 0: the ranking alone decides and the model is not asked
+    model.choice_weight = 1e-9  # a model's own weight counts before LM_WEIGHT: a vanishing one asks, changes nothing
     assert pairs(dv.key_values(model, page)) == pairs(dv.key_values(None, page)) and calls
