@@ -40,6 +40,7 @@ EXTRAS: dict[str, tuple[str, str]] = {
     "rapidocr": ("rapidocr", "ocr"),
     "trl": ("trl", "finetune"),
     "peft": ("peft", "finetune"),
+    "datasets": ("datasets", "finetune"),
 }
 
 

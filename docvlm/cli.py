@@ -252,10 +252,11 @@ def _use_threads(threads: int | None) -> None:
         _state["threads"] = threads
 
 
-def _load(spec: str) -> Any:
+def _load(spec: str, **extra: Any) -> Any:
     from docvlm.models import load_model
 
     options = {"threads": _state["threads"]} if _state.get("threads") else {}
+    options.update({k: v for k, v in extra.items() if v is not None})
     with _status(f"loading model {spec}"):
         try:
             return load_model(spec, **options)
@@ -552,6 +553,8 @@ def eval_(
     model: Annotated[str | None, typer.Option(
         "--model", help="model spec (default: 'default'; tables: classical); 'none': the layout ranking alone "
                         "(extract, key_values, qa)")] = None,
+    adapter: Annotated[Path | None, typer.Option(
+        "--adapter", help="a LoRA adapter folder (docvlm finetune -o) to put on the model")] = None,
     limit: Annotated[int | None, typer.Option("--limit", help="only the first N samples")] = None,
     out: Annotated[Path, typer.Option("-o", "--out", help="folder for results.jsonl, metrics.json, report.html")] = Path("report"),
     threads: ThreadsOpt = None,
@@ -564,7 +567,12 @@ def eval_(
     _use_threads(threads)
     try:
         dataset = load_dataset(data, format, limit=limit)
-        m = None if model == "none" else _load(model) if model else (None if task == "tables" else _load("default"))
+        if adapter is not None and (model == "none" or (model is None and task == "tables")):
+            raise UsageError("--adapter needs a --model to put it on", hint="e.g. --model transformers:<folder>")
+        if model == "none" or (model is None and task == "tables"):
+            m = None
+        else:
+            m = _load(model or "default", adapter=adapter)
         with _progress(len(dataset), f"eval {task}") as bar:
             job = bar.add_task("eval", total=len(dataset))
             report = run_eval(m, dataset, task, out=out, progress=lambda done, total: bar.update(job, completed=done),
@@ -576,6 +584,49 @@ def eval_(
         print(f"docvlm: eval: {len(report.skipped)} bad records skipped (listed in {report.files['report']})",
               file=sys.stderr)
     print(f"docvlm: eval: wrote {', '.join(report.files.values())}", file=sys.stderr)
+
+
+@app.command()
+def finetune(
+    task: Annotated[str, typer.Option("--task", help="extract, key_values, ask, ground, detect or tables")],
+    data: Annotated[str, typer.Option("--data", help="labelled data: a dataset file or folder (synthetic: kind[:n[:seed]])")],
+    format: Annotated[str, typer.Option("--format", help="funsd, sroie, docvqa, coco, icdar2013, pubtabnet, synthetic")],
+    out: Annotated[Path, typer.Option("-o", "--out", help="folder for the adapter, checkpoints and loss.jsonl")],
+    base: Annotated[str, typer.Option("--base", help="the model to adapt: default, default-base, transformers:<folder>")] = "default",
+    limit: Annotated[int | None, typer.Option("--limit", help="only the first N labelled examples")] = None,
+    epochs: Annotated[float, typer.Option("--epochs", help="passes over the examples")] = 1.0,
+    max_steps: Annotated[int | None, typer.Option("--max-steps", help="optimizer steps in all (overrides --epochs)")] = None,
+    learning_rate: Annotated[float, typer.Option("--lr", help="learning rate")] = 2e-4,
+    lora_r: Annotated[int, typer.Option("--lora-r", help="LoRA rank")] = 8,
+    top_layers: Annotated[int | None, typer.Option(
+        "--top-layers", help="LoRA on the last N layers only (faster on a CPU; default: all)")] = None,
+    max_length: Annotated[int, typer.Option("--max-length", help="leave out examples longer than this (tokens)")] = 2048,
+    seed: Annotated[int, typer.Option("--seed", help="seed of the training run")] = 0,
+    resume: Annotated[bool, typer.Option("--resume/--no-resume", help="continue from the last checkpoint in -o")] = True,
+    threads: ThreadsOpt = None,
+) -> None:
+    """Fine-tune a model on labelled documents: the task's own requests and true answers, a LoRA adapter (TRL)."""
+    from docvlm.eval.datasets import load_dataset
+    from docvlm.finetune import build_dataset, train
+
+    _use_threads(threads)
+    try:
+        labelled = load_dataset(data, format, limit=limit)
+        spec = base.strip()
+        model = _load(spec, runtime="transformers") if spec in ("default", "default-base") else _load(spec)
+        with _status(f"building {task} training examples from {len(labelled)} labelled examples"):
+            dataset = build_dataset(task, labelled, model)
+        print(f"docvlm: finetune: {json.dumps(dataset.summary())}", file=sys.stderr)
+        result = train(model, dataset, out, epochs=epochs, max_steps=max_steps, learning_rate=learning_rate,
+                       lora_r=lora_r, lora_alpha=2 * lora_r, top_layers=top_layers, max_length=max_length, seed=seed,
+                       resume=resume, progress=_show_progress())
+    except DocVLMError as exc:
+        _fail(exc)
+    print(json.dumps({"adapter": str(result.adapter), "steps": result.steps, "examples": result.examples,
+                      "dropped": result.dropped, "first_loss": result.losses[0] if result.losses else None,
+                      "last_loss": result.losses[-1] if result.losses else None,
+                      "seconds": round(result.seconds, 1)}, indent=2))
+    print(f"docvlm: finetune: wrote {out} (use it: --model {spec} --adapter {out})", file=sys.stderr)
 
 
 def main() -> None:

@@ -5,6 +5,11 @@ tens of seconds, so the first load writes the dequantized weights as safetensors
 (``$DOCVLM_CACHE_DIR/models/...``) and later loads read those (about 2 s).
 
 It is a text-only model: tasks give it a page's text layer (or OCR), not the page image.
+
+``"default"`` is that model with the LoRA adapter docvlm ships in ``docvlm/data/default-adapter`` when one ships
+(trained on docvlm's own tasks by ``python -m bench.finetune_default``, and shipped only where it measured better
+than the untuned model on held-back real documents; see docs/performance.md); ``"default-base"`` is the untuned
+model. The adapter is merged into the weights once, into the cache, so every runtime runs the adapted model.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from typing import Any
 from docvlm.errors import MissingDependencyError, ModelError, UsageError
 
 __all__ = ["AUTO_RUNTIMES", "DEFAULT_GGUF", "RUNTIMES", "cache_root", "default_model_dir", "find_gguf",
-           "installed_runtimes", "load_default", "onnx_model_dir"]
+           "installed_runtimes", "load_default", "onnx_model_dir", "shipped_adapter"]
 
 #: Runtimes ``load_default`` knows.
 RUNTIMES = ("transformers", "onnxruntime", "llama.cpp")
@@ -31,6 +36,12 @@ AUTO_RUNTIMES = ("onnxruntime", "llama.cpp", "transformers")
 ONNX_PRECISION = "int8"
 
 DEFAULT_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def shipped_adapter() -> Path | None:
+    """The folder of the adapter docvlm ships for the default model, or ``None`` when none ships."""
+    folder = Path(__file__).resolve().parent.parent / "data" / "default-adapter"
+    return folder if (folder / "adapter_config.json").is_file() else None
 
 
 def cache_root() -> Path:
@@ -90,9 +101,10 @@ def _convert(gguf: Path, target: Path) -> None:
             raise
 
 
-def onnx_model_dir(precision: str = ONNX_PRECISION, gguf: Path | None = None) -> Path:
-    """Where the onnxruntime-genai export of the default model is cached."""
-    base = default_model_dir(gguf)
+def onnx_model_dir(precision: str = ONNX_PRECISION, gguf: Path | None = None, *, weights: Path | None = None) -> Path:
+    """Where the onnxruntime-genai export of the default model (or of the transformers folder ``weights``, e.g.
+    with an adapter merged in) is cached."""
+    base = weights or default_model_dir(gguf)
     return base.with_name(f"{base.name}-onnx-{precision}")
 
 
@@ -107,21 +119,30 @@ def installed_runtimes() -> list[str]:
 #: The untuned default model's `Model.choice_weight`: on realdev receipts its log-probabilities add nothing to
 #: the learned ranking (0.742 of fields right with weight 0, 0.738 with 0.1, 0.679 with 1.0, grouped 3-fold CV on 60
 #: receipts: ``python -m bench.lm_weight --data ../shared/realdev --limit 60 --folds 3``), so extraction does not ask
-#: it; an adapter trained on the task sets its own.
+#: it; an adapter trained on the task sets its own (``choice_weight`` in its ``docvlm_adapter.json``).
 CHOICE_WEIGHT = 0.0
 
 
-def load_default(runtime: str = "auto", **kwargs: Any) -> Any:
-    """Load the default model (see `_load_default`) with its measured `Model.choice_weight`."""
-    model = _load_default(runtime, **kwargs)
-    model.choice_weight = CHOICE_WEIGHT
+def load_default(runtime: str = "auto", *, base: bool = False, adapter: str | os.PathLike[str] | None = None,
+                 **kwargs: Any) -> Any:
+    """Load the default model (see `_load_default`) with its measured `Model.choice_weight`: the untuned model's
+    `CHOICE_WEIGHT`, or the weight measured for the last adapter put on it (its ``docvlm_adapter.json``)."""
+    from docvlm.models._adapters import adapter_choice_weight
+
+    model = _load_default(runtime, base=base, adapter=adapter, **kwargs)
+    adapters = [a for a in (None if base else shipped_adapter(), adapter) if a is not None]
+    model.choice_weight = adapter_choice_weight(Path(adapters[-1])) if adapters else CHOICE_WEIGHT
     return model
 
 
-def _load_default(runtime: str = "auto", **kwargs: Any) -> Any:
+def _load_default(runtime: str = "auto", *, base: bool = False, adapter: str | os.PathLike[str] | None = None,
+                  **kwargs: Any) -> Any:
     """Load the default model (converting and caching it on first use).
 
     Args:
+        base: the untuned model (``"default-base"``), without the adapter docvlm ships.
+        adapter: a LoRA adapter folder ([`docvlm.finetune.train`][docvlm.finetune.train]) to merge in, on top of the
+            shipped one unless ``base``.
         runtime: ``"auto"`` (the first installed of `AUTO_RUNTIMES`), ``"transformers"``,
             ``"onnxruntime"`` (onnxruntime-genai, an int8 export built once into the cache) or ``"llama.cpp"``
             (llama-cpp-python on the GGUF file itself).
@@ -135,10 +156,21 @@ def _load_default(runtime: str = "auto", **kwargs: Any) -> Any:
     """
     if runtime not in ("auto", *RUNTIMES):
         raise UsageError(f"unknown runtime {runtime!r} for the default model", hint="use auto, " + ", ".join(RUNTIMES))
+    adapters = [a for a in (None if base else shipped_adapter(), adapter) if a is not None]
+    if adapters and runtime == "llama.cpp":
+        raise UsageError("the llama.cpp runtime runs the GGUF file as it ships and cannot apply an adapter",
+                         hint="load 'default-base' for llama.cpp, or use runtime='onnxruntime' or 'transformers'")
     target = _transformers_dir()
+    if adapters:
+        from docvlm.models._adapters import merged_folder
+
+        for folder in adapters:
+            target = merged_folder(target, folder, cache_root() / "models")
     if runtime == "auto":
-        runtime = "transformers" if set(kwargs) - {"threads", "spec"} else installed_runtimes()[0]
-    kwargs.setdefault("spec", "default")
+        found = [r for r in installed_runtimes() if not (adapters and r == "llama.cpp")]
+        runtime = "transformers" if set(kwargs) - {"threads", "spec"} else found[0]
+    name = "default-base" if base else "default"
+    kwargs.setdefault("spec", f"{name}+adapter:{adapter}" if adapter is not None else name)
     if runtime == "transformers":
         from docvlm.models.transformers import TransformersModel
 
@@ -163,7 +195,7 @@ def _load_default(runtime: str = "auto", **kwargs: Any) -> Any:
                                          hint="pip install onnxruntime-genai onnx onnx-ir")
         if precision not in ("int4", "int8", "fp32"):
             raise UsageError(f"precision must be int4, int8 or fp32, got {precision!r}")
-        folder = onnx_model_dir(precision)
+        folder = onnx_model_dir(precision, weights=target)
         if not (folder / "genai_config.json").exists():
             from docvlm._progress import status
             from docvlm.models.runtimes import export_onnx

@@ -201,6 +201,11 @@ class TransformersModel(Model):
     def profile(self) -> FamilyProfile:
         return self._profile
 
+    def reset_cache(self) -> None:
+        """Forget the cached scoring prefix (after the weights changed, e.g. an adapter was put on)."""
+        self._prefix = None
+        self._forward_args = None
+
     @property
     def device(self) -> Any:
         return self.model.device
@@ -221,6 +226,11 @@ class TransformersModel(Model):
         return Size(width=int(w), height=int(h))
 
     # prompts -------------------------------------------------------------------------------------
+    def render_prompt(self, messages: list[Message]) -> tuple[str, list[Image.Image]]:
+        """The prompt text this model reads for ``messages`` (chat template or the family's raw prompt, the
+        assistant's turn opened) and its images: what generation and scoring encode, and fine-tuning too."""
+        return self._prompt(messages)
+
     def _prompt(self, messages: list[Message]) -> tuple[str, list[Image.Image]]:
         images = [img.convert("RGB") for m in messages for img in m.images]
         template_owner = self.processor if self.supports_images else self.tokenizer
@@ -330,6 +340,12 @@ class TransformersModel(Model):
 
     def _encode(self, text: str) -> list[int]:
         return [int(t) for t in self.tokenizer(text)["input_ids"]]
+
+    def split_tokens(self, prompt: str, continuation: str) -> tuple[list[int], list[int]]:
+        """The token ids of a rendered ``prompt`` and of ``continuation`` after it, split exactly as
+        [`score`][docvlm.models.base.Model.score] splits them (what fine-tuning trains the continuation on)."""
+        prefix = self._encode(prompt)
+        return prefix, continuation_tokens(self._encode, self._decode, prompt, prefix, continuation)
 
     def _decode(self, ids: Sequence[int]) -> str:
         return str(self.tokenizer.decode(list(ids), skip_special_tokens=False))

@@ -6,7 +6,9 @@ value printed with it) that docling, Textract and Azure offer.
    keys are kept, best first, never two over the same words.
 2. Each key is then a field named by its own text: the value ranker of [`docvlm.extract`][docvlm.extract] ranks the spans
    that are not keys, and "not filled in" beside them. A value goes to the key that ranks it best.
-3. With a model, the model chooses each key's value among the best-ranked spans (or none), under a constraint.
+3. With a model, the model chooses each key's value among the best-ranked spans: a text-only model that scores weighs
+   in on each key's best values as in [`docvlm.extract`][docvlm.extract] (the same field prompt, its `choice_weight`); other
+   models choose every key's value (or none) in one constrained answer.
 
 Keys and values are [`Citation`][docvlm.types.Citation] s: their text as printed and their box in page space.
 """
@@ -120,7 +122,12 @@ def link(cands: Candidates, key_model: Ranker, ranker: Ranker, *, threshold: flo
             none = float(ranker.scores([cands.none_row(spec)])[0]) - none_margin
             choices.append(sorted([(i, float(s)) for i, s in zip(values, scores, strict=True)] + [(None, none)],
                                   key=lambda t: -t[1]))
-        picks = _assign(choices, cands) if model is None else _model_picks(model, keys, choices, cands, max_choices)
+        if model is None:
+            picks = _assign(choices, cands)
+        elif model.supports_scoring and not model.supports_images:
+            picks = _assign(_rescored(model, keys, choices, cands, max_choices), cands)
+        else:
+            picks = _model_picks(model, keys, choices, cands, max_choices)
         used = set().union(*(words_of[v] for v in picks if v is not None))
         kept = [n for n, (ki, _) in enumerate(keys) if not words_of[ki] & used]
         if len(kept) == len(keys):
@@ -191,6 +198,35 @@ def _model_picks(model: Model, keys: Sequence[tuple[int, float]], choices: Seque
                             "Answer in JSON.", answer_model)
     return [offered[n].get(getattr(answer, f"k{n}")) if getattr(answer, f"k{n}") is not None else None
             for n in range(len(keys))]
+
+
+def _rescored(model: Model, keys: Sequence[tuple[int, float]], choices: Sequence[Sequence[tuple[int | None, float]]],
+              cands: Candidates, max_choices: int) -> list[list[tuple[int | None, float]]]:
+    """A text-only model that scores weighs in as in [`docvlm.extract`][docvlm.extract]: each key is a field named by its
+    text, asked with extraction's field prompt over the text near the offered values, and each of its best
+    ``max_choices`` values gets ``weight x (log-probability - the best log-probability)`` added to its ranker score
+    (they are then assigned as without a model), the weight being the model's `Model.choice_weight` (else
+    ``LM_WEIGHT``; 0: the model is not asked). "No value" stays the ranker's call."""
+    from docvlm.tasks._context import text_near
+    from docvlm.tasks._context import LM_WEIGHT, field_prompt
+
+    weight = model.choice_weight if model.choice_weight is not None else LM_WEIGHT
+    if weight <= 0:  # the ranking alone decides; the model is not asked
+        return [list(ranked) for ranked in choices]
+    tops = [[(i, s) for i, s in ranked if i is not None][:max_choices] for ranked in choices]
+    text = text_near(_lines(cands), [cands.spans[i].segment.id for top in tops for i, _ in top], max_chars=6000)
+    out: list[list[tuple[int | None, float]]] = []
+    for (ki, _), ranked, top in zip(keys, choices, tops, strict=True):
+        texts = list(dict.fromkeys(cands.spans[i].text for i, _ in top))
+        if not ranked or ranked[0][0] is None or len(texts) < 2:
+            out.append(list(ranked))
+            continue
+        lm = model.score(field_prompt(text, cands.spans[ki].text.rstrip(": ")), texts)
+        adjusted = {i: s + weight * (lm[texts.index(cands.spans[i].text)] - max(lm)) for i, s in top}
+        chosen = max(top, key=lambda t: adjusted[t[0]])[0]
+        adjusted[chosen] = ranked[0][1]  # the model's choice takes the first place (the ranker said there is a value)
+        out.append(sorted(((i, adjusted.get(i, s) if i is not None else s) for i, s in ranked), key=lambda t: -t[1]))
+    return out
 
 
 def _lines(cands: Candidates) -> list[Any]:
