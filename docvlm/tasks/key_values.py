@@ -207,8 +207,7 @@ def _rescored(model: Model, keys: Sequence[tuple[int, float]], choices: Sequence
     ``max_choices`` values gets ``weight x (log-probability - the best log-probability)`` added to its ranker score
     (they are then assigned as without a model), the weight being the model's `Model.choice_weight` (else
     ``LM_WEIGHT``; 0: the model is not asked). "No value" stays the ranker's call."""
-    from docvlm.tasks._context import text_near
-    from docvlm.tasks._context import LM_WEIGHT, field_prompt
+    from docvlm.tasks._context import LM_WEIGHT, field_prompt, text_near
 
     weight = model.choice_weight if model.choice_weight is not None else LM_WEIGHT
     if weight <= 0:  # the ranking alone decides; the model is not asked

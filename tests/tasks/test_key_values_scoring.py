@@ -3,10 +3,6 @@ field's, with extraction's field prompt."""
 
 from __future__ import annotations
 
-import sys
-
-import pytest
-
 import docvlm as dv
 from docvlm.models import FunctionModel, Message
 from docvlm.tasks.extract import field_prompt
@@ -35,9 +31,8 @@ def test_a_scoring_model_moves_each_keys_value_among_its_best_ranked() -> None:
     assert got.get("Fax:", "missing") == layout.get("Fax:", "missing")  # "no value" stays the ranker's call
 
 
-def test_with_no_weight_on_the_model_the_reading_is_the_layouts(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_with_no_weight_on_the_model_the_reading_is_the_layouts() -> None:
     page = dv.open(form_pdf())[0]
-    monkeypatch.setattr(sys.modules["docvlm.tasks.extract"], "LM_WEIGHT", 0.0)
     calls = []
 
     def scorer(messages: list[Message], continuations: list[str], prefix: str) -> list[float]:
@@ -45,7 +40,8 @@ def test_with_no_weight_on_the_model_the_reading_is_the_layouts(monkeypatch: pyt
         return [-float(i) for i in range(len(continuations), 0, -1)]
 
     model = FunctionModel(lambda m, i: None, supports_images=False, scorer=scorer)
+    model.choice_weight = 0.0
     assert pairs(dv.key_values(model, page)) == pairs(dv.key_values(None, page))
     assert calls == []  # weight 0: the ranking alone decides and the model is not asked
-    model.choice_weight = 1e-9  # a model's own weight counts before LM_WEIGHT: a vanishing one asks, changes nothing
+    model.choice_weight = 1e-9  # a vanishing weight asks the model and changes nothing
     assert pairs(dv.key_values(model, page)) == pairs(dv.key_values(None, page)) and calls
