@@ -134,6 +134,8 @@ def decode_image(url: Any, where: str, budget: ImageBudget) -> Any:
         finally:
             document.close()
     except PageTooLargeError as exc:
+        if ", over the limit" not in exc.message:  # the decode budget (bytes) or memory, not the pixel budget
+            raise HTTPError(413, f"{where}: {exc.message}", param=where) from None
         scope = "per image" if limit == budget.per_image else f"left for this request's images ({left:,})"
         raise HTTPError(413, f"{where}: {exc.message.split(', over the limit')[0]}, over the server's budget of "
                              f"{limit:,} pixels {scope}", param=where) from None

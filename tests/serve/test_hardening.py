@@ -137,6 +137,24 @@ def test_a_palette_png_bomb_is_refused_before_decoding(live: Live, bomb: str) ->
     assert live.backend.requests == []
 
 
+def test_an_image_over_the_decode_budget_says_bytes_not_pixels() -> None:
+    """Within the pixel budget but over the shared decode budget (bytes): the 413 names that budget."""
+    import io
+
+    from PIL import Image
+
+    from docvlm.limits import override_limits
+    from docvlm.serve._protocol import HTTPError, ImageBudget, decode_image
+
+    buf = io.BytesIO()
+    Image.new("RGB", (800, 800), "white").save(buf, format="PNG")
+    url = "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+    with override_limits(max_image_bytes=2**20), pytest.raises(HTTPError) as caught:
+        decode_image(url, "messages[0].content[0]", ImageBudget(per_image=10**7, per_request=10**7))
+    assert caught.value.status == 413
+    assert "MiB, over the budget of 1 MiB" in str(caught.value) and "pixels" not in str(caught.value)
+
+
 def test_images_share_a_per_request_budget() -> None:
     from PIL import Image
 
