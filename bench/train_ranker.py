@@ -52,6 +52,20 @@ class Example:
     fields: list[tuple[FieldSpec, Any]] = field(default_factory=list)
     keys: list[str] = field(default_factory=list)  # the keys printed on the page (FUNSD questions), if known
     links: list[tuple[str, str]] = field(default_factory=list)  # every key -> value link (FUNSD), if known
+    #: per field, the text of the key it is read for (FUNSD questions: its value is ranked with the pair features
+    #: of `dv.key_values`), else ``None``
+    field_keys: list[str | None] = field(default_factory=list)
+
+
+def key_index(ex: Example, n: int) -> int | None:
+    """The span printed as field ``n``'s key, if the field has one and a key-shaped span spells it."""
+    from docvlm.tasks.key_values import KEY_KINDS
+
+    text = ex.field_keys[n] if n < len(ex.field_keys) else None
+    if not text:
+        return None
+    want = squash(text)
+    return next((i for i, s in enumerate(ex.candidates.spans) if s.kind in KEY_KINDS and squash(s.text) == want), None)
 
 
 def squash(text: str) -> str:
@@ -167,10 +181,11 @@ def funsd_examples(data: Path, words: str, limit: int | None) -> list[Example]:
         else:
             items = ocr_words(image)  # type: ignore[assignment]
         doc = dv.open(image, words={0: items})
-        fields = [(FieldSpec(q.rstrip(": ")), a) for q, a in funsd_pairs(ann)]
+        pairs = funsd_pairs(ann)
+        fields = [(FieldSpec(q.rstrip(": ")), a) for q, a in pairs]
         out.append(Example(f"funsd/{file.stem}/{words}", "funsd", file.stem, candidates_of([doc[0]]), fields,
                            keys=[e["text"] for e in ann["form"] if e["label"] == "question" and e["text"].strip()],
-                           links=funsd_links(ann)))
+                           links=funsd_links(ann), field_keys=[q for q, _ in pairs]))
     return out
 
 
@@ -215,6 +230,7 @@ def _code_version() -> str:
     h = hashlib.sha1()
     for module in (docvlm.tasks._rank, docvlm.tasks._spans, docvlm.tasks.text):
         h.update(Path(str(module.__file__)).read_bytes())
+    h.update(Path(__file__).read_bytes())  # what an example holds
     return h.hexdigest()[:12]
 
 
@@ -254,8 +270,9 @@ def groups_of(examples: list[Example], negatives: int, seed: int) -> list[tuple[
     rng = np.random.default_rng(seed)
     out = []
     for ex in examples:
-        for spec, truth in ex.fields:
+        for n, (spec, truth) in enumerate(ex.fields):
             labels = [truth is not None and matches(spec, s.text, truth) for s in ex.candidates.spans]
+            key = key_index(ex, n)
             right = [i for i, y in enumerate(labels) if y]
             if truth is not None and not right:
                 continue  # no span spells the value: nothing to learn from this field
@@ -263,7 +280,7 @@ def groups_of(examples: list[Example], negatives: int, seed: int) -> list[tuple[
             if len(wrong) > negatives:
                 wrong = list(rng.choice(wrong, negatives, replace=False))
             chosen = right + wrong
-            rows = [*ex.candidates.rows(spec, chosen), ex.candidates.none_row(spec)]
+            rows = [*ex.candidates.rows(spec, chosen, key=key), ex.candidates.none_row(spec)]
             out.append((rows, [labels[i] for i in chosen] + [truth is None]))
     return out
 
@@ -390,9 +407,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.folds > 1:
         figures["cv"] = report(cross_validate(examples, args.folds, args.negatives), f"{args.folds}-fold CV top-1")
     if args.ablate:
-        from docvlm.tasks._rank import FAMILIES
+        from docvlm.tasks._rank import FAMILIES, PAIR
 
-        for family in [*FAMILIES, "field-words", "similarity"]:
+        for family in [*FAMILIES, "field-words", "similarity", PAIR]:
             for e in examples:
                 e.candidates.drop = frozenset({family})
             figures[f"without {family}"] = report(cross_validate(examples, args.folds, args.negatives),

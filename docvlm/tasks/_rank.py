@@ -19,6 +19,7 @@ here lists words of any document: the words are features, their weights come fro
 
 from __future__ import annotations
 
+import bisect
 import functools
 import io
 import json
@@ -298,6 +299,51 @@ def _cross(base: np.ndarray[Any, np.dtype[np.uint64]], other: int) -> np.ndarray
     return (base * _MIX) ^ np.uint64(other)
 
 
+def _start_distance(key: Span, x: float, y: float) -> tuple[str, float] | None:
+    """Where a span starting at (x, y) lies from the key, ``("right", gap)`` on the key's lines or ``("below",
+    lines down + shift across / 3)`` under them, in key line heights; ``None`` above the key or left of it."""
+    k = key.box
+    h = max(k.height / key.lines, 1e-6)
+    if y < k.y0 - 0.5 * h:
+        return None
+    if y < k.y1 - 0.5 * h:  # on the key's lines: right of it
+        return ("right", (x - k.x1) / h) if x >= k.x1 - 0.5 * h else None
+    return "below", (y - k.y1) / h + abs(x - k.x0) / (3 * h)
+
+
+def pair_features(key: Span, span: Span, rank: int | None = None) -> list[str]:
+    """Where ``span`` sits from ``key`` (right of it on its line, under it, aligned with it, how far, how many
+    other starting points on that side are nearer: ``rank``), crossed with the span's kind, its lines and the key's
+    colon."""
+    k, v = key.box, span.box
+    h = max(k.height / key.lines, 1e-6)
+    overlap = min(k.y1, v.y1) - max(k.y0, v.y0)
+    if span.page != key.page:
+        rel = "page"
+    elif min(k.x1, v.x1) - max(k.x0, v.x0) > 0 and overlap > 0:
+        rel = "over"
+    elif overlap > 0.3 * h and v.x0 >= k.x1 - 0.5 * h:
+        rel = "right"
+    elif v.y0 >= k.y1 - 0.3 * h:
+        rel = "below"
+    elif v.y1 <= k.y0 + 0.3 * h:
+        rel = "above"
+    else:
+        rel = "left"
+    f = [f"pr:{rel}", f"pr:{rel}|k:{span.kind}", f"pr:{rel}|nl:{min(span.lines, 4)}",
+         f"pr:{rel}|kc:{key.text.rstrip().endswith(':')}"]
+    if rel == "right":
+        f.append(f"pr:gap:{_bucket((v.x0 - k.x1) / h, (0.5, 1.5, 4, 10, 25))}")
+    elif rel == "below":
+        f.append(f"pr:dy:{_bucket((v.y0 - k.y1) / h, (0.5, 1.5, 3, 6))}")
+        f.append(f"pr:dx0:{_bucket(abs(v.x0 - k.x0) / h, (0.5, 2, 6, 15))}")
+        f.append(f"pr:xover:{min(k.x1, v.x1) - max(k.x0, v.x0) > 0}")
+    if rank is not None:
+        f.append(f"pr:rank:{min(rank, 5)}")
+        f.append(f"pr:{rel}|rank:{min(rank, 5)}")
+    return f
+
+
 #: Families of span features, by the prefix of their names, for ablations (`Candidates.drop`); besides these,
 #: ``field-words`` (crosses with the words of the field's name) and ``similarity`` (of the field's name to the span's
 #: label and context) can be left out.
@@ -311,6 +357,9 @@ FAMILIES: dict[str, tuple[str, ...]] = {
     "key": ("key", "kd"),
     "amounts": ("arank", "acount", "abelow", "rel"),
 }
+#: Pair features of a value with the key it is read for (`Candidates.rows` with ``key``; ``dv.key_values``), left
+#: out together as the family ``pair``.
+PAIR = "pair"
 _FAMILY_INDEX = {name: i + 1 for i, name in enumerate(FAMILIES)}
 _FAMILY_OF = {prefix: _FAMILY_INDEX[name] for name, prefixes in FAMILIES.items() for prefix in prefixes}
 
@@ -350,8 +399,13 @@ class Candidates:
     def _similarities(self, spec: FieldSpec) -> list[dict[str, float]]:
         return [{where: spec.similarity(grams) for where, (grams, _) in texts.items()} for texts in self.texts]
 
-    def rows(self, spec: FieldSpec, indices: Iterable[int] | None = None) -> list[np.ndarray[Any, np.dtype[np.int64]]]:
-        """The hashed feature rows of the field's pairs with the spans at ``indices`` (default: all)."""
+    def rows(self, spec: FieldSpec, indices: Iterable[int] | None = None, *,
+             key: int | None = None) -> list[np.ndarray[Any, np.dtype[np.int64]]]:
+        """The hashed feature rows of the field's pairs with the spans at ``indices`` (default: all); with ``key``
+        (the index of the span the field is read for, ``dv.key_values``), also where each span sits from it
+        (`pair_features`)."""
+        indices = list(range(len(self.spans)) if indices is None else indices)
+        pairs = self._pair_features(key, indices) if key is not None and PAIR not in self.drop else None
         type_h = _hash(f"t={spec.kind}")
         word_h = [_hash(f"f={w}") for w in spec.words]
         words = set(spec.words)
@@ -362,7 +416,7 @@ class Candidates:
                 best[where] = max(best.get(where, 0.0), sim)
         out = []
         dropped = [_FAMILY_INDEX[f] for f in self.drop if f in _FAMILY_INDEX]
-        for i in range(len(self.spans)) if indices is None else indices:
+        for n, i in enumerate(indices):
             base = self.base[i]
             if dropped:
                 base = base[~np.isin(self.families[i], dropped)]
@@ -377,8 +431,30 @@ class Candidates:
                     extra.append(f"best:{where}")
                 if words and words <= context_words:
                     extra.append(f"covers:{where}")
+            if pairs is not None:
+                extra += pairs[n]
             parts.append(np.fromiter((_hash(f) for f in extra), dtype=np.uint64))
             out.append(np.unique(np.concatenate(parts) & np.uint64(DIM - 1)).astype(np.int64))
+        return out
+
+    def _pair_features(self, key: int, indices: Sequence[int]) -> list[list[str]]:
+        """`pair_features` of each span at ``indices`` with the key span, its nearness ranked among the starting points
+        of the key's page on the same side of the key (right of it on its lines, or below it)."""
+        k = self.spans[key]
+        starts = {(round(s.box.x0), round(s.box.y0)) for s in self.spans if s.page == k.page}
+        dists: dict[str, list[float]] = {"right": [], "below": []}
+        for x, y in starts:
+            where = _start_distance(k, x, y)
+            if where is not None:
+                dists[where[0]].append(where[1])
+        for values in dists.values():
+            values.sort()
+        out = []
+        for i in indices:
+            span = self.spans[i]
+            where = _start_distance(k, round(span.box.x0), round(span.box.y0)) if span.page == k.page else None
+            rank = bisect.bisect_left(dists[where[0]], where[1] - 1e-6) if where is not None else None
+            out.append(pair_features(k, span, rank))
         return out
 
     def none_row(self, spec: FieldSpec) -> np.ndarray[Any, np.dtype[np.int64]]:

@@ -5,7 +5,9 @@ value printed with it) that docling, Textract and Azure offer.
    (`docvlm.tasks._rank.default_key_model`, trained on FUNSD forms and generated documents); the likely
    keys are kept, best first, never two over the same words.
 2. Each key is then a field named by its own text: the value ranker of [`docvlm.extract`][docvlm.extract] ranks the spans
-   that are not keys, and "not filled in" beside them. A value goes to the key that ranks it best.
+   that are not keys, and "not filled in" beside them, with features of where each span sits from the key (right of
+   it or under it, how far, how many starting points are nearer: `docvlm.tasks._rank.pair_features`, learned on
+   FUNSD's links). A value goes to the key that ranks it best.
 3. With a model, the model chooses each key's value among the best-ranked spans: a text-only model that scores weighs
    in on each key's best values as in [`docvlm.extract`][docvlm.extract] (the same field prompt, its `choice_weight`); other
    models choose every key's value (or none) in one constrained answer.
@@ -118,7 +120,7 @@ def link(cands: Candidates, key_model: Ranker, ranker: Ranker, *, threshold: flo
             near = _near(cands.spans[ki], boxes)
             values = [i for i in near if not words_of[i] & key_words[n] and not words_of[i] & others]
             spec = FieldSpec(cands.spans[ki].text.rstrip(": "))
-            scores = ranker.scores(cands.rows(spec, values))
+            scores = ranker.scores(cands.rows(spec, values, key=ki))
             none = float(ranker.scores([cands.none_row(spec)])[0]) - none_margin
             choices.append(sorted([(i, float(s)) for i, s in zip(values, scores, strict=True)] + [(None, none)],
                                   key=lambda t: -t[1]))

@@ -90,3 +90,27 @@ def test_funsd_links_with_the_annotation_words() -> None:
         hit, predicted, truth_n = hit + len(got & truth), predicted + len(got), truth_n + len(truth)
     precision, recall = hit / predicted, hit / truth_n
     assert 2 * precision * recall / (precision + recall) >= 0.5
+
+
+def test_pair_features_say_where_a_value_sits_from_its_key() -> None:
+    """The value ranker of key_values sees each span's place from the key: right of it on its line, or under it,
+    and how many starting points on that side are nearer."""
+    from docvlm.tasks._rank import Candidates, FieldSpec
+    from docvlm.tasks.text import document_segments, group_lines
+
+    page = dv.open(form_pdf())[0]
+    lines = group_lines(document_segments([page]))
+    cands = Candidates.build([(lines, page.width, page.height)])
+    index = {s.text: i for i, s in enumerate(cands.spans)}
+    key = index["Name:"]
+    got = cands._pair_features(key, [index[t] for t in ("Maria Rossi", "Date of birth:", "04/11/1987",
+                                                           "Via Roma 12, 00184 Rome")])
+    assert {"pr:right", "pr:rank:0"} <= set(got[0])  # the nearest start right of the key
+    assert {"pr:below", "pr:rank:0", "pr:dx0:0"} <= set(got[1])  # the nearest start under it, aligned with it
+    assert "pr:below" in got[2] and "pr:rank:0" not in got[2] and "pr:dx0:0" not in got[2]
+    assert {"pr:below", "pr:dx0:0", "pr:rank:5"} <= set(got[3])  # aligned, but five or more starts nearer
+    spec = FieldSpec("Name")
+    plain, paired = cands.rows(spec, [index["Maria Rossi"]]), cands.rows(spec, [index["Maria Rossi"]], key=key)
+    assert set(plain[0]) < set(paired[0])  # the pair features are added to the span's own
+    cands.drop = frozenset({"pair"})
+    assert set(cands.rows(spec, [index["Maria Rossi"]], key=key)[0]) == set(plain[0])  # and ablated as a family
