@@ -281,9 +281,13 @@ def ocr(data: Path, limit: int | None) -> dict[str, Any]:
 
     def tess(scale: float, psm: int) -> Any:
         def read(page: Any) -> list[tuple[float, float, float, float, str]]:
-            image = page.render(page.default_dpi * scale)
+            try:
+                image = page.render(page.default_dpi * scale)
+            except dv.PageTooLargeError:  # a big photo upscaled: as large as the pixel budget allows
+                image = page.render()
+            s = image.width / page.width
             rows, _ = ocr_module._run_tesseract_psm(image, "eng", 120.0, psm)
-            return [(x0 / scale, y0 / scale, x1 / scale, y1 / scale, t) for x0, y0, x1, y1, t, *_ in rows]
+            return [(x0 / s, y0 / s, x1 / s, y1 / s, t) for x0, y0, x1, y1, t, *_ in rows]
         return read
 
     readers: dict[str, Any] = {}
