@@ -205,8 +205,9 @@ def synth_examples(kind: str, n: int, seed: int) -> list[Example]:
         for name, truth in synthetic.fields.items():
             annotation = schema.model_fields[name].annotation if schema is not None and name in schema.model_fields \
                 else str
-            # "other": a Literal / Enum field (the currency code), whose value is the printed word carrying it ("£12.00")
             kind_ = "num" if annotation in (float, int) else "str" if annotation in (str, str | None) else "other"
+            if kind_ == "other":
+                continue
             alias = rng.choice(FIELD_ALIASES.get(name, (name,)))  # a name a user might give the field
             fields.append((FieldSpec(alias, kind_), truth.value if kind_ == "num" else truth.text))
         # fields the document does not print (a schema's optional field, another kind's field): "not printed"
