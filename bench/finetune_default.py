@@ -64,15 +64,6 @@ def _work_default() -> Path:
 
 
 # documents -----------------------------------------------------------------------------------------------------
-def _sroie_words(root: Path, stem: str) -> list[tuple[str, list[float]]]:
-    items = []
-    for row in (root / "box" / f"{stem}.csv").read_text(encoding="utf-8", errors="replace").splitlines():
-        parts = row.split(",", 8)
-        if len(parts) == 9:
-            items.append((parts[8], [float(v) for v in parts[:8]]))
-    return items
-
-
 def documents(data: Path, limit: int | None) -> list[dict[str, Any]]:
     """Every realdev receipt and form: its id, group, image, words (given and OCR) and true fields."""
     from bench import train_ranker as tr
@@ -83,7 +74,7 @@ def documents(data: Path, limit: int | None) -> list[dict[str, Any]]:
         truth = json.loads(key.read_text())
         image = next((root / "img").glob(f"{key.stem}.*"))
         out.append({"id": f"sroie/{key.stem}", "set": "receipts", "group": tr.squash(truth.get("company", key.stem)),
-                    "image": image, "given": _sroie_words(root, key.stem),
+                    "image": image, "given": tr.sroie_items(root, key.stem),
                     "fields": {k: v for k, v in truth.items() if v.strip()}})
     root = data / "funsd" / "train"
     for file in sorted((root / "annotations").glob("*.json"))[:limit]:

@@ -48,15 +48,6 @@ def squash(text: Any) -> str:
     return re.sub(r"\s+", "", str(text)).upper()
 
 
-def _sroie_items(root: Path, stem: str) -> list[tuple[str, list[float]]]:
-    items = []
-    for row in (root / "box" / f"{stem}.csv").read_text(encoding="utf-8", errors="replace").splitlines():
-        parts = row.split(",", 8)
-        if len(parts) == 9:
-            items.append((parts[8], [float(v) for v in parts[:8]]))
-    return items
-
-
 class _Folds:
     """Models for each document: the shipped ones, or (``--cv K``) ones trained without the document's group."""
 
@@ -104,6 +95,7 @@ def _model(spec: str) -> Any:
 
 def receipts(data: Path, limit: int | None, model_spec: str, cv: int) -> dict[str, Any]:
     import docvlm as dv
+    from bench.train_ranker import sroie_items
     from docvlm.tasks.extract import extract
 
     root = data / "sroie"
@@ -118,7 +110,7 @@ def receipts(data: Path, limit: int | None, model_spec: str, cv: int) -> dict[st
         ranker, _ = folds.get(f"sroie/{key.stem}")
         for words in ("given", "ocr"):
             start = time.process_time()
-            page = dv.open(image, words={0: _sroie_items(root, key.stem)} if words == "given" else None)[0]
+            page = dv.open(image, words={0: sroie_items(root, key.stem)} if words == "given" else None)[0]
             page.words(ocr="auto")  # read once (OCR is cached on the page object), counted in every reader's time
             reading = time.process_time() - start
             for who, m in (("layout", None), (model_spec, model)):
@@ -252,6 +244,7 @@ def ocr(data: Path, limit: int | None) -> dict[str, Any]:
     import numpy as np
 
     import docvlm as dv
+    from bench.train_ranker import sroie_items
     from docvlm.documents import ocr as ocr_module
 
     root = data / "sroie"
@@ -304,7 +297,7 @@ def ocr(data: Path, limit: int | None) -> dict[str, Any]:
         start = cpu()
         for key in keys:
             page = dv.open(next((root / "img").glob(f"{key.stem}.*")))[0]
-            d, t = _line_cer(read(page), _sroie_items(root, key.stem))
+            d, t = _line_cer(read(page), sroie_items(root, key.stem))
             dist += d
             total += t
         seconds = (cpu() - start) / max(1, len(keys))

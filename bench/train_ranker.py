@@ -114,6 +114,16 @@ def _ocr_settings() -> str:
 
 
 # sets ----------------------------------------------------------------------------------------------------
+def sroie_items(root: Path, stem: str) -> list[tuple[str, list[float]]]:
+    """A SROIE receipt's OCR lines as the set ships them (``box/<stem>.csv``: 8 corner coordinates, then the text)."""
+    items = []
+    for row in (root / "box" / f"{stem}.csv").read_text(encoding="utf-8", errors="replace").splitlines():
+        parts = row.split(",", 8)
+        if len(parts) == 9:
+            items.append((parts[8], [float(v) for v in parts[:8]]))
+    return items
+
+
 def sroie_examples(data: Path, words: str, limit: int | None) -> list[Example]:
     import docvlm as dv
 
@@ -122,14 +132,7 @@ def sroie_examples(data: Path, words: str, limit: int | None) -> list[Example]:
     for key in sorted((root / "key").glob("*.json"))[:limit]:
         truth = json.loads(key.read_text())
         image = next((root / "img").glob(f"{key.stem}.*"))
-        if words == "given":
-            items = []
-            for row in (root / "box" / f"{key.stem}.csv").read_text(encoding="utf-8", errors="replace").splitlines():
-                parts = row.split(",", 8)
-                if len(parts) == 9:
-                    items.append((parts[8], [float(v) for v in parts[:8]]))
-        else:
-            items = ocr_words(image)  # type: ignore[assignment]
+        items = sroie_items(root, key.stem) if words == "given" else ocr_words(image)
         doc = dv.open(image, words={0: items})
         fields = [(FieldSpec(name), value) for name, value in truth.items() if value.strip()]
         out.append(Example(f"sroie/{key.stem}/{words}", "sroie", squash(truth.get("company", key.stem)),
