@@ -71,7 +71,6 @@ class Page(abc.ABC):
     def __init__(self, document: Document, index: int) -> None:
         self.document = document
         self.index = index
-        self._ocr_words: WordList | None = None
 
     # geometry -----------------------------------------------------------------------------------
     @property
@@ -193,7 +192,8 @@ class Page(abc.ABC):
         Args:
             ocr: where the words come from. ``False`` (the default): the text layer only, fast, and empty
                 for a scan or an image. ``True``: always OCR the page. ``"auto"``: the text layer when the
-                page has one, else OCR. OCR runs once per page object (the result is cached) with the
+                page has one, else OCR. OCR runs once per page of a document object (the result is cached, so
+                ``doc[0]`` taken again or another task on the same document does not OCR again) with the
                 defaults of `docvlm.documents.ocr.ocr_words`; call that function for other settings.
                 Words given to the document (``dv.open(..., words=...)``, [`Document.use_words`][docvlm.documents.base.Document.use_words]) replace
                 both, whatever ``ocr`` says.
@@ -213,11 +213,14 @@ class Page(abc.ABC):
         elif ocr is not True:
             raise UsageError(f"ocr must be True, False or 'auto', got {ocr!r}", source=self.document.source,
                              page=self.index)
-        if self._ocr_words is None:
+        cache = self.document._ocr_cache
+        if cache is None:
+            cache = self.document._ocr_cache = {}
+        if self.index not in cache:  # once per page of a document: ``doc[0]`` makes a new page object each time
             from docvlm.documents.ocr import ocr_words
 
-            self._ocr_words = ocr_words(self)
-        return self._ocr_words
+            cache[self.index] = ocr_words(self)
+        return cache[self.index]
 
     @abc.abstractmethod
     def _text_words(self) -> WordList:
@@ -250,6 +253,7 @@ class Document(Sequence[Page], abc.ABC):
     format: str
     source: str
     _given_words: dict[int, WordList] | None = None
+    _ocr_cache: dict[int, WordList] | None = None  # each page's OCR words, made once (Page.words)
 
     def use_words(self, words: Mapping[int, Sequence[Any]]) -> None:
         """Use words the caller already has (an OCR service's lines, a dataset's boxes) instead of the text layer

@@ -26,6 +26,7 @@ import json
 import math
 import re
 import zlib
+from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
@@ -396,6 +397,33 @@ class Candidates:
                   if v} for s, c in zip(spans, contexts, strict=True)]
         return cls(spans, contexts, base, texts, families)
 
+    @classmethod
+    def of_pages(cls, pages: Sequence[Any]) -> tuple[Candidates, list[Line]]:
+        """The candidates of a document's pages (their words: text layer, OCR or given words) and its visual lines
+        in reading order, segment ids numbered through the pages. Built once for the same words: asking several
+        questions of one document, or extracting then asking, builds them once (the last few are kept)."""
+        from docvlm.tasks.text import group_lines, page_words, segments_of
+
+        rows = [page_words(page).rows for page in pages]
+        key = tuple((page.index, page.width, page.height, tuple(r)) for page, r in zip(pages, rows, strict=True))
+        hit = _BUILT.get(key)
+        if hit is not None:
+            _BUILT.move_to_end(key)
+            return hit
+        lines_all: list[Line] = []
+        per_page = []
+        first_id = 0
+        for page, r in zip(pages, rows, strict=True):
+            segs = segments_of(r, page.index, first_id=first_id)
+            first_id += len(segs)
+            lines = group_lines(segs)
+            lines_all += lines
+            per_page.append((lines, page.width, page.height))
+        built = _BUILT[key] = (cls.build(per_page), lines_all)
+        while len(_BUILT) > 4:
+            _BUILT.popitem(last=False)
+        return built
+
     def _similarities(self, spec: FieldSpec) -> list[dict[str, float]]:
         return [{where: spec.similarity(grams) for where, (grams, _) in texts.items()} for texts in self.texts]
 
@@ -500,6 +528,9 @@ class Ranker:
             weights[data["index"].astype(np.int64)] = data["weight"].astype(np.float32)
             info = json.loads(data["info"].tobytes().decode() or "{}")
         return cls(weights, info)
+
+
+_BUILT: OrderedDict[tuple[Any, ...], tuple[Candidates, list[Line]]] = OrderedDict()  # Candidates.of_pages
 
 
 @functools.lru_cache(maxsize=1)

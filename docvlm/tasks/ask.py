@@ -78,16 +78,7 @@ def _extractive(model: Model | None, page_list: Sequence[Page], question: str, m
     from docvlm.tasks._rank import FieldSpec, default_ranker
 
     ranker = ranker or default_ranker()
-    first_id = 0
-    per_page = []
-    lines_all = []
-    for page in page_list:
-        segs = segments_of(page_words(page).rows, page.index, first_id=first_id)
-        first_id += len(segs)
-        lines = group_lines(segs)
-        lines_all += lines
-        per_page.append((lines, page.width, page.height))
-    cands = Candidates.build(per_page)
+    cands, lines_all = Candidates.of_pages(page_list)
     spec = FieldSpec(question_field(question))
     pool = [i for i, s in enumerate(cands.spans) if len(s.text) <= _MAX_ANSWER_CHARS]
     scores = ranker.scores(cands.rows(spec, pool))

@@ -323,16 +323,7 @@ def extract(
                              source=source, hint="pass a vision-language model, or keep verbatim=True")
         return _free(model, page_list, schema, leaves, instructions, source)
     ruled: dict[int, list[Table] | None] = {}  # each page's vector tables, found once
-    all_lines: list[Line] = []
-    per_page = []
-    first_id = 0
-    for page in page_list:
-        segs = segments_of(page_words(page).rows, page.index, first_id=first_id)
-        first_id += len(segs)
-        lines = group_lines(segs)
-        all_lines += lines
-        per_page.append((lines, page.width, page.height))
-    cands = Candidates.build(per_page)
+    cands, all_lines = Candidates.of_pages(page_list)
     table_boxes = {page.index: [t.box for t in _ruled_tables(page, ruled) or [] if t.box is not None]
                    for page in page_list} if cands.spans else {}
     allowed = [i for i, span in enumerate(cands.spans) if not _in_tables(span, table_boxes)]

@@ -27,7 +27,6 @@ from docvlm.tasks._page import PageInput, as_page
 from docvlm.tasks._rank import Candidates, FieldSpec, Ranker, default_key_model, default_ranker, key_rows
 from docvlm.tasks._spans import Span
 from docvlm.tasks.extract import optional_choice
-from docvlm.tasks.text import group_lines, page_words, segments_of
 from docvlm.types.answer import Citation, KeyValue
 
 __all__ = ["KEY_KINDS", "key_values", "link", "page_candidates"]
@@ -39,8 +38,7 @@ _MAX_KEY_CHARS = 120
 
 def page_candidates(page: Any) -> Candidates:
     """The candidate spans of one page (its words: text layer, OCR or given words)."""
-    lines = group_lines(segments_of(page_words(page).rows, page.index))
-    return Candidates.build([(lines, page.width, page.height)])
+    return Candidates.of_pages([page])[0]
 
 
 def _words_of(span: Span) -> set[tuple[int, int]]:

@@ -310,3 +310,23 @@ def test_rapidocr_engine_reads_the_page(scanned_text_page: tuple[dv.WordList, dv
     assert words.engine == "rapidocr"
     pairs = match([(w.text, w.box) for w in truth], words, pad=4)
     assert sum(f is not None and f.text == t for t, f in pairs) >= 0.8 * len(truth)
+
+
+def test_ocr_runs_once_per_page_of_a_document(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import docvlm.documents.ocr as ocr
+
+    image = tmp_path / "scan.png"
+    dv.open(dv.samples.invoice_pdf())[0].render(dpi=50).to_png(image)
+    calls: list[int] = []
+
+    def fake(page: dv.Page, **kw: object) -> OCRWordList:
+        calls.append(page.index)
+        return OCRWordList([(1, 1, 9, 9, f"w{len(calls)}", 0, 0, 0)], 0, [1.0], engine="x", dpi=1)
+
+    monkeypatch.setattr(ocr, "ocr_words", fake)
+    doc = dv.open(image)
+    first = doc[0].words(ocr="auto")
+    assert doc[0].words(ocr=True) is first and calls == [0]  # a new page object of the same document: no new OCR
+    assert dv.open(image)[0].words(ocr=True).texts == ["w2"] and calls == [0, 0]  # another document OCRs its own
+    doc.use_words({0: [("given", (1, 1, 5, 5))]})
+    assert [w.text for w in doc[0].words(ocr=True)] == ["given"] and calls == [0, 0]  # given words win

@@ -290,3 +290,25 @@ def test_a_number_in_an_address_or_a_phone_is_not_an_amount() -> None:
     assert result.value.vendor == "SUNRISE HARDWARE"
     assert result.value.address == "4557 De Silva St Fremont, CA 94538"
 
+
+
+def test_asking_several_questions_builds_the_candidates_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    from docvlm.tasks import _rank
+
+    built: list[int] = []
+    real = _rank.Candidates.build.__func__  # type: ignore[attr-defined]
+    monkeypatch.setattr(_rank.Candidates, "build",
+                        classmethod(lambda cls, pages: built.append(len(pages)) or real(cls, pages)))
+    monkeypatch.setattr(_rank, "_BUILT", type(_rank._BUILT)())
+    doc = dv.open(dv.samples.invoice_pdf())
+    assert ask(None, doc, "What is the total?").text == ask(None, doc, "What is the total?").text
+    ask(None, dv.open(dv.samples.invoice_pdf()), "What is the date?")  # the same words read again: no new build
+    assert built == [1]
+    doc.use_words({0: [("Total", (10, 10, 40, 20)), ("9.00", (50, 10, 70, 20))]})
+    assert ask(None, doc, "What is the total?").text == "9.00" and built == [1, 1]  # other words: built again
+    extract(None, doc, Total)  # extraction shares them
+    assert built == [1, 1]
+
+
+class Total(BaseModel):
+    total: float
