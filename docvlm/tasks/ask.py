@@ -69,18 +69,42 @@ def question_field(question: str) -> str:
     return field or question.strip()
 
 
+def question_spec(question: str) -> Any:
+    """What the ranker is told of a question: the field it names (`question_field`) and the type its wh-word asks
+    for: "When ...?" a date, "How much / how many ...?" a number, any other a text (a "Who ...?" is answered by words, not numbers)."""
+    from docvlm.tasks._rank import FieldSpec
+
+    head = question.strip().lower()
+    kind = "date" if re.match(r"when\b", head) else "num" if re.match(r"how\s+(?:much|many)\b", head) else "str"
+    return FieldSpec(question_field(question), kind=kind)
+
+
+def _holds(kind: str, text: str) -> bool:
+    """Whether a span is mostly a value of the kind: a date, or a number (text of any other kind holds)."""
+    from docvlm.tasks._spans import dates_in
+    from docvlm.tasks.text import numbers_in
+
+    if kind == "name":
+        return sum(c.isalpha() for c in text) * 2 > len(text.strip())
+    found = dates_in(text) if kind == "date" else numbers_in(text) if kind == "num" else [(0, len(text), None)]
+    return any(2 * (end - start) >= len(text.strip()) for start, end, _ in found)
+
+
 def _extractive(model: Model | None, page_list: Sequence[Page], question: str, max_chars: int,
                 ranker: Ranker | None, max_choices: int) -> Answer:
     """Answer by choosing a printed span: the ranker of [`docvlm.extract`][docvlm.extract] ranks the spans as values of the field
     the question names, and the model (if any) chooses among the best ``max_choices``: by scoring them as
     `docvlm.extract` does (its `choice_weight`; 0: the ranking alone), or under a ``Literal`` constraint."""
     from docvlm.tasks._context import LM_WEIGHT, field_prompt, text_near
-    from docvlm.tasks._rank import FieldSpec, default_ranker
+    from docvlm.tasks._rank import default_ranker
 
     ranker = ranker or default_ranker()
     cands, lines_all = Candidates.of_pages(page_list)
-    spec = FieldSpec(question_field(question))
+    spec = question_spec(question)
     pool = [i for i, s in enumerate(cands.spans) if len(s.text) <= _MAX_ANSWER_CHARS]
+    wanted = "name" if re.match(r"\s*who(?:m|se)?\b", question, re.IGNORECASE) else spec.kind
+    typed = [i for i in pool if _holds(wanted, cands.spans[i].text)]
+    pool = typed or pool  # "When ...?" is answered by a date where one is printed
     scores = ranker.scores(cands.rows(spec, pool))
     order = [pool[k] for k in sorted(range(len(pool)), key=lambda k: -scores[k])]
     texts: dict[str, int] = {}
