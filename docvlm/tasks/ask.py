@@ -140,7 +140,8 @@ def ask(model: Model | None, document: Document | Page, question: str, *, pages:
     """Answer a question about a document, citing the page regions the answer comes from.
 
     Without a model, or with a text-only model, the answer is *extractive*: the question names a field ("What is
-    the total?" asks for ``total``), the learned ranker of [`docvlm.extract`][docvlm.extract] ranks the spans printed in the
+    the total?" asks for ``total``) and its first word the answer's type ("When": a date, "How much / how many": a
+    number, "Who": words), the learned ranker of [`docvlm.extract`][docvlm.extract] ranks the spans printed in the
     document as its value, and the model (if any) chooses among the best ``max_choices``; the answer and its
     citation are always real. A vision model sees the page images, writes a free answer (bounded) and cites the
     text segments it used by id.
