@@ -339,7 +339,9 @@ def extract(
                 c.score = float(score)
             typed.sort(key=lambda c: -c.score)
             none_score = float(ranker.scores([cands.none_row(spec)])[0])
-            absent_first[leaf.path] = none_score > typed[0].score
+            # a printed option of a Literal / Enum ("EUR", or its "€") is the field's evidence: the ranker has not
+            # learned when such a field is absent (its "not printed" score is fitted on text, number and date fields)
+            absent_first[leaf.path] = none_score > typed[0].score and spec.kind != "other"
         if spec.kind in ("num", "date"):  # "EUR 145.78" and "145.78": the same value, cited by its own words
             tightest: dict[tuple[Any, int], _Candidate] = {}
             for c in typed:

@@ -325,3 +325,17 @@ def test_the_question_word_asks_for_a_type(question: str, answer: str) -> None:
     got = ask(None, dv.open(dv.samples.invoice_pdf()), question)
     assert got.text == answer and got.citations[0].quote == answer
     assert question_spec(question).kind == {"When": "date", "How": "num", "Who": "str"}[question.split()[0]]
+
+
+class Priced(BaseModel):
+    total: float
+    currency: Literal["USD", "EUR", "GBP"] | None = None
+    status: Literal["paid", "overdue"] | None = None
+
+
+def test_a_literal_printed_only_as_its_symbol_is_read_and_an_unprinted_one_stays_none() -> None:
+    doc = dv.open(dv.samples.invoice_pdf())
+    doc.use_words({0: [("Invoice", (50, 50, 120, 62)), ("Total:", (50, 600, 90, 612)), ("£12.50", (100, 600, 150, 612))]})
+    got = extract(None, doc, Priced)
+    assert got.value == Priced(total=12.5, currency="GBP", status=None)
+    assert got.evidence["currency"].box == got.evidence["total"].box  # cited where it is printed: the word "£12.50"
