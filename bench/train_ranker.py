@@ -109,7 +109,7 @@ def _ocr_settings() -> str:
     from docvlm.documents import ocr
 
     engine = ocr.available_engines()[0].value
-    settings = (engine, ocr.RAPIDOCR_SETTINGS, ocr.RAPIDOCR_DPI) if engine == "rapidocr" else (engine, ocr.DEFAULT_OCR_DPI)
+    settings = (engine, ocr.RAPIDOCR_SETTINGS, ocr.RAPIDOCR_DPI, "nfkc") if engine == "rapidocr" else (engine, ocr.DEFAULT_OCR_DPI)
     return hashlib.sha1(repr(settings).encode()).hexdigest()[:8]
 
 
@@ -259,7 +259,8 @@ def load(data: Path, sets: list[str], words: list[str], limit: int | None, n_syn
         if name in ("sroie", "funsd"):
             make = sroie_examples if name == "sroie" else funsd_examples
             for w in words:
-                examples += _cached(f"{name}-{w}-{limit}-{where}", lambda make=make, w=w: make(data, w, limit))
+                ocr = f"-{_ocr_settings()}" if w == "ocr" else ""  # examples from OCR change with its settings
+                examples += _cached(f"{name}-{w}{ocr}-{limit}-{where}", lambda make=make, w=w: make(data, w, limit))
         else:
             examples += _cached(f"{name}-{n_synth}", lambda name=name: synth_examples(name, n_synth, seed=1000))
         print(f"  {name}: {sum(e.source == name for e in examples)} documents in {time.perf_counter() - start:.0f} s",

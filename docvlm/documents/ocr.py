@@ -28,6 +28,7 @@ import io
 import os
 import shutil
 import subprocess
+import unicodedata
 from collections.abc import Sequence
 from enum import Enum
 from typing import TYPE_CHECKING, Any, Protocol, overload
@@ -416,15 +417,15 @@ def split_lines(
     rows: list[_RawRow] = []
     conf: list[float] = []
     for n, (quad, text, score) in enumerate(zip(quads, texts, scores, strict=True)):
-        tokens = text.split()
+        tokens = unicodedata.normalize("NFKC", text).split()  # full-width "（：" as the ASCII "(:" they look like
         if not tokens:
             continue
         given = word_results[n] if word_results is not None else None
-        if given and [str(w[0]).strip() for w in given] == tokens:
-            for k, (word, wscore, wquad) in enumerate(given):
+        if given and [unicodedata.normalize("NFKC", str(w[0])).strip() for w in given] == tokens:
+            for k, (_, wscore, wquad) in enumerate(given):
                 xs = [float(p[0]) for p in wquad]
                 ys = [float(p[1]) for p in wquad]
-                rows.append((min(xs), min(ys), max(xs), max(ys), str(word).strip(), 0, n, k))
+                rows.append((min(xs), min(ys), max(xs), max(ys), tokens[k], 0, n, k))
                 conf.append(100.0 * float(wscore))
             continue
         (ulx, uly), (urx, ury), (lrx, lry), (llx, lly) = quad[:4]

@@ -90,11 +90,13 @@ _MONTH_NAMES = ["january", "february", "march", "april", "may", "june", "july", 
 _MONTHS = {m: i for i, m in enumerate(_MONTH_NAMES, 1)} | {m[:3]: i for i, m in enumerate(_MONTH_NAMES, 1)} | {
     "sept": 9}
 _MON = r"(?P<mon>[A-Za-z]{3,9})\.?"
+# a date ends where its digits do, or (a four-digit year) where a time glued to it by OCR begins: "05-03-201819:02"
+_END = r"(?:(?!\d)|(?<=\d{4})(?=\d{1,2}:\d{2}))"
 _DATE_RES = [
     re.compile(r"(?<![\d.])(?P<y>\d{4})[-./](?P<m>\d{1,2})[-./](?P<d>\d{1,2})(?![\d])"),
-    re.compile(r"(?<![\d.])(?P<a>\d{1,2})\s?[-./]\s?(?P<b>\d{1,2})\s?[-./]\s?(?P<y>\d{4}|\d{2})(?![\d])"),
-    re.compile(rf"(?<![\d])(?P<d>\d{{1,2}})(?:st|nd|rd|th)?[\s./-]*{_MON}[\s.,/-]*(?P<y>\d{{4}}|\d{{2}})(?![\d])"),
-    re.compile(rf"(?<![A-Za-z]){_MON}[\s.-]*(?P<d>\d{{1,2}})(?:st|nd|rd|th)?\s*,?\s*(?P<y>\d{{4}})(?![\d])"),
+    re.compile(r"(?<![\d.])(?P<a>\d{1,2})\s?[-./]\s?(?P<b>\d{1,2})\s?[-./]\s?(?P<y>\d{4}|\d{2})" + _END),
+    re.compile(rf"(?<![\d])(?P<d>\d{{1,2}})(?:st|nd|rd|th)?[\s./-]*{_MON}[\s.,/-]*(?P<y>\d{{4}}|\d{{2}})" + _END),
+    re.compile(rf"(?<![A-Za-z]){_MON}[\s.-]*(?P<d>\d{{1,2}})(?:st|nd|rd|th)?\s*,?\s*(?P<y>\d{{4}})" + _END),
 ]
 
 

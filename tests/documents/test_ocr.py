@@ -295,6 +295,15 @@ def test_split_lines_by_characters_and_by_engine_word_boxes() -> None:
     assert rows == [(0, 0, 20, 10, "ab", 0, 0, 0), (30, 1, 100, 9, "cdefgh", 0, 0, 1)] and conf == [50.0, 80.0]
 
 
+def test_split_lines_reads_full_width_punctuation_as_ascii() -> None:
+    quad = [(0.0, 0.0), (40.0, 0.0), (40.0, 10.0), (0.0, 10.0)]
+    rows, _ = split_lines([quad], ["Date：05-03-2018 （M）"], [0.9])
+    assert [r[4] for r in rows] == ["Date:05-03-2018", "(M)"]
+    given = [[("（M）", 0.5, [[0, 0], [20, 0], [20, 10], [0, 10]])]]
+    rows, _ = split_lines([quad], ["（M）"], [0.9], given)
+    assert rows == [(0, 0, 20, 10, "(M)", 0, 0, 0)]  # the engine's word box, the word normalised
+
+
 def test_ocr_word_list_slices_keep_confidences() -> None:
     words = OCRWordList([(0, 0, 1, 1, "a", 0, 0, 0), (1, 0, 2, 1, "b", 0, 0, 1)], 3, [40.0, 90.0], engine="t", dpi=300)
     assert words[1:].confidences == [90.0] and words[1:].texts == ["b"]

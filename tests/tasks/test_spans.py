@@ -64,6 +64,9 @@ def test_an_address_is_offered_whole_with_the_union_of_its_lines(spans: dict) ->
     ("2016-07-31 13:48:37", [("2016-07-31", dt.date(2016, 7, 31))]),
     ("07/23/2026", [("07/23/2026", dt.date(2026, 7, 23))]),  # month first where only that is valid
     ("14.03.2025", [("14.03.2025", dt.date(2025, 3, 14))]),
+    (":05-03-201819:02:50", [("05-03-2018", dt.date(2018, 3, 5))]),  # OCR dropped the space before the time
+    ("12 MAR 201809:15", [("12 MAR 2018", dt.date(2018, 3, 12))]),
+    ("05-03-20181", []),  # a year glued to a digit that starts no time stays unread
     ("TOTAL 80.90", []), ("TEL 07-3523888", []), ("NO 122.124 JALAN", []), ("31/02/2020", []),
 ])
 def test_dates_in_every_common_form(text: str, found: list[tuple[str, dt.date]]) -> None:
