@@ -83,6 +83,20 @@ class Span:
     def segment_ids(self) -> tuple[int, ...]:
         return tuple(seg.id for seg, _, _ in self.parts)
 
+    @property
+    def words(self) -> set[tuple[int, int]]:
+        """The printed words it covers, as (segment id, character offset of the word): two spans that share one
+        read the same ink."""
+        out = set()
+        for seg, start, end in self.parts:
+            pos = 0
+            for w in seg.words:
+                t = str(w[4])
+                if pos < end and pos + len(t) > start:
+                    out.add((seg.id, pos))
+                pos += len(t) + 1
+        return out
+
 
 # dates ----------------------------------------------------------------------------------------------------
 _MONTH_NAMES = ["january", "february", "march", "april", "may", "june", "july", "august", "september", "october",

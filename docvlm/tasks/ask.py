@@ -14,6 +14,7 @@ from docvlm.errors import UsageError
 from docvlm.models.base import Model
 from docvlm.tasks._page import PageInput, as_page, check_region, view
 from docvlm.tasks._rank import Candidates, FieldSpec, Ranker
+from docvlm.tasks._spans import Span
 from docvlm.tasks.text import (
     document_segments,
     group_lines,
@@ -69,11 +70,9 @@ def question_field(question: str) -> str:
     return field or question.strip()
 
 
-def question_spec(question: str) -> Any:
+def question_spec(question: str) -> FieldSpec:
     """What the ranker is told of a question: the field it names (`question_field`) and the type its wh-word asks
     for: "When ...?" a date, "How much / how many ...?" a number, any other a text (a "Who ...?" is answered by words, not numbers)."""
-    from docvlm.tasks._rank import FieldSpec
-
     head = question.strip().lower()
     kind = "date" if re.match(r"when\b", head) else "num" if re.match(r"how\s+(?:much|many)\b", head) else "str"
     return FieldSpec(question_field(question), kind=kind)
@@ -97,8 +96,8 @@ def _squash(text: str) -> str:
     return re.sub(r"\s+", "", text).rstrip(":").lower()
 
 
-def _overlaps(a: Any, b: Any) -> bool:
-    """Whether two spans share printed characters."""
+def _overlaps(a: Span, b: Span) -> bool:
+    """Whether two spans share printed characters (a date cut from "DATE: 12/01" does not share the key's)."""
     return any(sa.id == sb.id and s0 < e1 and s1 < e0 for sa, s0, e0 in a.parts for sb, s1, e1 in b.parts)
 
 

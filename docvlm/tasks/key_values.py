@@ -41,19 +41,6 @@ def page_candidates(page: Any) -> Candidates:
     return Candidates.of_pages([page])[0]
 
 
-def _words_of(span: Span) -> set[tuple[int, int]]:
-    """The words a span covers, as (segment id, character offset of the word)."""
-    out = set()
-    for seg, start, end in span.parts:
-        pos = 0
-        for w in seg.words:
-            t = str(w[4])
-            if pos < end and pos + len(t) > start:
-                out.add((seg.id, pos))
-            pos += len(t) + 1
-    return out
-
-
 def key_values(model: Model | None, page: PageInput, *, threshold: float = 0.25, max_choices: int = 5,
                key_model: Ranker | None = None, ranker: Ranker | None = None, none_margin: float = 0.0) -> list[KeyValue]:
     """The page's printed keys and the value printed with each (``None`` when a key has no value).
@@ -103,12 +90,12 @@ def link(cands: Candidates, key_model: Ranker, ranker: Ranker, *, threshold: flo
     for k in sorted(range(len(pool)), key=lambda k: -probs[k]):
         if probs[k] < threshold:
             break
-        words = _words_of(cands.spans[pool[k]])
+        words = cands.spans[pool[k]].words
         if words & taken:
             continue
         taken |= words
         keys.append((pool[k], float(probs[k])))
-    words_of = [_words_of(s) for s in cands.spans]
+    words_of = [s.words for s in cands.spans]
     boxes = [s.box for s in cands.spans]
     for round_ in range(2):
         key_words = [words_of[k] for k, _ in keys]
@@ -156,13 +143,13 @@ def _assign(choices: Sequence[Sequence[tuple[int | None, float]]], cands: Candid
             index, score = choices[k][position[k]]
             if index is None:
                 break
-            words = _words_of(cands.spans[index])
+            words = cands.spans[index].words
             rivals = {used[w] for w in words if w in used}
             if all(score > _score_of(choices[r], picks[r]) for r in rivals):
                 for r in rivals:  # they lose the value and look further down their list
                     lost = picks[r]
                     if lost is not None:
-                        for w in _words_of(cands.spans[lost]):
+                        for w in cands.spans[lost].words:
                             used.pop(w, None)
                     picks[r] = None
                     position[r] += 1
