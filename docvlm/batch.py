@@ -656,6 +656,7 @@ def _run_pool(todo: list[_Item], per: str, model: str, schema_spec: str, workers
                    disable=not progress)
     pending = iter(todo)
     in_flight: dict[cf.Future[list[list[dict[str, Any]]]], list[_Item]] = {}
+    others = set(multiprocessing.active_children())  # children that are not this pool's workers
     with cf.ProcessPoolExecutor(max_workers=n_workers, mp_context=ctx, initializer=_init_worker,
                                 initargs=(model, schema_spec, threads, slots, compute, os.getpid())) as pool:
         task_id = bar.add_task("batch", total=sum(item.units for item in todo))
@@ -689,16 +690,20 @@ def _run_pool(todo: list[_Item], per: str, model: str, schema_spec: str, workers
                               "the records written so far are kept",
                               hint="run the same command again to resume") from exc
         except BaseException:
-            _terminate(pool)
+            _terminate(pool, others)
             raise
         finally:
             bar.stop()
 
 
-def _terminate(pool: cf.ProcessPoolExecutor) -> None:
-    """Stop a pool now: cancel what has not started and end the workers (a timeout or an interrupt)."""
+def _terminate(pool: cf.ProcessPoolExecutor, others: set[Any] | None = None) -> None:
+    """Stop a pool now: cancel what has not started and end the workers (a timeout or an interrupt): those the pool
+    lists, and any other child started since the pool was made (``others``: the children there were before), so a
+    worker the pool was still starting is not left running."""
     processes = list((getattr(pool, "_processes", None) or {}).values())
     pool.shutdown(wait=False, cancel_futures=True)
+    if others is not None:
+        processes += [p for p in multiprocessing.active_children() if p not in others and p not in processes]
     for proc in processes:
         if proc.is_alive():
             proc.terminate()
