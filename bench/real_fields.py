@@ -112,7 +112,7 @@ def receipts(data: Path, limit: int | None, model_spec: str, cv: int) -> dict[st
         for words in ("given", "ocr"):
             start = time.process_time()
             page = dv.open(image, words={0: sroie_items(root, key.stem)} if words == "given" else None)[0]
-            page.words(ocr="auto")  # read once (OCR is cached on the page object), counted in every reader's time
+            page.words(ocr="auto")  # read once (OCR is cached per document), counted in every reader's time
             reading = time.process_time() - start
             for who, m in (("layout", None), (model_spec, model)):
                 name = f"{who} ({'dataset OCR lines' if words == 'given' else 'docvlm OCR'})"

@@ -14,10 +14,11 @@ from docvlm.errors import UsageError
 from docvlm.models.base import Model
 from docvlm.tasks._page import PageInput, as_page, check_region, view
 from docvlm.tasks._rank import Candidates, FieldSpec, Ranker
-from docvlm.tasks._spans import Span
+from docvlm.tasks._spans import Span, dates_in
 from docvlm.tasks.text import (
     document_segments,
     group_lines,
+    numbers_in,
     page_words,
     pages_of,
     read_text,
@@ -70,19 +71,23 @@ def question_field(question: str) -> str:
     return field or question.strip()
 
 
-def question_spec(question: str) -> FieldSpec:
-    """What the ranker is told of a question: the field it names (`question_field`) and the type its wh-word asks
-    for: "When ...?" a date, "How much / how many ...?" a number, any other a text (a "Who ...?" is answered by words, not numbers)."""
+def _answer_type(question: str) -> str:
+    """The type a question's first word asks for: "When" a date, "How much / how many" a number, "Who" a name
+    (words, not numbers), any other a text."""
     head = question.strip().lower()
-    kind = "date" if re.match(r"when\b", head) else "num" if re.match(r"how\s+(?:much|many)\b", head) else "str"
-    return FieldSpec(question_field(question), kind=kind)
+    return ("date" if re.match(r"when\b", head) else "num" if re.match(r"how\s+(?:much|many)\b", head)
+            else "name" if re.match(r"who(?:m|se)?\b", head) else "str")
+
+
+def question_spec(question: str) -> FieldSpec:
+    """What the ranker is told of a question: the field it names (`question_field`) and the type its first word
+    asks for (a name is ranked as a text)."""
+    kind = _answer_type(question)
+    return FieldSpec(question_field(question), kind="str" if kind == "name" else kind)
 
 
 def _holds(kind: str, text: str) -> bool:
-    """Whether a span is mostly a value of the kind: a date, or a number (text of any other kind holds)."""
-    from docvlm.tasks._spans import dates_in
-    from docvlm.tasks.text import numbers_in
-
+    """Whether a span is mostly a value of the kind: a date, a number or a name (text of any other kind holds)."""
     if kind == "name":
         return sum(c.isalpha() for c in text) * 2 > len(text.strip())
     found = dates_in(text) if kind == "date" else numbers_in(text) if kind == "num" else [(0, len(text), None)]
@@ -128,8 +133,7 @@ def _extractive(model: Model | None, page_list: Sequence[Page], question: str, m
     cands, lines_all = Candidates.of_pages(page_list)
     spec = question_spec(question)
     pool = [i for i, s in enumerate(cands.spans) if len(s.text) <= _MAX_ANSWER_CHARS]
-    wanted = "name" if re.match(r"\s*who(?:m|se)?\b", question, re.IGNORECASE) else spec.kind
-    typed = [i for i in pool if _holds(wanted, cands.spans[i].text)]
+    typed = [i for i in pool if _holds(_answer_type(question), cands.spans[i].text)]
     pool = typed or pool  # "When ...?" is answered by a date where one is printed
     key = _printed_key(cands, spec.name, ranker) if _USE_KEY else None
     if key is not None:  # the question's words are printed as a key: rank values by where they sit from it too
