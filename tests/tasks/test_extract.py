@@ -339,3 +339,25 @@ def test_a_literal_printed_only_as_its_symbol_is_read_and_an_unprinted_one_stays
     got = extract(None, doc, Priced)
     assert got.value == Priced(total=12.5, currency="GBP", status=None)
     assert got.evidence["currency"].box == got.evidence["total"].box  # cited where it is printed: the word "£12.50"
+
+
+def test_a_key_that_ocr_misread_is_still_the_questions_key() -> None:
+    """"Fax #;" printed (OCR read the colon as a semicolon) is the key of "What is the Fax #?"; a key that differs by
+    more than a few edits per character is not."""
+    from docvlm.tasks._rank import Candidates, default_ranker
+    from docvlm.tasks.ask import _printed_key
+
+    words: list[tuple[str, tuple[float, float, float, float]]] = []
+    for x, y, line in [(50, 100, "Name: John Smith"), (300, 100, "Date: 1/19/82"), (50, 130, "Phone: 212-555-0199"),
+                       (300, 130, "Fax #; 816/545-7473"), (50, 160, "Account: Dairy Mart")]:
+        for text in line.split():
+            words.append((text, (x, y, x + 7 * len(text), y + 12)))
+            x += 7 * len(text) + 6
+    doc = dv.open(dv.samples.invoice_pdf())
+    doc.use_words({0: words})
+    cands, _ = Candidates.of_pages([doc[0]])
+    found = {name: _printed_key(cands, name, default_ranker()) for name in ("Fax #", "Phone", "Account number")}
+    assert cands.spans[found["Fax #"]].text == "Fax #;"  # type: ignore[index]
+    assert cands.spans[found["Phone"]].text == "Phone:"  # type: ignore[index]
+    assert found["Account number"] is None  # "Account:" is 6 edits from it
+    assert ask(None, doc, "What is the Fax #?").text == "816/545-7473"
