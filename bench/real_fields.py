@@ -71,10 +71,10 @@ class _Folds:
                     self.models[e.id.rsplit("/", 1)[0]] = models
             print(f"  fold {k + 1}/{cv} trained in {time.perf_counter() - start:.0f} s", flush=True)
 
-    def get(self, key: str) -> tuple[Any, Any]:
-        """(ranker, key model) for a document id like ``sroie/003``; ``(None, None)``: the shipped ones."""
+    def get(self, key: str) -> tuple[Any, Any, Any]:
+        """(ranker, key model, link model) for a document id like ``sroie/003``; ``None`` each: the shipped ones."""
         models = self.models.get(key)
-        return (models.ranker, models.keys) if models is not None else (None, None)
+        return (models.ranker, models.keys, models.links) if models is not None else (None, None, None)
 
 
 _FOLDS: dict[tuple[str, int], _Folds] = {}
@@ -108,7 +108,7 @@ def receipts(data: Path, limit: int | None, model_spec: str, cv: int) -> dict[st
     for key in keys:
         truth = json.loads(key.read_text())
         image = next((root / "img").glob(f"{key.stem}.*"))
-        ranker, _ = folds.get(f"sroie/{key.stem}")
+        ranker, _, _ = folds.get(f"sroie/{key.stem}")
         for words in ("given", "ocr"):
             start = time.process_time()
             page = dv.open(image, words={0: sroie_items(root, key.stem)} if words == "given" else None)[0]
@@ -164,13 +164,13 @@ def forms(data: Path, limit: int | None, model_spec: str, cv: int) -> dict[str, 
         ann = json.loads(file.read_text())
         image = root / "images" / f"{file.stem}.png"
         truth = {(squash(q), squash(a)) for q, a in funsd_links(ann)}
-        ranker, key_model = folds.get(f"funsd/{file.stem}")
+        ranker, key_model, link_model = folds.get(f"funsd/{file.stem}")
         for words in ("given", "ocr"):
             name = f"layout ({'annotation words' if words == 'given' else 'docvlm OCR'})"
             items = [(w["text"], w["box"]) for e in ann["form"] for w in e.get("words", []) if w["text"].strip()]
             start = time.process_time()
             doc = dv.open(image, words={0: items} if words == "given" else None)
-            pairs = key_values(None, doc[0], ranker=ranker, key_model=key_model)
+            pairs = key_values(None, doc[0], ranker=ranker, key_model=key_model, link_model=link_model)
             seconds[name] += time.process_time() - start
             predicted = {(squash(kv.key.quote), squash(kv.value.quote)) for kv in pairs if kv.value is not None}
             c = counts.setdefault(name, [0, 0, 0])
@@ -201,7 +201,7 @@ def questions(data: Path, limit: int | None, model_spec: str, cv: int) -> dict[s
     for file in files:
         ann = json.loads(file.read_text())
         image = root / "images" / f"{file.stem}.png"
-        ranker, _ = folds.get(f"funsd/{file.stem}")
+        ranker, _, _ = folds.get(f"funsd/{file.stem}")
         doc = dv.open(image)
         for question, answer in funsd_pairs(ann):
             if answer is None:

@@ -306,17 +306,63 @@ def key_data(examples: list[Example]) -> tuple[list[Any], list[bool]]:
     return rows, labels
 
 
+def link_data(examples: list[Example], negatives: int, seed: int) -> tuple[list[Any], list[bool]]:
+    """Rows and labels for the link model (`dv.key_values`' values): for each key printed on a page whose links are
+    known (FUNSD), the spans near it scored as its values, each alone: its linked answers (every one, a key may have
+    several), the spans that share words with them (a value cut short or run on: the extent) and a sample of the
+    others."""
+    from docvlm.tasks.key_values import KEY_KINDS, _near
+
+    rng = np.random.default_rng(seed)
+    rows: list[Any] = []
+    labels: list[bool] = []
+    for ex in examples:
+        if not ex.links:
+            continue
+        answers: dict[str, set[str]] = defaultdict(set)
+        for q, a in ex.links:
+            answers[squash(q)].add(squash(a))
+        spans = ex.candidates.spans
+        words = [s.words for s in spans]
+        boxes = [s.box for s in spans]
+        seen: set[str] = set()
+        for ki, key in enumerate(spans):
+            text = squash(key.text)
+            if key.kind not in KEY_KINDS or text not in answers or text in seen:
+                continue
+            seen.add(text)
+            near = [i for i in _near(key, boxes) if not words[i] & words[ki]]
+            right = [i for i in near if squash(spans[i].text) in answers[text]]
+            if not right:
+                continue
+            covered = set().union(*(words[i] for i in right))
+            sample: list[int] = []
+            for group in ([i for i in near if i not in right and words[i] & covered],
+                          [i for i in near if not words[i] & covered]):
+                sample += list(rng.choice(group, negatives, replace=False)) if len(group) > negatives else group
+            rows += ex.candidates.rows(FieldSpec(key.text.rstrip(": ")), right + sample, key=ki)
+            labels += [True] * len(right) + [False] * len(sample)
+    return rows, labels
+
+
 @dataclass
 class Models:
     ranker: Ranker
     keys: Ranker | None
+    links: Ranker | None = None
 
 
 def train(examples: list[Example], negatives: int, seed: int) -> Models:
     from docvlm.tasks._rank import fit_binary
 
     rows, labels = key_data(examples)
-    return Models(fit(groups_of(examples, negatives, seed)), fit_binary(rows, labels) if rows else None)
+    link_rows, link_labels = link_data(examples, LINK_NEGATIVES, seed)
+    return Models(fit(groups_of(examples, negatives, seed)), fit_binary(rows, labels) if rows else None,
+                  fit_binary(link_rows, link_labels) if link_rows else None)
+
+
+#: Wrong spans sampled per key for the link model, of each kind (sharing words with an answer, and the others).
+LINK_NEGATIVES = 30
 
 
 def top1(ranker: Ranker, examples: list[Example]) -> dict[str, list[bool]]:
@@ -337,17 +383,20 @@ def top1(ranker: Ranker, examples: list[Example]) -> dict[str, list[bool]]:
 
 
 def link_counts(models: Models, ex: Example, threshold: float = 0.25) -> tuple[int, int, int, int, int]:
-    """(true keys found, keys predicted, true links found, links predicted, true links) on one page."""
-    from docvlm.tasks.key_values import link
+    """(true keys found, keys predicted, true links found, links predicted, true links) on one page: the values
+    of the link model where there is one, else the ranker's one value per key."""
+    from docvlm.tasks.key_values import link, linked_values
 
     if models.keys is None:
         return 0, 0, 0, 0, len(ex.links)
     keys, picks = link(ex.candidates, models.keys, models.ranker, threshold=threshold)
+    values = linked_values(ex.candidates, keys, models.links) if models.links is not None else \
+        [[(v, 1.0)] if v is not None else [] for v in picks]
     spans = ex.candidates.spans
     predicted_keys = {squash(spans[k].text) for k, _ in keys}
     true_keys = {squash(k) for k in ex.keys}
-    predicted = {(squash(spans[k].text), squash(spans[v].text)) for (k, _), v in zip(keys, picks, strict=True)
-                 if v is not None}
+    predicted = {(squash(spans[k].text), squash(spans[v].text)) for (k, _), found in zip(keys, values, strict=True)
+                 for v, _ in found}
     truth = {(squash(q), squash(a)) for q, a in ex.links}
     return len(predicted_keys & true_keys), len(predicted_keys), len(predicted & truth), len(predicted), len(truth)
 
@@ -401,7 +450,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--negatives", type=int, default=80, help="wrong spans sampled per field for training")
     ap.add_argument("--folds", type=int, default=5)
     ap.add_argument("--ablate", action="store_true", help="cross-validate again without each feature family")
-    ap.add_argument("--out", type=Path, default=None, help="a folder: writes ranker.npz and keys.npz")
+    ap.add_argument("--out", type=Path, default=None, help="a folder: writes ranker.npz, keys.npz and links.npz")
     args = ap.parse_args(argv)
     sets = args.sets.split(",")
     words = args.words.split(",")
@@ -427,7 +476,7 @@ def main(argv: list[str] | None = None) -> int:
                 "documents": len(examples), "figures": figures, "trained": time.strftime("%Y-%m-%d"),
                 "seconds": round(time.perf_counter() - start, 1)}
         args.out.mkdir(parents=True, exist_ok=True)
-        for name, model in (("ranker", models.ranker), ("keys", models.keys)):
+        for name, model in (("ranker", models.ranker), ("keys", models.keys), ("links", models.links)):
             if model is not None:
                 model.info = info
                 model.save(args.out / f"{name}.npz")

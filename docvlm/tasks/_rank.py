@@ -46,6 +46,7 @@ __all__ = [
     "PageContext",
     "Ranker",
     "default_key_model",
+    "default_link_model",
     "default_ranker",
     "fit",
     "fit_binary",
@@ -57,6 +58,7 @@ __all__ = [
 DIM = 1 << 20
 _WEIGHTS = "ranker.npz"
 _KEYS = "keys.npz"
+_LINKS = "links.npz"
 
 
 @dataclass(frozen=True)
@@ -543,6 +545,13 @@ def default_ranker() -> Ranker:
 def default_key_model() -> Ranker:
     """The key detector shipped with docvlm (trained by ``python -m bench.train_ranker``)."""
     return Ranker.load(name=_KEYS)
+
+
+@functools.lru_cache(maxsize=1)
+def default_link_model() -> Ranker:
+    """The key -> value link model shipped with docvlm (trained by ``python -m bench.train_ranker``): how likely
+    a span is one of a key's values, each value alone (a key may have several)."""
+    return Ranker.load(name=_LINKS)
 
 
 def fit(groups: Sequence[tuple[Sequence[np.ndarray[Any, np.dtype[np.int64]]], Sequence[bool]]], *,

@@ -7,10 +7,15 @@ value printed with it) that docling, Textract and Azure offer.
 2. Each key is then a field named by its own text: the value ranker of [`docvlm.extract`][docvlm.extract] ranks the spans
    that are not keys, and "not filled in" beside them, with features of where each span sits from the key (right of
    it or under it, how far, how many starting points are nearer: `docvlm.tasks._rank.pair_features`, learned on
-   FUNSD's links). A value goes to the key that ranks it best.
-3. With a model, the model chooses each key's value among the best-ranked spans: a text-only model that scores weighs
-   in on each key's best values as in [`docvlm.extract`][docvlm.extract] (the same field prompt, its `choice_weight`); other
-   models choose every key's value (or none) in one constrained answer.
+   FUNSD's links). A value goes to the key that ranks it best; keys that are another key's value are dropped.
+3. The values are then read by the link model (`docvlm.tasks._rank.default_link_model`, trained on every FUNSD
+   link): the same features, but each span scored alone as one of the key's values, so that a key can have several
+   (a column header over its cells, "cc:" over a list of names, an answer printed over several lines); every span
+   likely enough goes to the key it is most likely a value of, never two values over the same words. A text-only
+   model that scores weighs in on each key's likeliest values as in [`docvlm.extract`][docvlm.extract] (the same
+   field prompt, its `choice_weight`; 0: not asked).
+4. Other models (a vision model, a model that only generates) choose every key's one value (or none) among the
+   best-ranked spans in one constrained answer.
 
 Keys and values are [`Citation`][docvlm.types.Citation] s: their text as printed and their box in page space.
 """
@@ -24,12 +29,20 @@ from pydantic import ConfigDict, Field, create_model
 
 from docvlm.models.base import Model
 from docvlm.tasks._page import PageInput, as_page
-from docvlm.tasks._rank import Candidates, FieldSpec, Ranker, default_key_model, default_ranker, key_rows
+from docvlm.tasks._rank import (
+    Candidates,
+    FieldSpec,
+    Ranker,
+    default_key_model,
+    default_link_model,
+    default_ranker,
+    key_rows,
+)
 from docvlm.tasks._spans import Span
 from docvlm.tasks.extract import optional_choice
 from docvlm.types.answer import Citation, KeyValue
 
-__all__ = ["KEY_KINDS", "key_values", "link", "page_candidates"]
+__all__ = ["KEY_KINDS", "key_values", "link", "linked_values", "page_candidates"]
 
 #: The kinds of span that can be a key: a segment, its head before a value, a line, a block of lines.
 KEY_KINDS = ("seg", "pre", "line", "block", "lines")
@@ -41,9 +54,15 @@ def page_candidates(page: Any) -> Candidates:
     return Candidates.of_pages([page])[0]
 
 
+#: How likely (0..1) a span must be one of a key's values for the link model to report it (`key_values`).
+LINK_THRESHOLD = 0.4
+
+
 def key_values(model: Model | None, page: PageInput, *, threshold: float = 0.25, max_choices: int = 5,
-               key_model: Ranker | None = None, ranker: Ranker | None = None, none_margin: float = 0.0) -> list[KeyValue]:
-    """The page's printed keys and the value printed with each (``None`` when a key has no value).
+               key_model: Ranker | None = None, ranker: Ranker | None = None, none_margin: float = 0.0,
+               link_model: Ranker | None = None, link_threshold: float = LINK_THRESHOLD) -> list[KeyValue]:
+    """The page's printed keys and the values printed with each: one pair per value, so a key with several values
+    (a column header over its cells) comes once for each, and a key without one once, its value ``None``.
 
     Args:
         model: ``None`` for the learned layout reading alone; a model chooses each key's value among the best
@@ -54,23 +73,74 @@ def key_values(model: Model | None, page: PageInput, *, threshold: float = 0.25,
         none_margin: how much more likely than the best span "no value" must be for a key to have no value.
         key_model: the key detector (default: the one shipped with docvlm).
         ranker: the value ranker (default: the one shipped with docvlm).
+        link_model: the link model that reads each key's values when no model chooses them (default: the one
+            shipped with docvlm).
+        link_threshold: how likely (0..1) a span must be one of a key's values to be reported (0.4: FUNSD links on
+            realdev forms, 5-fold models, `bench.train_ranker`).
 
     Returns:
-        Key-value pairs in reading order of their keys.
+        Key-value pairs in reading order of their keys, then of their values; ``confidence`` is the key's
+        probability, times the value's where the link model read it.
     """
     cands = page_candidates(as_page(page))
+    scorer = model is not None and model.supports_scoring and not model.supports_images
+    chooser = model if model is not None and not scorer else None
     keys, picks = link(cands, key_model or default_key_model(), ranker or default_ranker(), threshold=threshold,
-                       model=model, max_choices=max_choices, none_margin=none_margin)
+                       model=chooser, max_choices=max_choices, none_margin=none_margin)
+    if chooser is not None:  # the model chose one value per key
+        values: list[list[tuple[int, float]]] = [[(p, 1.0)] if p is not None else [] for p in picks]
+    else:
+        values = linked_values(cands, keys, link_model or default_link_model(), threshold=link_threshold,
+                               model=model, max_choices=max_choices)
     out = []
-    for (ki, prob), pick in zip(keys, picks, strict=True):
+    for (ki, prob), found in zip(keys, values, strict=True):
         key = cands.spans[ki]
-        value = cands.spans[pick] if pick is not None else None
-        out.append(KeyValue(
-            key=Citation(page=key.page, box=key.box, quote=key.text),
-            value=Citation(page=value.page, box=value.box, quote=value.text) if value is not None else None,
-            confidence=round(prob, 4),
-        ))
-    out.sort(key=lambda kv: (kv.key.page, kv.key.box.y0, kv.key.box.x0))
+        cite = Citation(page=key.page, box=key.box, quote=key.text)
+        if not found:
+            out.append(KeyValue(key=cite, value=None, confidence=round(prob, 4)))
+        for vi, p in found:
+            value = cands.spans[vi]
+            out.append(KeyValue(key=cite, value=Citation(page=value.page, box=value.box, quote=value.text),
+                                confidence=round(prob * p, 4)))
+    out.sort(key=lambda kv: (kv.key.page, kv.key.box.y0, kv.key.box.x0, kv.value.page if kv.value else 0,
+                             kv.value.box.y0 if kv.value else 0.0, kv.value.box.x0 if kv.value else 0.0))
+    return out
+
+
+def linked_values(cands: Candidates, keys: Sequence[tuple[int, float]], link_model: Ranker, *,
+                  threshold: float = LINK_THRESHOLD, model: Model | None = None,
+                  max_choices: int = 5) -> list[list[tuple[int, float]]]:
+    """Each key's values (span index, probability) as the link model reads them: the spans near a key (`_near`)
+    that are not keys are scored as its values; every span at least ``threshold`` likely goes, most likely first,
+    to the key it is most likely a value of, unless its words went to a value already.
+
+    A text-only model that scores weighs in as in [`docvlm.extract`][docvlm.extract]: where the link model reads a
+    value, the key's ``max_choices`` likeliest spans are asked with extraction's field prompt (the key's text as the
+    field), each span's log-odds moves by ``weight x (log-probability - the best log-probability)`` (the model's
+    `Model.choice_weight`, else ``LM_WEIGHT``; 0: the model is not asked), and the model's choice takes the best
+    probability. Whether a key has a value at all stays the link model's call.
+
+    The keys are `link`'s: letting the link model also decide that a key is another key's value (a name in a list
+    under "cc:" that the key detector took for a key) was measured and lost (FUNSD links, 5-fold models: F1 0.452
+    -> 0.444 with the annotation's words, 0.310 -> 0.304 with docvlm's OCR; with a margin of 0.3-0.5 still no gain)."""
+    words = [s.words for s in cands.spans]
+    boxes = [s.box for s in cands.spans]
+    key_words = set().union(*(words[ki] for ki, _ in keys)) if keys else set()
+    scored: list[tuple[float, int, int]] = []
+    for n, (ki, _) in enumerate(keys):
+        near = [i for i in _near(cands.spans[ki], boxes) if not words[i] & key_words]
+        if not near:
+            continue
+        probs = link_model.probabilities(cands.rows(FieldSpec(cands.spans[ki].text.rstrip(": ")), near, key=ki))
+        if model is not None and max(probs) >= threshold:
+            probs = _weighed(model, cands, cands.spans[ki].text.rstrip(": "), near, probs, max_choices)
+        scored += [(float(p), n, i) for p, i in zip(probs, near, strict=True) if p >= threshold]
+    out: list[list[tuple[int, float]]] = [[] for _ in keys]
+    taken: set[tuple[int, int]] = set()
+    for p, n, i in sorted(scored, key=lambda t: -t[0]):
+        if not words[i] & taken:
+            out[n].append((i, p))
+            taken |= words[i]
     return out
 
 
@@ -109,12 +179,7 @@ def link(cands: Candidates, key_model: Ranker, ranker: Ranker, *, threshold: flo
             none = float(ranker.scores([cands.none_row(spec)])[0]) - none_margin
             choices.append(sorted([(i, float(s)) for i, s in zip(values, scores, strict=True)] + [(None, none)],
                                   key=lambda t: -t[1]))
-        if model is None:
-            picks = _assign(choices, cands)
-        elif model.supports_scoring and not model.supports_images:
-            picks = _assign(_rescored(model, keys, choices, cands, max_choices), cands)
-        else:
-            picks = _model_picks(model, keys, choices, cands, max_choices)
+        picks = _assign(choices, cands) if model is None else _model_picks(model, keys, choices, cands, max_choices)
         used = set().union(*(words_of[v] for v in picks if v is not None))
         kept = [n for n, (ki, _) in enumerate(keys) if not words_of[ki] & used]
         if len(kept) == len(keys):
@@ -187,31 +252,26 @@ def _model_picks(model: Model, keys: Sequence[tuple[int, float]], choices: Seque
             for n in range(len(keys))]
 
 
-def _rescored(model: Model, keys: Sequence[tuple[int, float]], choices: Sequence[Sequence[tuple[int | None, float]]],
-              cands: Candidates, max_choices: int) -> list[list[tuple[int | None, float]]]:
-    """A text-only model that scores weighs in as in [`docvlm.extract`][docvlm.extract]: each key is a field named by its
-    text, asked with extraction's field prompt over the text near the offered values, and each of its best
-    ``max_choices`` values gets ``weight x (log-probability - the best log-probability)`` added to its ranker score
-    (they are then assigned as without a model), the weight being the model's `Model.choice_weight` (else
-    ``LM_WEIGHT``; 0: the model is not asked). "No value" stays the ranker's call."""
+def _weighed(model: Model, cands: Candidates, name: str, spans: Sequence[int], probs: Any,
+             max_choices: int) -> Any:
+    """The link model's probabilities of a key's values with a scoring model's weighed in (`linked_values`)."""
+    import numpy as np
+
     from docvlm.tasks._context import LM_WEIGHT, field_prompt, text_near
 
     weight = model.choice_weight if model.choice_weight is not None else LM_WEIGHT
-    if weight <= 0:  # the ranking alone decides; the model is not asked
-        return [list(ranked) for ranked in choices]
-    tops = [[(i, s) for i, s in ranked if i is not None][:max_choices] for ranked in choices]
-    text = text_near(_lines(cands), [cands.spans[i].segment.id for top in tops for i, _ in top], max_chars=6000)
-    out: list[list[tuple[int | None, float]]] = []
-    for (ki, _), ranked, top in zip(keys, choices, tops, strict=True):
-        texts = list(dict.fromkeys(cands.spans[i].text for i, _ in top))
-        if not ranked or ranked[0][0] is None or len(texts) < 2:
-            out.append(list(ranked))
-            continue
-        lm = model.score(field_prompt(text, cands.spans[ki].text.rstrip(": ")), texts)
-        adjusted = {i: s + weight * (lm[texts.index(cands.spans[i].text)] - max(lm)) for i, s in top}
-        chosen = max(top, key=lambda t: adjusted[t[0]])[0]
-        adjusted[chosen] = ranked[0][1]  # the model's choice takes the first place (the ranker said there is a value)
-        out.append(sorted(((i, adjusted.get(i, s) if i is not None else s) for i, s in ranked), key=lambda t: -t[1]))
+    order = [int(j) for j in np.argsort(-probs)[:max_choices]]
+    texts = list(dict.fromkeys(cands.spans[spans[j]].text for j in order))
+    if weight <= 0 or len(texts) < 2:
+        return probs
+    text = text_near(_lines(cands), [cands.spans[spans[j]].segment.id for j in order], max_chars=6000)
+    lm = model.score(field_prompt(text, name), texts)
+    out = probs.copy()
+    logits = {j: float(np.log(max(probs[j], 1e-9) / max(1 - probs[j], 1e-9)))
+              + weight * (lm[texts.index(cands.spans[spans[j]].text)] - max(lm)) for j in order}
+    for j, z in logits.items():
+        out[j] = 1.0 / (1.0 + np.exp(-min(max(z, -50.0), 50.0)))
+    out[max(logits, key=lambda j: logits[j])] = probs[order[0]]  # the model's choice takes the best place
     return out
 
 

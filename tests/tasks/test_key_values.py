@@ -114,3 +114,48 @@ def test_pair_features_say_where_a_value_sits_from_its_key() -> None:
     assert set(plain[0]) < set(paired[0])  # the pair features are added to the span's own
     cands.drop = frozenset({"pair"})
     assert set(cands.rows(spec, [index["Maria Rossi"]], key=key)[0]) == set(plain[0])  # and ablated as a family
+
+
+def memo_pdf() -> bytes:
+    """A memo nobody trained on: "cc:" over a list of three names, one value right of each other key."""
+    doc = pymupdf.open()
+    page = doc.new_page(width=595, height=842)
+    lines = [(50, 60, "MEMORANDUM", 16), (50, 110, "To:", 11), (120, 110, "Harold Becker", 11),
+             (50, 135, "From:", 11), (120, 135, "Linda Moreau", 11), (50, 160, "Date:", 11), (120, 160, "March 3, 1994", 11),
+             (50, 185, "cc:", 11), (120, 185, "Paul Ostrowski", 11), (120, 200, "Ann-Marie Voss", 11),
+             (120, 215, "Thomas Greeley", 11),
+             (50, 260, "The sampling schedule for the second quarter is attached.", 11)]
+    for x, y, text, size in lines:
+        page.insert_text((x, y), text, fontsize=size)
+    return doc.tobytes()
+
+
+def test_a_key_over_several_values_comes_once_for_each() -> None:
+    """The link model reads "cc:"'s names as its values. The last name, alone at the bottom of the list, is taken
+    for a key by the key detector (probability 0.28, threshold 0.25), and keys are never values: a known limit
+    (letting the link model overrule the key detector was measured on FUNSD and lost, see `linked_values`)."""
+    result = dv.key_values(None, dv.open(memo_pdf())[0])
+    values: dict[str, list[str | None]] = {}
+    for kv in result:
+        values.setdefault(kv.key.quote, []).append(kv.value.quote if kv.value is not None else None)
+    assert values["cc:"] == ["Paul Ostrowski", "Ann-Marie Voss"]  # in reading order
+    assert values.get("Thomas Greeley") == [None]
+    assert values["To:"] == ["Harold Becker"] and values["Date:"] == ["March 3, 1994"]
+    cc = [kv for kv in result if kv.key.quote == "cc:"]
+    assert len({kv.key.box for kv in cc}) == 1 and all(0 < kv.confidence <= 1 for kv in cc)
+
+
+def test_a_model_that_chooses_gives_one_value_per_key() -> None:
+    """The link model reads several values only where no model chose them."""
+    def model(messages: list[Message], info: FunctionInfo) -> dict[str, str | None]:
+        import typing
+
+        answer = {}
+        for name, f in info.output_type.model_fields.items():
+            options = [a for a in typing.get_args(f.annotation) if a is not type(None)]
+            answer[name] = typing.get_args(options[0])[0] if options else None
+        return answer
+
+    result = dv.key_values(FunctionModel(model, supports_images=False), dv.open(memo_pdf())[0])
+    keys = [kv.key.quote for kv in result]
+    assert len(keys) == len(set(keys))
