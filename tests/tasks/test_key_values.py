@@ -159,3 +159,27 @@ def test_a_model_that_chooses_gives_one_value_per_key() -> None:
     result = dv.key_values(FunctionModel(model, supports_images=False), dv.open(memo_pdf())[0])
     keys = [kv.key.quote for kv in result]
     assert len(keys) == len(set(keys))
+
+
+def test_the_link_model_learns_every_answer_of_a_key_and_reads_them_back() -> None:
+    """`bench.train_ranker.link_data` labels all of a key's answers (not only one) and the spans that share words
+    with them as wrong; a link model fitted on them reads every name under "cc:" back, each span to one key."""
+    from bench.train_ranker import Example, link_data
+    from docvlm.tasks._rank import fit_binary
+    from docvlm.tasks.key_values import linked_values, page_candidates
+
+    cands = page_candidates(dv.open(memo_pdf())[0])
+    links = [("To:", "Harold Becker"), ("From:", "Linda Moreau"), ("Date:", "March 3, 1994"),
+             ("cc:", "Paul Ostrowski"), ("cc:", "Ann-Marie Voss"), ("cc:", "Thomas Greeley")]
+    example = Example("memo", "funsd", "memo", cands, keys=[k for k, _ in links], links=links)
+    rows, labels = link_data([example], negatives=30, seed=0)
+    assert sum(labels) >= 6 and len(labels) > sum(labels)  # each answer at least once, and wrong spans beside them
+    key_of = {s.text: i for i, s in enumerate(cands.spans) if s.kind in ("seg", "line")}
+    keys = [(key_of[k], 1.0) for k in ("To:", "From:", "Date:", "cc:")]
+    values = linked_values(cands, keys, fit_binary(rows, labels), threshold=0.5)
+    read = {cands.spans[ki].text: [cands.spans[v].text for v, _ in found]
+            for (ki, _), found in zip(keys, values, strict=True)}
+    assert sorted(read["cc:"]) == ["Ann-Marie Voss", "Paul Ostrowski", "Thomas Greeley"]
+    assert read["To:"] == ["Harold Becker"] and read["Date:"] == ["March 3, 1994"]
+    spans = [v for found in values for v, _ in found]
+    assert len(spans) == len(set(spans))
