@@ -242,8 +242,11 @@ def _cached(key: str, build: Any) -> list[Example]:
 
     path = OCR_CACHE.parent / "bench-examples" / f"{key}-{_code_version()}.pkl"
     if path.exists():
-        examples: list[Example] = pickle.loads(path.read_bytes())
-        return examples
+        try:
+            examples: list[Example] = pickle.loads(path.read_bytes())
+            return examples
+        except (AttributeError, ImportError, EOFError, pickle.UnpicklingError):
+            pass  # written by another version of the code, or cut short: built again
     examples = build()
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(pickle.dumps(examples))
@@ -485,4 +488,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # run the imported module's main, so that cached examples pickle as bench.train_ranker.Example (readable by
+    # bench.realdata and every other importer), not as __main__.Example
+    from bench import train_ranker
+
+    sys.exit(train_ranker.main())
