@@ -52,6 +52,7 @@ __all__ = [
     "fit_binary",
     "key_rows",
     "span_features",
+    "with_bias",
 ]
 
 #: Size of the hashed feature space.
@@ -611,6 +612,13 @@ def fit_binary(rows: Sequence[np.ndarray[Any, np.dtype[np.int64]]], labels: Sequ
     weights = np.zeros(DIM, dtype=np.float32)
     weights[uniq] = w
     return Ranker(weights)
+
+
+def with_bias(rows: Sequence[np.ndarray[Any, np.dtype[np.int64]]]) -> list[np.ndarray[Any, np.dtype[np.int64]]]:
+    """Rows with the feature ``"bias"`` that `fit_binary` gave every training row: what a binary model's
+    `Ranker.probabilities` are computed from (the link model's rows are `Candidates.rows`)."""
+    bias = _hash("bias") & (DIM - 1)
+    return [np.unique(np.append(r, bias)).astype(np.int64) for r in rows]
 
 
 def key_rows(cands: Candidates, indices: Iterable[int]) -> list[np.ndarray[Any, np.dtype[np.int64]]]:
