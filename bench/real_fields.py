@@ -201,14 +201,14 @@ def questions(data: Path, limit: int | None, model_spec: str, cv: int) -> dict[s
     for file in files:
         ann = json.loads(file.read_text())
         image = root / "images" / f"{file.stem}.png"
-        ranker, _, _ = folds.get(f"funsd/{file.stem}")
+        ranker, _, link_model = folds.get(f"funsd/{file.stem}")
         doc = dv.open(image)
         for question, answer in funsd_pairs(ann):
             if answer is None:
                 continue
             for name, use_key in (("layout (docvlm OCR)", True), ("  without the printed key", False)):
                 ask_module._USE_KEY = use_key  # the ablation: rank values without where they sit from the key
-                got = ask(None, doc, f"What is the {question.rstrip(': ')}?", ranker=ranker)
+                got = ask(None, doc, f"What is the {question.rstrip(': ')}?", ranker=ranker, link_model=link_model)
                 scores[name].append(anls_score(got.text, [answer]))
             ask_module._USE_KEY = True
     demo = dv.open(dv.samples.invoice_pdf())

@@ -361,3 +361,21 @@ def test_a_key_that_ocr_misread_is_still_the_questions_key() -> None:
     assert cands.spans[found["Phone"]].text == "Phone:"  # type: ignore[index]
     assert found["Account number"] is None  # "Account:" is 6 edits from it
     assert ask(None, doc, "What is the Fax #?").text == "816/545-7473"
+
+
+def test_where_the_key_is_printed_the_link_model_weighs_in() -> None:
+    """`ask` adds the link model's log-odds (each span as one of the key's values) to the ranker's score: a link
+    model that only likes spans under their key moves the answer there; one that says nothing leaves the ranking's."""
+    import numpy as np
+
+    from docvlm.tasks._rank import DIM, Ranker, _hash
+    from tests.tasks.test_key_values import form_pdf
+
+    doc = dv.open(form_pdf())
+    silent = Ranker(np.zeros(DIM, dtype=np.float32))
+    below = np.zeros(DIM, dtype=np.float32)
+    below[_hash("pr:below") & (DIM - 1)] = 100.0
+    assert ask(None, doc, "What is the Name?", link_model=silent).text == "Maria Rossi"
+    moved = ask(None, doc, "What is the Name?", link_model=Ranker(below))
+    key = next(w for w in doc[0].words() if w.text == "Name:")
+    assert moved.text != "Maria Rossi" and moved.citations[0].box.y0 >= key.box.y1 - 1
