@@ -198,8 +198,10 @@ def ask(model: Model | None, document: Document | Page, question: str, *, pages:
     Without a model, or with a text-only model, the answer is *extractive*: the question names a field ("What is
     the total?" asks for ``total``) and its first word the answer's type ("When": a date, "How much / how many": a
     number, "Who": words); where the question's field is printed as a key ("Total:" for "What is the total?"; or a
-    spelling a few edits from it, as OCR misreads keys) the answer is the value linked to it, ranked as [`docvlm.key_values`][docvlm.key_values] ranks a key's values (where a span sits
-    from the key counts, and how likely each is one of the key's values by the link model of `key_values`); otherwise the learned ranker of [`docvlm.extract`][docvlm.extract] ranks the spans printed in the
+    spelling a few edits from it, as OCR misreads keys) the answer is the value linked to it, ranked as
+    [`docvlm.key_values`][docvlm.key_values] ranks a key's values (where a span sits from the key counts, and how
+    likely each is one of the key's values by the link model of `key_values`); otherwise the learned ranker of
+    [`docvlm.extract`][docvlm.extract] ranks the spans printed in the
     document as its value, and the model (if any) chooses among the best ``max_choices``; the answer and its
     citation are always real. A vision model sees the page images, writes a free answer (bounded) and cites the
     text segments it used by id.
