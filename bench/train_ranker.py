@@ -3,8 +3,10 @@
 Usage: python -m bench.train_ranker --data ../shared/realdev [--sets sroie,funsd,invoice,form,receipt]
                                     [--words given,ocr] [--folds 5] [--ablate] [--out docvlm/data]
 
-Two models: the value ranker (every field of every document one group, a softmax over the field's candidate spans)
-and the key detector (logistic regression: is this span a printed key), trained on:
+Three models: the value ranker (every field of every document one group, a softmax over the field's right spans, the
+wrong spans that share words with them (an address a line short or long, `HARD_NEGATIVES` of them) and a sample of
+the others), the key detector (logistic regression: is this span a printed key) and the link model (logistic
+regression: is this span one of the key's values), trained on:
 
 - ``sroie``: realdev's SROIE receipts (company, date, address, total), words from the dataset's own line boxes
   (``given``) and from docvlm's OCR (``ocr``, cached in ~/.cache/docvlm/bench-ocr);
@@ -272,21 +274,32 @@ def load(data: Path, sets: list[str], words: list[str], limit: int | None, n_syn
 
 
 # training and evaluation ---------------------------------------------------------------------------------
-def groups_of(examples: list[Example], negatives: int, seed: int) -> list[tuple[list[Any], list[bool]]]:
-    """Training groups: each field's right spans and a sample of the wrong ones."""
+#: Wrong spans sampled per field among those that share words with the value (its extent cut short or run on).
+HARD_NEGATIVES = 15
+
+
+def groups_of(examples: list[Example], negatives: int, seed: int,
+              hard: int = HARD_NEGATIVES) -> list[tuple[list[Any], list[bool]]]:
+    """Training groups: each field's right spans, a sample of the wrong spans that share words with them (``hard``:
+    an address a line short or long) and a sample of the others (``negatives``)."""
     rng = np.random.default_rng(seed)
     out = []
     for ex in examples:
+        spans = ex.candidates.spans
         for n, (spec, truth) in enumerate(ex.fields):
-            labels = [truth is not None and matches(spec, s.text, truth) for s in ex.candidates.spans]
+            labels = [truth is not None and matches(spec, s.text, truth) for s in spans]
             key = key_index(ex, n)
             right = [i for i, y in enumerate(labels) if y]
             if truth is not None and not right:
                 continue  # no span spells the value: nothing to learn from this field
-            wrong = [i for i, y in enumerate(labels) if not y]
-            if len(wrong) > negatives:
-                wrong = list(rng.choice(wrong, negatives, replace=False))
-            chosen = right + wrong
+            covered = set().union(*(spans[i].words for i in right)) if right else set()
+            near = [i for i, y in enumerate(labels) if not y and spans[i].words & covered]
+            far = [i for i, y in enumerate(labels) if not y and not spans[i].words & covered]
+            if len(near) > hard:
+                near = list(rng.choice(near, hard, replace=False))
+            if len(far) > negatives:
+                far = list(rng.choice(far, negatives, replace=False))
+            chosen = right + near + far
             rows = [*ex.candidates.rows(spec, chosen, key=key), ex.candidates.none_row(spec)]
             out.append((rows, [labels[i] for i in chosen] + [truth is None]))
     return out
@@ -314,6 +327,7 @@ def link_data(examples: list[Example], negatives: int, seed: int) -> tuple[list[
     known (FUNSD), the spans near it scored as its values, each alone: its linked answers (every one, a key may have
     several), the spans that share words with them (a value cut short or run on: the extent) and a sample of the
     others."""
+    from docvlm.tasks._rank import link_rows
     from docvlm.tasks.key_values import KEY_KINDS, _near
 
     rng = np.random.default_rng(seed)
@@ -343,7 +357,7 @@ def link_data(examples: list[Example], negatives: int, seed: int) -> tuple[list[
             for group in ([i for i in near if i not in right and words[i] & covered],
                           [i for i in near if not words[i] & covered]):
                 sample += list(rng.choice(group, negatives, replace=False)) if len(group) > negatives else group
-            rows += ex.candidates.rows(FieldSpec(key.text.rstrip(": ")), right + sample, key=ki)
+            rows += link_rows(ex.candidates, ki, right + sample)
             labels += [True] * len(right) + [False] * len(sample)
     return rows, labels
 
@@ -476,7 +490,7 @@ def main(argv: list[str] | None = None) -> int:
         start = time.perf_counter()
         models = train(examples, args.negatives, 0)
         info = {"sets": sets, "words": words, "synth": args.synth, "negatives": args.negatives,
-                "documents": len(examples), "figures": figures, "trained": time.strftime("%Y-%m-%d"),
+                "hard_negatives": HARD_NEGATIVES, "documents": len(examples), "figures": figures, "trained": time.strftime("%Y-%m-%d"),
                 "seconds": round(time.perf_counter() - start, 1)}
         args.out.mkdir(parents=True, exist_ok=True)
         for name, model in (("ranker", models.ranker), ("keys", models.keys), ("links", models.links)):

@@ -6,7 +6,9 @@ Each (field, span) pair becomes a set of sparse binary features, hashed into a f
   date or an amount, what was cut from its segment (``TOTAL:`` before it, ``(126926-H)`` after it), where it is
   on the page (height band, line from the top and bottom, centred, alone on its line), its font size against the
   page's, the words left of it, above and below it, the label it was printed with (`docvlm.tasks._keys`),
-  and for amounts their rank on the page (largest, lowest, printed how many times);
+  and for amounts their rank on the page (largest, lowest, printed how many times), how they relate to the
+  page's other amounts (a sum of two, a rounding of one) and whether they are a multiple of 0.05 (a total rounded to
+  the coin);
 - the field: the words of its name and its type;
 - crosses of the two (``field word total`` x ``label word rounded``; ``field type date`` x ``shape 9/9/9``), and
   how similar the field's name is to the span's label and context (character trigrams), which carries over to
@@ -51,6 +53,7 @@ __all__ = [
     "fit",
     "fit_binary",
     "key_rows",
+    "link_rows",
     "span_features",
     "with_bias",
 ]
@@ -240,7 +243,9 @@ def span_features(span: Span, ctx: PageContext) -> list[str]:
         f.append(f"acount:{min(len(rows), 4)}")
         lower = [a for a in ctx.amounts if any(r > span.line for r in ctx.amount_rows.get(a, []))]
         f.append(f"abelow:{_bucket(len(lower), (1, 2, 4, 8))}")
-        f += ctx.relations(value, span.line)
+        rels = ctx.relations(value, span.line)
+        c5 = round(value * 100) % 5 == 0  # a multiple of 0.05: what a total rounded to the coin reads
+        f += rels + [f"c5:{c5}"] + [f"{r}|c5:{c5}" for r in rels]
     elif whole_num:
         f.append("isnum")
     if text.endswith(":"):
@@ -359,7 +364,7 @@ FAMILIES: dict[str, tuple[str, ...]] = {
     "position": ("y", "x", "li", "lb", "h", "center", "alone"),
     "context": ("lf", "lfcolon", "ab", "absh", "bl", "blsh"),
     "key": ("key", "kd"),
-    "amounts": ("arank", "acount", "abelow", "rel"),
+    "amounts": ("arank", "acount", "abelow", "rel", "c5"),
 }
 #: Pair features of a value with the key it is read for (`Candidates.rows` with ``key``; ``dv.key_values``), left
 #: out together as the family ``pair``.
@@ -594,8 +599,7 @@ def fit_binary(rows: Sequence[np.ndarray[Any, np.dtype[np.int64]]], labels: Sequ
                lr: float = 0.2, l2: float = 1e-4) -> Ranker:
     """Logistic regression over hashed feature rows (full-batch Adagrad with an L2 penalty): the key detector.
     The bias is the weight of the feature ``"bias"``, which every row gets."""
-    bias = _hash("bias") & (DIM - 1)
-    rows = [np.append(r, bias) for r in rows]
+    rows = with_bias(rows)  # once: rows that have it already (`key_rows`, `link_rows`) keep one
     y = np.asarray(labels, dtype=np.float64)
     lengths = np.fromiter((len(r) for r in rows), dtype=np.int64, count=len(rows))
     flat = np.concatenate(rows)
@@ -615,10 +619,17 @@ def fit_binary(rows: Sequence[np.ndarray[Any, np.dtype[np.int64]]], labels: Sequ
 
 
 def with_bias(rows: Sequence[np.ndarray[Any, np.dtype[np.int64]]]) -> list[np.ndarray[Any, np.dtype[np.int64]]]:
-    """Rows with the feature ``"bias"`` that `fit_binary` gave every training row: what a binary model's
-    `Ranker.probabilities` are computed from (the link model's rows are `Candidates.rows`)."""
+    """Rows with the feature ``"bias"`` (once, also where a row has it already): what `fit_binary` trains on and a
+    binary model's `Ranker.probabilities` are computed from."""
     bias = _hash("bias") & (DIM - 1)
     return [np.unique(np.append(r, bias)).astype(np.int64) for r in rows]
+
+
+def link_rows(cands: Candidates, key: int, indices: Iterable[int]) -> list[np.ndarray[Any, np.dtype[np.int64]]]:
+    """The link model's rows (`default_link_model`): each span at ``indices`` as one of the values of the key span at
+    ``key`` (a field named by the key's text without its colon), with where it sits from the key, and the bias. What
+    the link model is trained on (``bench.train_ranker.link_data``) and read with (``dv.key_values``, ``dv.ask``)."""
+    return with_bias(cands.rows(FieldSpec(cands.spans[key].text.rstrip(": ")), indices, key=key))
 
 
 def key_rows(cands: Candidates, indices: Iterable[int]) -> list[np.ndarray[Any, np.dtype[np.int64]]]:

@@ -146,7 +146,7 @@ def _extractive(model: Model | None, page_list: Sequence[Page], question: str, m
     the question names, and the model (if any) chooses among the best ``max_choices``: by scoring them as
     `docvlm.extract` does (its `choice_weight`; 0: the ranking alone), or under a ``Literal`` constraint."""
     from docvlm.tasks._context import LM_WEIGHT, field_prompt, text_near
-    from docvlm.tasks._rank import default_link_model, default_ranker, with_bias
+    from docvlm.tasks._rank import default_link_model, default_ranker, link_rows
 
     ranker = ranker or default_ranker()
     cands, lines_all = Candidates.of_pages(page_list)
@@ -160,8 +160,7 @@ def _extractive(model: Model | None, page_list: Sequence[Page], question: str, m
     scores = ranker.scores(cands.rows(spec, pool, key=key))
     if key is not None:  # and how likely each is one of the key's values (the link model of dv.key_values)
         link = link_model or default_link_model()
-        name = cands.spans[key].text.rstrip(": ")
-        scores = scores + _LINK_WEIGHT * link.scores(with_bias(cands.rows(FieldSpec(name), pool, key=key)))
+        scores = scores + _LINK_WEIGHT * link.scores(link_rows(cands, key, pool))
     order = [pool[k] for k in sorted(range(len(pool)), key=lambda k: -scores[k])]
     texts: dict[str, int] = {}
     for i in order:

@@ -37,7 +37,7 @@ from docvlm.tasks._rank import (
     default_link_model,
     default_ranker,
     key_rows,
-    with_bias,
+    link_rows,
 )
 from docvlm.tasks._spans import Span
 from docvlm.tasks.extract import optional_choice
@@ -132,8 +132,7 @@ def linked_values(cands: Candidates, keys: Sequence[tuple[int, float]], link_mod
         near = [i for i in _near(cands.spans[ki], boxes) if not words[i] & key_words]
         if not near:
             continue
-        probs = link_model.probabilities(with_bias(cands.rows(FieldSpec(cands.spans[ki].text.rstrip(": ")), near,
-                                                              key=ki)))
+        probs = link_model.probabilities(link_rows(cands, ki, near))
         if model is not None and max(probs) >= threshold:
             probs = _weighed(model, cands, cands.spans[ki].text.rstrip(": "), near, probs, max_choices)
         scored += [(float(p), n, i) for p, i in zip(probs, near, strict=True) if p >= threshold]

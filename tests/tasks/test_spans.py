@@ -102,6 +102,19 @@ def test_fit_binary_learns_a_separable_feature() -> None:
     assert (probs[1::2] > 0.9).all() and (probs[0::2] < 0.1).all()
 
 
+def test_a_binary_model_is_calibrated_on_the_rows_it_is_read_with() -> None:
+    """Rows that carry the bias already (`key_rows`, `link_rows`) are trained with it once: on a feature seen with
+    and without the label, the probability read back is the share of rows that had the label (the key detector
+    was trained with its bias twice and read with it once, so its probabilities were off by its bias)."""
+    from docvlm.tasks._rank import with_bias
+
+    rows = [np.asarray([7 if i % 4 == 0 else 8], dtype=np.int64) for i in range(800)]
+    labels = [i % 8 == 0 or (i % 4 != 0 and i % 5 == 0) for i in range(800)]  # feature 7: 1/2 true, 8: 1/5 true
+    for given in (rows, with_bias(rows)):
+        probs = fit_binary(given, labels, steps=3000, lr=0.5, l2=0.0).probabilities(with_bias(rows))
+        assert abs(float(probs[0]) - 0.5) < 0.02 and abs(float(probs[1]) - 0.2) < 0.02
+
+
 def test_candidate_features_name_the_field_they_are_crossed_with() -> None:
     """The same span gets different rows for different fields (the field's words are crossed in), and a span's
     label that spells the field's name adds a similarity feature."""
@@ -111,3 +124,40 @@ def test_candidate_features_name_the_field_they_are_crossed_with() -> None:
     total, date = cands.rows(FieldSpec("total"), [i])[0], cands.rows(FieldSpec("date"), [i])[0]
     assert len(set(total) ^ set(date)) > 20
     assert len(set(total) & set(date)) > 20  # the span's own features are shared
+
+
+def test_training_groups_hold_the_spans_that_cut_a_value_short_or_run_it_on() -> None:
+    """`bench.train_ranker.groups_of` samples wrong spans that share words with the value (the address a line short,
+    or with the company's line above it) apart from the others, so the ranker learns a value's extent."""
+    from bench.train_ranker import Example, groups_of
+
+    page = receipt()[0]
+    cands = Candidates.build([(group_lines(segments_of(page.words().rows, 0)), page.width, page.height)])
+    address = "3RD FLR, AEON TAMAN MALURI SC JLN JEJAKA, TAMAN MALURI CHERAS, 55100 KUALA LUMPUR"
+    example = Example("r", "sroie", "r", cands, fields=[(FieldSpec("address"), address)])
+    value = next(s for s in cands.spans if s.text == address)
+    sharing = [s for s in cands.spans if s.text != address and s.words & value.words]
+    assert len(sharing) > 8  # each line, each pair of lines, the block with the company above...
+    for hard, negatives in ((len(sharing), 0), (0, 5)):
+        (rows, labels), = groups_of([example], negatives=negatives, seed=0, hard=hard)
+        assert sum(labels) == 1 and len(rows) == len(labels)
+        assert len(labels) == 1 + hard + negatives + 1  # the value, the wrong spans and "not printed"
+    (rows, labels), = groups_of([example], negatives=0, seed=0, hard=len(sharing))
+    assert sorted(map(tuple, rows[1:-1])) == sorted(map(tuple, cands.rows(FieldSpec("address"),
+                                                                         [cands.spans.index(s) for s in sharing])))
+
+
+def test_an_amount_that_is_a_multiple_of_five_cents_says_so_beside_its_rounding() -> None:
+    """A total rounded to the coin (80.90 under 80.91 and "ROUNDING -0.01") is told from the unrounded one by a
+    learned feature, not by which is lower on the page."""
+    from docvlm.tasks._rank import span_features
+
+    buf = io.BytesIO()
+    Image.new("L", (400, 200), 255).save(buf, format="PNG")
+    page = dv.open(buf.getvalue(), words={0: [("TOTAL", (10, 10, 60, 22)), ("80.91", (300, 10, 350, 22)),
+                                               ("ROUNDING", (10, 30, 90, 42)), ("-0.01", (300, 30, 350, 42)),
+                                               ("TOTAL", (10, 50, 60, 62)), ("80.90", (300, 50, 350, 62))]})[0]
+    cands = Candidates.build([(group_lines(segments_of(page.words().rows, 0)), page.width, page.height)])
+    feats = {s.text: set(span_features(s, c)) for s, c in zip(cands.spans, cands.contexts, strict=True)}
+    assert {"c5:True", "rel:rounding-above|c5:True"} <= feats["80.90"]
+    assert {"c5:False", "rel:rounding-below|c5:False"} <= feats["80.91"]
