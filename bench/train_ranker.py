@@ -1,7 +1,7 @@
 """Train (and cross-validate) the extraction ranker that ships in ``docvlm/data/ranker.npz``.
 
 Usage: python -m bench.train_ranker --data ../shared/realdev [--sets sroie,funsd,invoice,form,receipt]
-                                    [--words given,ocr] [--folds 5] [--ablate] [--out docvlm/data]
+                                    [--words given,ocr] [--folds 5] [--ablate] [--hard N] [--out docvlm/data]
 
 Three models: the value ranker (every field of every document one group, a softmax over the field's right spans and
 a sample of the wrong ones; ``hard`` of `groups_of` can sample those that share words with the value apart, see
@@ -371,12 +371,12 @@ class Models:
     links: Ranker | None = None
 
 
-def train(examples: list[Example], negatives: int, seed: int) -> Models:
+def train(examples: list[Example], negatives: int, seed: int, hard: int = HARD_NEGATIVES) -> Models:
     from docvlm.tasks._rank import fit_binary
 
     rows, labels = key_data(examples)
     link_rows, link_labels = link_data(examples, LINK_NEGATIVES, seed)
-    return Models(fit(groups_of(examples, negatives, seed)), fit_binary(rows, labels) if rows else None,
+    return Models(fit(groups_of(examples, negatives, seed, hard)), fit_binary(rows, labels) if rows else None,
                   fit_binary(link_rows, link_labels) if link_rows else None)
 
 
@@ -428,14 +428,15 @@ def fold_of(examples: list[Example], folds: int, seed: int = 0) -> dict[str, int
     return {g: i % folds for i, g in enumerate(groups)}
 
 
-def cross_validate(examples: list[Example], folds: int, negatives: int, seed: int = 0) -> dict[str, list[bool]]:
+def cross_validate(examples: list[Example], folds: int, negatives: int, seed: int = 0,
+                   hard: int = HARD_NEGATIVES) -> dict[str, list[bool]]:
     fold = fold_of(examples, folds, seed)
     results: dict[str, list[bool]] = defaultdict(list)
     counts = np.zeros(5)
     for k in range(folds):
         train_set = [e for e in examples if fold[e.group] != k]
         test = [e for e in examples if fold[e.group] == k]
-        models = train(train_set, negatives, seed + k)
+        models = train(train_set, negatives, seed + k, hard)
         for name, oks in top1(models.ranker, test).items():
             results[name] += oks
         for ex in test:
@@ -467,6 +468,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--limit", type=int, default=None, help="at most this many documents per realdev set")
     ap.add_argument("--synth", type=int, default=200, help="generated documents per synthetic set")
     ap.add_argument("--negatives", type=int, default=80, help="wrong spans sampled per field for training")
+    ap.add_argument("--hard", type=int, default=HARD_NEGATIVES,
+                    help="of them, how many among the spans that share words with the value (0: sampled alike)")
     ap.add_argument("--folds", type=int, default=5)
     ap.add_argument("--ablate", action="store_true", help="cross-validate again without each feature family")
     ap.add_argument("--out", type=Path, default=None, help="a folder: writes ranker.npz, keys.npz and links.npz")
@@ -477,22 +480,23 @@ def main(argv: list[str] | None = None) -> int:
     examples = load(args.data, sets, words, args.limit, args.synth)
     figures: dict[str, Any] = {}
     if args.folds > 1:
-        figures["cv"] = report(cross_validate(examples, args.folds, args.negatives), f"{args.folds}-fold CV top-1")
+        figures["cv"] = report(cross_validate(examples, args.folds, args.negatives, hard=args.hard),
+                               f"{args.folds}-fold CV top-1")
     if args.ablate:
         from docvlm.tasks._rank import FAMILIES, PAIR
 
         for family in [*FAMILIES, "field-words", "similarity", PAIR]:
             for e in examples:
                 e.candidates.drop = frozenset({family})
-            figures[f"without {family}"] = report(cross_validate(examples, args.folds, args.negatives),
+            figures[f"without {family}"] = report(cross_validate(examples, args.folds, args.negatives, hard=args.hard),
                                                   f"  without {family:12s}")
         for e in examples:
             e.candidates.drop = frozenset()
     if args.out is not None:
         start = time.perf_counter()
-        models = train(examples, args.negatives, 0)
+        models = train(examples, args.negatives, 0, args.hard)
         info = {"sets": sets, "words": words, "synth": args.synth, "negatives": args.negatives,
-                "hard_negatives": HARD_NEGATIVES, "documents": len(examples), "figures": figures, "trained": time.strftime("%Y-%m-%d"),
+                "hard_negatives": args.hard, "documents": len(examples), "figures": figures, "trained": time.strftime("%Y-%m-%d"),
                 "seconds": round(time.perf_counter() - start, 1)}
         args.out.mkdir(parents=True, exist_ok=True)
         for name, model in (("ranker", models.ranker), ("keys", models.keys), ("links", models.links)):
