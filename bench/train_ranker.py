@@ -401,14 +401,17 @@ def top1(ranker: Ranker, examples: list[Example]) -> dict[str, list[bool]]:
     return out
 
 
-def link_counts(models: Models, ex: Example, threshold: float = 0.25) -> tuple[int, int, int, int, int]:
+def link_counts(models: Models, ex: Example, threshold: float | None = None) -> tuple[int, int, int, int, int]:
     """(true keys found, keys predicted, true links found, links predicted, true links) on one page: the values
     of the link model where there is one, else the ranker's one value per key."""
     from docvlm.tasks.key_values import link, linked_values
 
     if models.keys is None:
         return 0, 0, 0, 0, len(ex.links)
-    keys, picks = link(ex.candidates, models.keys, models.ranker, threshold=threshold)
+    from docvlm.tasks.key_values import KEY_THRESHOLD
+
+    keys, picks = link(ex.candidates, models.keys, models.ranker,
+                       threshold=KEY_THRESHOLD if threshold is None else threshold)
     values = linked_values(ex.candidates, keys, models.links) if models.links is not None else \
         [[(v, 1.0)] if v is not None else [] for v in picks]
     spans = ex.candidates.spans

@@ -43,7 +43,7 @@ from docvlm.tasks._spans import Span
 from docvlm.tasks.extract import optional_choice
 from docvlm.types.answer import Citation, KeyValue
 
-__all__ = ["KEY_KINDS", "key_values", "link", "linked_values", "page_candidates"]
+__all__ = ["KEY_KINDS", "KEY_THRESHOLD", "LINK_THRESHOLD", "key_values", "link", "linked_values", "page_candidates"]
 
 #: The kinds of span that can be a key: a segment, its head before a value, a line, a block of lines.
 KEY_KINDS = ("seg", "pre", "line", "block", "lines")
@@ -57,9 +57,14 @@ def page_candidates(page: Any) -> Candidates:
 
 #: How likely (0..1) a span must be one of a key's values for the link model to report it (`key_values`).
 LINK_THRESHOLD = 0.4
+#: How likely (0..1) a span must be a key to be reported (`key_values`): FUNSD links on realdev forms, 5-fold models,
+#: `bench.realdata --sets forms`: 0.2 reads 0.448 with the annotation's words, 0.325 with OCR, against 0.441 / 0.323 at
+#: 0.25 (the key detector's probabilities were inflated by its bias until it was trained with it once; 0.25 then
+#: stood near a calibrated 0.2).
+KEY_THRESHOLD = 0.2
 
 
-def key_values(model: Model | None, page: PageInput, *, threshold: float = 0.25, max_choices: int = 5,
+def key_values(model: Model | None, page: PageInput, *, threshold: float = KEY_THRESHOLD, max_choices: int = 5,
                key_model: Ranker | None = None, ranker: Ranker | None = None, none_margin: float = 0.0,
                link_model: Ranker | None = None, link_threshold: float = LINK_THRESHOLD) -> list[KeyValue]:
     """The page's printed keys and the values printed with each: one pair per value, so a key with several values
@@ -69,8 +74,7 @@ def key_values(model: Model | None, page: PageInput, *, threshold: float = 0.25,
         model: ``None`` for the learned layout reading alone; a model chooses each key's value among the best
             ``max_choices`` spans.
         page: a page, or a document's first page.
-        threshold: how likely (0..1) a span must be a key to be reported (0.25: the best F1 of FUNSD links on
-            realdev forms, `bench.realdata --sets forms`).
+        threshold: how likely (0..1) a span must be a key to be reported (`KEY_THRESHOLD`).
         none_margin: how much more likely than the best span "no value" must be for a key to have no value.
         key_model: the key detector (default: the one shipped with docvlm).
         ranker: the value ranker (default: the one shipped with docvlm).
@@ -145,7 +149,8 @@ def linked_values(cands: Candidates, keys: Sequence[tuple[int, float]], link_mod
     return out
 
 
-def link(cands: Candidates, key_model: Ranker, ranker: Ranker, *, threshold: float = 0.25, model: Model | None = None,
+def link(cands: Candidates, key_model: Ranker, ranker: Ranker, *, threshold: float = KEY_THRESHOLD,
+         model: Model | None = None,
          max_choices: int = 5, none_margin: float = 0.0) -> tuple[list[tuple[int, float]], list[int | None]]:
     """The keys among the candidate spans (span index, probability), best first, and the value span of each.
 
