@@ -275,8 +275,9 @@ def load(data: Path, sets: list[str], words: list[str], limit: int | None, n_syn
 
 # training and evaluation ---------------------------------------------------------------------------------
 #: Wrong spans sampled per field among those that share words with the value (its extent cut short or run on),
-#: apart from the others; 0: all wrong spans are sampled alike. 15 won on one fold split (SROIE top-1, given lines
-#: 0.825 -> 0.837) and lost on bench.realdata's (exact 0.825 -> 0.808, docvlm OCR 0.703 -> 0.680): not used.
+#: apart from the others; 0: all wrong spans are sampled alike. With the 0.05 feature, 15 won on this module's fold
+#: split (SROIE top-1, given lines and OCR together, 0.779 -> 0.783) and lost on bench.realdata's (exact 0.837 ->
+#: 0.808 with the given lines, 0.710 -> 0.680 with docvlm's OCR): not used.
 HARD_NEGATIVES = 0
 
 
@@ -404,12 +405,10 @@ def top1(ranker: Ranker, examples: list[Example]) -> dict[str, list[bool]]:
 def link_counts(models: Models, ex: Example, threshold: float | None = None) -> tuple[int, int, int, int, int]:
     """(true keys found, keys predicted, true links found, links predicted, true links) on one page: the values
     of the link model where there is one, else the ranker's one value per key."""
-    from docvlm.tasks.key_values import link, linked_values
+    from docvlm.tasks.key_values import KEY_THRESHOLD, link, linked_values
 
     if models.keys is None:
         return 0, 0, 0, 0, len(ex.links)
-    from docvlm.tasks.key_values import KEY_THRESHOLD
-
     keys, picks = link(ex.candidates, models.keys, models.ranker,
                        threshold=KEY_THRESHOLD if threshold is None else threshold)
     values = linked_values(ex.candidates, keys, models.links) if models.links is not None else \
@@ -499,8 +498,8 @@ def main(argv: list[str] | None = None) -> int:
         start = time.perf_counter()
         models = train(examples, args.negatives, 0, args.hard)
         info = {"sets": sets, "words": words, "synth": args.synth, "negatives": args.negatives,
-                "hard_negatives": args.hard, "documents": len(examples), "figures": figures, "trained": time.strftime("%Y-%m-%d"),
-                "seconds": round(time.perf_counter() - start, 1)}
+                "hard_negatives": args.hard, "documents": len(examples), "figures": figures,
+                "trained": time.strftime("%Y-%m-%d"), "seconds": round(time.perf_counter() - start, 1)}
         args.out.mkdir(parents=True, exist_ok=True)
         for name, model in (("ranker", models.ranker), ("keys", models.keys), ("links", models.links)):
             if model is not None:
