@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import math
 import re
 import types
 import typing
@@ -98,6 +99,7 @@ class _Candidate:
     box: BoundingBox
     index: int  # the span it reads from
     score: float = 0.0  # the ranker's score
+    words: frozenset[tuple[int, int]] = frozenset()  # the printed words it reads (`Span.words`)
 
 
 @dataclass
@@ -187,12 +189,14 @@ def _typed_candidates(leaf: _Leaf, cands: Candidates, allowed: Sequence[int]) ->
     kind = _kind(leaf)
     out: list[_Candidate] = []
 
-    def add(i: int, span: Span, text: str, raw: Any, box: BoundingBox | None = None) -> None:
+    def add(i: int, span: Span, text: str, raw: Any, box: BoundingBox | None = None,
+            words: set[tuple[int, int]] | None = None) -> None:
         try:
             value = adapter.validate_python(raw)
         except ValidationError:
             return
-        out.append(_Candidate(text, value, span.page, box or span.box, i))
+        out.append(_Candidate(text, value, span.page, box or span.box, i,
+                              words=frozenset(span.words if words is None else words)))
 
     for i in allowed:
         span = cands.spans[i]
@@ -218,7 +222,9 @@ def _typed_candidates(leaf: _Leaf, cands: Candidates, allowed: Sequence[int]) ->
                     m = re.search(pattern, text, re.IGNORECASE)
                     if m is not None:
                         seg, start, _ = span.parts[0]
-                        add(i, span, str(option), option, seg.span_box(start + m.start(), start + m.end()))
+                        printed = Span(m.group(), "seg", span.page, [(seg, start + m.start(), start + m.end())],
+                                       span.line)
+                        add(i, span, str(option), option, printed.box, printed.words)
                         break
         else:
             add(i, span, text, text)
@@ -274,6 +280,7 @@ def extract(
     synonyms: Mapping[str, Sequence[str]] | None = None,
     ranker: Ranker | None = None,
     verbatim: bool = True,
+    exclusive: bool = True,
     timeout: float | None = None,
 ) -> Extraction[S]:
     """Fill ``schema`` from a document, with evidence (page, box, quote) for every leaf field found.
@@ -297,6 +304,13 @@ def extract(
             only): the model reads the page images and writes each value itself, so a value the OCR or the text
             layer misspells still comes out right; its evidence is the printed span that spells it most closely
             (numbers and dates: the same value), else the box the model grounds it to.
+        exclusive: ``True`` (the default): a field's value is not a part of another field's, as in key-information
+            extraction, where each printed word has one label; where the best values of two fields overlap without
+            being the same words (an address read from the company's line down), the fields' values are chosen
+            together, the most likely ones without overlap under the ranker. Two fields may still have the same value
+            (a total that is also the amount due). ``False`` for schemas whose fields nest (an address and its city). Applies to
+            the values the ranking chooses (no model, or a text-only model that scores); a generating model's
+            choices are its own.
         timeout: seconds before the call stops with [`TimeLimitError`][docvlm.errors.TimeLimitError] (OCR and model
             calls included; enforced by [`with_timeout`][docvlm._deadline.with_timeout]).
 
@@ -330,6 +344,7 @@ def extract(
 
     ranked: dict[str, list[_Candidate]] = {}
     absent_first: dict[str, bool] = {}
+    log_odds: dict[str, tuple[float, float]] = {}  # each field's (log normaliser, "not printed" score)
     for leaf in leaves:
         spec = FieldSpec(leaf.path, _kind(leaf), leaf.description or "", _aliases(leaf, synonyms or {}))
         typed = _typed_candidates(leaf, cands, allowed)
@@ -339,6 +354,9 @@ def extract(
                 c.score = float(score)
             typed.sort(key=lambda c: -c.score)
             none_score = float(ranker.scores([cands.none_row(spec)])[0])
+            top = max(none_score, typed[0].score)
+            log_odds[leaf.path] = (top + math.log(sum(math.exp(c.score - top) for c in typed)
+                                                  + math.exp(none_score - top)), none_score)
             # a printed option of a Literal / Enum ("EUR", or its "€") is the field's evidence: the ranker has not
             # learned when such a field is absent (its "not printed" score is fitted on text, number and date fields)
             absent_first[leaf.path] = none_score > typed[0].score and spec.kind != "other"
@@ -349,7 +367,7 @@ def extract(
                 kept = tightest.get(key)
                 if kept is None or len(c.text) < len(kept.text):
                     tightest[key] = _Candidate(c.text, c.value, c.page, c.box, c.index,
-                                               max(c.score, kept.score) if kept is not None else c.score)
+                                               max(c.score, kept.score) if kept is not None else c.score, c.words)
             typed = sorted(tightest.values(), key=lambda c: -c.score)
         best: dict[str, _Candidate] = {}
         for c in typed:  # one candidate per text: its best-ranked place
@@ -366,6 +384,8 @@ def extract(
         found = _choose(model, leaves, ranked, cands, all_lines, page_list, max_choices=max_choices,
                         max_chars=max_chars, instructions=instructions, use_images=bool(use_images),
                         absent=absent_first)
+    if exclusive and (model is None or _scores(model, leaves, bool(use_images))):
+        found = _exclusive(found, leaves, ranked, log_odds)
 
     missing = [leaf.path for leaf in leaves if leaf.required and leaf.path not in found]
     table_values, table_evidence = _table_fields(tables, document, pages, ruled)
@@ -467,7 +487,7 @@ def _choose(model: Model, leaves: Sequence[_Leaf], ranked: Mapping[str, list[_Ca
                for path, options in ranked.items()}
     text = text_near(lines, [cands.spans[c.index].segment.id for options in offered.values() for c in options],
                      max_chars=max_chars)
-    if model.supports_scoring and not use_images and not any(_base_type(leaf.annotation) is bool for leaf in leaves):
+    if _scores(model, leaves, use_images):
         return _score_choices(model, leaves, offered, text, instructions, absent)
     fields: dict[str, Any] = {}
     keys: dict[str, str] = {}
@@ -509,6 +529,70 @@ def _choose(model: Model, leaves: Sequence[_Leaf], ranked: Mapping[str, list[_Ca
         best = next(c for c in offered[path] if c.text == chosen)
         found[path] = (best.value, best)
     return found
+
+
+def _scores(model: Model, leaves: Sequence[_Leaf], use_images: bool) -> bool:
+    """Whether `_choose` scores the candidates (a text-only model that can score) rather than generating a choice."""
+    return model.supports_scoring and not use_images and not any(_base_type(leaf.annotation) is bool for leaf in leaves)
+
+
+#: How many of a field's best-ranked values `_exclusive` weighs when two fields would read the same words.
+EXCLUSIVE_CHOICES = 5
+
+
+def _clash(a: frozenset[tuple[int, int]], b: frozenset[tuple[int, int]]) -> bool:
+    """Two values that read some of the same printed words but are not the same words (one is a part of the other,
+    or they overlap): two fields may have the same value (a total that is also the amount due), not parts of it."""
+    return bool(a & b) and a != b
+
+
+def _exclusive(found: dict[str, tuple[Any, _Candidate | None]], leaves: Sequence[_Leaf],
+               ranked: Mapping[str, list[_Candidate]],
+               log_odds: Mapping[str, tuple[float, float]]) -> dict[str, tuple[Any, _Candidate | None]]:
+    """The values again where two fields read parts of the same printed words (an address that starts with the
+    company's line, `_clash`): among the clashing fields' ``EXCLUSIVE_CHOICES`` best values (and "not printed" for an
+    optional field), the choice without clashes of the highest joint probability under the ranker (the sum of each
+    field's log-softmax over its candidates). Fields that do not clash keep their values; where every choice clashes,
+    nothing changes."""
+    picked = {path: c for path, (_, c) in found.items() if c is not None and c.words}
+    paths = list(picked)
+    group = sorted({p for i, a in enumerate(paths) for b in paths[i + 1:] if _clash(picked[a].words, picked[b].words)
+                    for p in (a, b)})
+    if not group:
+        return found
+    fixed = [picked[p].words for p in paths if p not in group]
+    required = {leaf.path for leaf in leaves if leaf.required}
+    options: list[list[tuple[float, _Candidate | None]]] = []
+    for path in group:
+        logz, none_score = log_odds[path]
+        opts: list[tuple[float, _Candidate | None]] = [
+            (c.score - logz, c) for c in ranked[path][:EXCLUSIVE_CHOICES] if not any(_clash(c.words, f) for f in fixed)]
+        if path not in required:
+            opts.append((none_score - logz, None))
+        options.append(sorted(opts, key=lambda t: -t[0]))
+    bound = [sum(max((o[0] for o in opts), default=-math.inf) for opts in options[n:])
+             for n in range(len(options) + 1)]
+    best: tuple[float, list[_Candidate | None]] = (-math.inf, [])
+
+    def search(n: int, total: float, chosen: list[_Candidate | None]) -> None:
+        nonlocal best
+        if total + bound[n] <= best[0]:
+            return
+        if n == len(options):
+            best = (total, list(chosen))
+            return
+        for logp, c in options[n]:
+            if c is None or not any(d is not None and _clash(c.words, d.words) for d in chosen):
+                search(n + 1, total + logp, [*chosen, c])
+
+    search(0, 0.0, [])
+    if not best[1]:
+        return found
+    out = {path: value for path, value in found.items() if path not in group}
+    for path, c in zip(group, best[1], strict=True):
+        if c is not None:
+            out[path] = (c.value, c)
+    return out
 
 
 def _score_choices(model: Model, leaves: Sequence[_Leaf], offered: Mapping[str, list[_Candidate]], text: str,

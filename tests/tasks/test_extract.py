@@ -379,3 +379,53 @@ def test_where_the_key_is_printed_the_link_model_weighs_in() -> None:
     moved = ask(None, doc, "What is the Name?", link_model=Ranker(below))
     key = next(w for w in doc[0].words() if w.text == "Name:")
     assert moved.text != "Maria Rossi" and moved.citations[0].box.y0 >= key.box.y1 - 1
+
+
+def _cand(text: str, score: float, words: set[tuple[int, int]]) -> Any:
+    from docvlm.tasks.extract import _Candidate
+
+    return _Candidate(text, text, 0, dv.BoundingBox(x0=0, y0=0, x1=1, y1=1), 0, score, frozenset(words))
+
+
+def test_fields_whose_values_overlap_are_chosen_together() -> None:
+    """An address read from the company's line down (SROIE: "SEGI CASH & CARRY SDN. BHD. PT17920 SEK U9, SHAH
+    ALAM" where the company is the first line): the address and the company may not both read the company's words;
+    the joint choice of the highest probability keeps the company and takes the address without its first line."""
+    from docvlm.tasks.extract import _exclusive, _Leaf
+
+    company, street, city = {(0, 0)}, {(1, 0)}, {(2, 0)}
+    ranked = {"company": [_cand("SEGI", 2.0, company), _cand("PT17920", 0.0, street)],
+              "address": [_cand("SEGI PT17920 SHAH ALAM", 1.5, company | street | city),
+                          _cand("PT17920 SHAH ALAM", 1.2, street | city), _cand("SHAH ALAM", 0.0, city)]}
+    log_odds = {"company": (2.5, -3.0), "address": (2.3, -3.0)}
+    leaves = [_Leaf(p, p, str, True, None) for p in ranked]
+    found = {p: (options[0].value, options[0]) for p, options in ranked.items()}
+    out = _exclusive(found, leaves, ranked, log_odds)
+    assert {p: v for p, (v, _) in out.items()} == {"company": "SEGI", "address": "PT17920 SHAH ALAM"}
+    # where the whole block is much likelier as the address than the company's line as the company, the company
+    # takes its next value instead
+    ranked["company"] = [_cand("SEGI", 0.1, company), _cand("IKANO", 0.0, {(3, 0)})]
+    ranked["address"][0].score = 3.0
+    out = _exclusive(found | {"company": (ranked["company"][0].value, ranked["company"][0])}, leaves, ranked, log_odds)
+    assert {p: v for p, (v, _) in out.items()} == {"company": "IKANO", "address": "SEGI PT17920 SHAH ALAM"}
+    # an optional field whose every other choice is unlikely is left out rather than given a clashing value
+    leaves = [_Leaf("company", "company", str | None, False, None), leaves[1]]
+    ranked["company"] = [_cand("SEGI", 0.1, company)]
+    log_odds["company"] = (2.5, 0.0)
+    out = _exclusive({p: (o[0].value, o[0]) for p, o in ranked.items()}, leaves, ranked, log_odds)
+    assert "company" not in out and out["address"][0] == "SEGI PT17920 SHAH ALAM"
+
+
+def test_two_fields_may_read_the_same_value(page: dv.Page) -> None:
+    """A total that is also the amount due: the same words are not a clash, only a part of another field's value is."""
+    class Due(BaseModel):
+        total: float
+        amount_due: float | None = None
+        vendor: str
+        issuer: str | None = None
+
+    for exclusive in (True, False):
+        got = extract(None, page, Due, exclusive=exclusive)
+        assert got.value.total == got.value.amount_due == 145.78
+        assert got.value.vendor == got.value.issuer == "Acme Tools GmbH"
+        assert got.evidence["total"].box == got.evidence["amount_due"].box
