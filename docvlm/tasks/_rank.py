@@ -632,8 +632,41 @@ def link_rows(cands: Candidates, key: int, indices: Iterable[int]) -> list[np.nd
     return with_bias(cands.rows(FieldSpec(cands.spans[key].text.rstrip(": ")), indices, key=key))
 
 
+def key_features(span: Span, ctx: PageContext) -> list[str]:
+    """What a key detector needs beyond a span's own features (`span_features`): what is printed right of it on its
+    line (nothing, a value, another label: its shape, its colon, how far), and the column under it (how many of the
+    next three segments under it are numbers: a column header over its cells)."""
+    last = span.parts[-1][0]
+    li = ctx._line_of_segment.get(last.id, span.line)
+    box = span.box
+    right = [s for s in ctx.lines[li].segments if s.box.x0 >= box.x1 - 1e-6] if li < len(ctx.lines) else []
+    if not right:
+        f = ["kr:none"]
+    else:
+        nxt = min(right, key=lambda s: s.box.x0)
+        h = max(box.height / span.lines, 1e-6)
+        f = [f"krsh:{_shape(nxt.text, 2)}", f"krgap:{_bucket((nxt.box.x0 - box.x1) / h, (0.5, 1.5, 4, 10, 25))}"]
+        if nxt.text.rstrip().endswith(":"):
+            f.append("krcolon")
+    numbers = 0
+    current = last
+    for line in ctx.lines[li + 1:li + 4]:
+        under = [s for s in line.segments if min(s.box.x1, current.box.x1) - max(s.box.x0, current.box.x0) > 0]
+        if not under:
+            continue
+        current = under[0]
+        nums = numbers_in(current.text)
+        numbers += bool(nums) and nums[0][1] - nums[0][0] >= len(current.text.strip()) - 3
+    f.append(f"kcolnum:{numbers}")
+    return f
+
+
 def key_rows(cands: Candidates, indices: Iterable[int]) -> list[np.ndarray[Any, np.dtype[np.int64]]]:
-    """Feature rows of spans as keys (labels, form questions): their own features and the bias."""
+    """Feature rows of spans as keys (labels, form questions): their own features, `key_features` and the bias."""
     bias = _hash("bias") & (DIM - 1)
-    return [np.unique(np.append(cands.base[i] & np.uint64(DIM - 1), np.uint64(bias))).astype(np.int64)
-            for i in indices]
+    out = []
+    for i in indices:
+        extra = np.fromiter((_hash(f) for f in key_features(cands.spans[i], cands.contexts[i])), dtype=np.uint64)
+        out.append(np.unique(np.append(np.concatenate([cands.base[i], extra]) & np.uint64(DIM - 1),
+                                       np.uint64(bias))).astype(np.int64))
+    return out

@@ -161,3 +161,23 @@ def test_an_amount_that_is_a_multiple_of_five_cents_says_so_beside_its_rounding(
     feats = {s.text: set(span_features(s, c)) for s, c in zip(cands.spans, cands.contexts, strict=True)}
     assert {"c5:True", "rel:rounding-above|c5:True"} <= feats["80.90"]
     assert {"c5:False", "rel:rounding-below|c5:False"} <= feats["80.91"]
+
+
+def test_the_key_detector_sees_what_is_right_of_a_span_and_the_column_under_it() -> None:
+    """A column header over numbers ("NO. OF STORES" over 12, 15, 20) and a label with its value right of it are
+    told from a span with nothing after it by what is printed beside and under them (`key_features`)."""
+    from docvlm.tasks._rank import key_features, key_rows
+
+    buf = io.BytesIO()
+    Image.new("L", (400, 200), 255).save(buf, format="PNG")
+    page = dv.open(buf.getvalue(), words={0: [("NO. OF STORES", (10, 10, 110, 22)), ("DATE:", (200, 10, 240, 22)),
+                                               ("4/12/89", (300, 10, 360, 22)), ("12", (40, 30, 60, 42)),
+                                               ("15", (40, 50, 60, 62)), ("20", (40, 70, 60, 82))]})[0]
+    cands = Candidates.build([(group_lines(segments_of(page.words().rows, 0)), page.width, page.height)])
+    feats = {s.text: set(key_features(s, c)) for s, c in zip(cands.spans, cands.contexts, strict=True)
+             if s.kind == "seg"}
+    assert "kcolnum:3" in feats["NO. OF STORES"] and "krcolon" in feats["NO. OF STORES"]
+    assert "krsh:9/9/9" in feats["DATE:"] and "kcolnum:0" in feats["DATE:"]
+    assert "kr:none" in feats["4/12/89"] and "kr:none" in feats["20"]
+    index = next(i for i, s in enumerate(cands.spans) if s.text == "NO. OF STORES" and s.kind == "seg")
+    assert len(key_rows(cands, [index])[0]) > len(cands.base[index])  # the key features join the span's own

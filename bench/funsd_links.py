@@ -1,0 +1,117 @@
+"""Where FUNSD's question -> answer links are lost: the key detector or the link model.
+
+Usage: python -m bench.funsd_links --data ../shared/realdev [--limit N] [--folds 5]
+
+The models are trained as ``bench.realdata --cv 5`` trains them (grouped folds over SROIE and FUNSD, the generated
+documents in every fold; ``bench.train_ranker.train``), and each FUNSD form is read with its fold's models, words as
+the annotation gives them and from docvlm's OCR. Printed: links precision, recall and F1 (texts without whitespace,
+as ``bench.realdata --sets forms``) for
+
+- ``detected keys``: `dv.key_values`' reading (the key detector over `KEY_THRESHOLD`, then the link model);
+- ``without key features``: the key detector trained on the spans' own features alone, without `key_features`
+  (what is right of a span and the column under it);
+- ``perfect keys``: the annotation's questions as the keys (each spelled by a key-shaped span), the link model
+  reading their values: the ceiling of a better key detector with this link model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+def _f1(c: np.ndarray[Any, Any]) -> str:
+    p, r = c[0] / max(1, c[1]), c[0] / max(1, c[2])
+    return f"precision {p:.3f}  recall {r:.3f}  F1 {2 * p * r / max(1e-9, p + r):.3f}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    from bench import train_ranker as tr
+    from docvlm.tasks import _rank
+
+    kv = importlib.import_module("docvlm.tasks.key_values")
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", type=Path, required=True)
+    ap.add_argument("--limit", type=int, default=None, help="at most this many documents per realdev set")
+    ap.add_argument("--folds", type=int, default=5)
+    args = ap.parse_args(argv)
+    examples = tr.load(args.data, ["sroie", "funsd"], ["given", "ocr"], args.limit, 0)
+    synth = tr.load(args.data, ["invoice", "form"], [], None, 200)
+    fold = tr.fold_of(examples, args.folds)
+    sq = tr.squash
+    counts = {(how, w): np.zeros(3) for how in ("detected keys", "without key features", "perfect keys")
+              for w in ("given", "ocr")}
+    plain = _rank.key_rows
+
+    def own_features_only(cands: Any, indices: Any) -> list[Any]:
+        return _rank.with_bias([cands.base[i] & np.uint64(_rank.DIM - 1) for i in indices])
+
+    for k in range(args.folds):
+        start = time.perf_counter()
+        train = [e for e in examples if fold[e.group] != k] + synth
+        models = tr.train(train, 80, k)
+        bare = _rank.fit_binary(*_key_data(train))  # the key detector without key_features, trained and read alike
+        try:
+            readers = {"detected keys": (models.keys, plain), "without key features": (bare, own_features_only)}
+            for ex in (e for e in examples if fold[e.group] == k and e.links):
+                w = ex.id.rsplit("/", 1)[1]
+                spans = ex.candidates.spans
+                truth = {(sq(q), sq(a)) for q, a in ex.links}
+                for how, (key_model, key_rows) in readers.items():
+                    kv.key_rows = key_rows
+                    keys, _ = kv.link(ex.candidates, key_model, models.ranker)
+                    counts[how, w] += _count(kv, ex, keys, models, truth)
+                want = {sq(q) for q in ex.keys}
+                keys: list[tuple[int, float]] = []
+                taken: set[tuple[int, int]] = set()
+                for i, s in enumerate(spans):
+                    if s.kind in kv.KEY_KINDS and sq(s.text) in want and not s.words & taken:
+                        keys.append((i, 1.0))
+                        taken |= s.words
+                counts["perfect keys", w] += _count(kv, ex, keys, models, truth)
+        finally:
+            kv.key_rows = plain
+        print(f"  fold {k + 1}/{args.folds} in {time.perf_counter() - start:.0f} s", flush=True)
+    print(f"FUNSD links, {args.folds}-fold models (bench.realdata's split), texts without whitespace:")
+    for (how, w), c in counts.items():
+        print(f"  {how:22s} {'annotation words' if w == 'given' else 'docvlm OCR':17s} {_f1(c)}")
+    return 0
+
+
+def _key_data(examples: list[Any]) -> tuple[list[Any], list[bool]]:
+    """`bench.train_ranker.key_data` with the spans' own features alone."""
+    from bench import train_ranker as tr
+    from docvlm.tasks import _rank
+    from docvlm.tasks.key_values import KEY_KINDS
+
+    rows: list[Any] = []
+    labels: list[bool] = []
+    for ex in examples:
+        if not ex.keys:
+            continue
+        keys = {tr.squash(k) for k in ex.keys}
+        pool = [i for i, s in enumerate(ex.candidates.spans) if s.kind in KEY_KINDS and len(s.text) <= 120]
+        rows += _rank.with_bias([ex.candidates.base[i] & np.uint64(_rank.DIM - 1) for i in pool])
+        labels += [tr.squash(ex.candidates.spans[i].text) in keys for i in pool]
+    return rows, labels
+
+
+def _count(kv: Any, ex: Any, keys: list[tuple[int, float]], models: Any, truth: set[tuple[str, str]]) -> np.ndarray[Any, Any]:
+    from bench import train_ranker as tr
+
+    spans = ex.candidates.spans
+    values = kv.linked_values(ex.candidates, keys, models.links)
+    predicted = {(tr.squash(spans[k].text), tr.squash(spans[v].text)) for (k, _), found in zip(keys, values, strict=True)
+                 for v, _ in found}
+    return np.array([len(predicted & truth), len(predicted), len(truth)], dtype=float)
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(main())
