@@ -47,33 +47,27 @@ def main(argv: list[str] | None = None) -> int:
     counts = {(how, w): np.zeros(3) for how in ("detected keys", "without key features", "perfect keys")
               for w in ("given", "ocr")}
     plain = _rank.key_rows
-
-    def own_features_only(cands: Any, indices: Any) -> list[Any]:
-        return _rank.with_bias([cands.base[i] & np.uint64(_rank.DIM - 1) for i in indices])
-
     for k in range(args.folds):
         start = time.perf_counter()
         train = [e for e in examples if fold[e.group] != k] + synth
         models = tr.train(train, 80, k)
-        bare = _rank.fit_binary(*_key_data(train))  # the key detector without key_features, trained and read alike
+        bare = _rank.fit_binary(*tr.key_data(train, _own_rows))  # without key_features, trained and read alike
+        readers = {"detected keys": (models.keys, plain), "without key features": (bare, _own_rows)}
         try:
-            readers = {"detected keys": (models.keys, plain), "without key features": (bare, own_features_only)}
             for ex in (e for e in examples if fold[e.group] == k and e.links):
                 w = ex.id.rsplit("/", 1)[1]
-                spans = ex.candidates.spans
-                truth = {(sq(q), sq(a)) for q, a in ex.links}
                 for how, (key_model, key_rows) in readers.items():
-                    kv.key_rows = key_rows
+                    kv.key_rows = key_rows  # what `link` reads keys with
                     keys, _ = kv.link(ex.candidates, key_model, models.ranker)
-                    counts[how, w] += _count(kv, ex, keys, models, truth)
+                    counts[how, w] += _count(kv, tr, ex, keys, models)
                 want = {sq(q) for q in ex.keys}
-                keys: list[tuple[int, float]] = []
+                keys = []
                 taken: set[tuple[int, int]] = set()
-                for i, s in enumerate(spans):
+                for i, s in enumerate(ex.candidates.spans):
                     if s.kind in kv.KEY_KINDS and sq(s.text) in want and not s.words & taken:
                         keys.append((i, 1.0))
                         taken |= s.words
-                counts["perfect keys", w] += _count(kv, ex, keys, models, truth)
+                counts["perfect keys", w] += _count(kv, tr, ex, keys, models)
         finally:
             kv.key_rows = plain
         print(f"  fold {k + 1}/{args.folds} in {time.perf_counter() - start:.0f} s", flush=True)
@@ -83,31 +77,16 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _key_data(examples: list[Any]) -> tuple[list[Any], list[bool]]:
-    """`bench.train_ranker.key_data` with the spans' own features alone."""
-    from bench import train_ranker as tr
+def _own_rows(cands: Any, indices: Any) -> list[Any]:
+    """Key rows without `key_features`: the spans' own features and the bias."""
     from docvlm.tasks import _rank
-    from docvlm.tasks.key_values import KEY_KINDS
 
-    rows: list[Any] = []
-    labels: list[bool] = []
-    for ex in examples:
-        if not ex.keys:
-            continue
-        keys = {tr.squash(k) for k in ex.keys}
-        pool = [i for i, s in enumerate(ex.candidates.spans) if s.kind in KEY_KINDS and len(s.text) <= 120]
-        rows += _rank.with_bias([ex.candidates.base[i] & np.uint64(_rank.DIM - 1) for i in pool])
-        labels += [tr.squash(ex.candidates.spans[i].text) in keys for i in pool]
-    return rows, labels
+    return _rank.with_bias([cands.base[i] & np.uint64(_rank.DIM - 1) for i in indices])
 
 
-def _count(kv: Any, ex: Any, keys: list[tuple[int, float]], models: Any, truth: set[tuple[str, str]]) -> np.ndarray[Any, Any]:
-    from bench import train_ranker as tr
-
-    spans = ex.candidates.spans
-    values = kv.linked_values(ex.candidates, keys, models.links)
-    predicted = {(tr.squash(spans[k].text), tr.squash(spans[v].text)) for (k, _), found in zip(keys, values, strict=True)
-                 for v, _ in found}
+def _count(kv: Any, tr: Any, ex: Any, keys: list[tuple[int, float]], models: Any) -> np.ndarray[Any, Any]:
+    """(links found, links read, true links) of one page with these keys and the link model."""
+    predicted, truth = tr.links_read(ex, keys, kv.linked_values(ex.candidates, keys, models.links))
     return np.array([len(predicted & truth), len(predicted), len(truth)], dtype=float)
 
 

@@ -31,6 +31,7 @@ import re
 import sys
 import time
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -308,11 +309,13 @@ def groups_of(examples: list[Example], negatives: int, seed: int,
     return out
 
 
-def key_data(examples: list[Example]) -> tuple[list[Any], list[bool]]:
-    """Rows and labels for the key detector: every key-shaped span of the pages whose keys are known."""
-    from docvlm.tasks._rank import key_rows
+def key_data(examples: list[Example], key_rows: Any = None) -> tuple[list[Any], list[bool]]:
+    """Rows and labels for the key detector: every key-shaped span of the pages whose keys are known, as ``key_rows``
+    (default: `docvlm.tasks._rank.key_rows`) makes them."""
+    from docvlm.tasks._rank import key_rows as default_rows
     from docvlm.tasks.key_values import KEY_KINDS
 
+    key_rows = key_rows or default_rows
     rows: list[Any] = []
     labels: list[bool] = []
     for ex in examples:
@@ -416,10 +419,18 @@ def link_counts(models: Models, ex: Example, threshold: float | None = None) -> 
     spans = ex.candidates.spans
     predicted_keys = {squash(spans[k].text) for k, _ in keys}
     true_keys = {squash(k) for k in ex.keys}
+    predicted, truth = links_read(ex, keys, values)
+    return len(predicted_keys & true_keys), len(predicted_keys), len(predicted & truth), len(predicted), len(truth)
+
+
+def links_read(ex: Example, keys: Sequence[tuple[int, float]],
+               values: Sequence[Sequence[tuple[int, float]]]) -> tuple[set[tuple[str, str]], set[tuple[str, str]]]:
+    """The (key, value) texts read from a page's keys and each key's values, and the page's true links, both without
+    whitespace (as ``bench.realdata --sets forms`` scores them)."""
+    spans = ex.candidates.spans
     predicted = {(squash(spans[k].text), squash(spans[v].text)) for (k, _), found in zip(keys, values, strict=True)
                  for v, _ in found}
-    truth = {(squash(q), squash(a)) for q, a in ex.links}
-    return len(predicted_keys & true_keys), len(predicted_keys), len(predicted & truth), len(predicted), len(truth)
+    return predicted, {(squash(q), squash(a)) for q, a in ex.links}
 
 
 def fold_of(examples: list[Example], folds: int, seed: int = 0) -> dict[str, int]:

@@ -198,13 +198,19 @@ class PageContext:
         return left_text, above, below
 
 
-def _column_neighbour(seg: Any, lines: Iterable[Line]) -> str:
+def _column_segment(seg: Any, lines: Iterable[Line]) -> Any:
+    """The first segment of ``lines`` (in their order) that overlaps ``seg`` across: the one above or under it."""
     b = seg.box
     for line in lines:
         for s in line.segments:
             if min(s.box.x1, b.x1) - max(s.box.x0, b.x0) > 0:
-                return str(s.text)
-    return ""
+                return s
+    return None
+
+
+def _column_neighbour(seg: Any, lines: Iterable[Line]) -> str:
+    s = _column_segment(seg, lines)
+    return str(s.text) if s is not None else ""
 
 
 def _token_features(prefix: str, text: str, n: int = 3, last: bool = True) -> list[str]:
@@ -651,10 +657,10 @@ def key_features(span: Span, ctx: PageContext) -> list[str]:
     numbers = 0
     current = last
     for line in ctx.lines[li + 1:li + 4]:
-        under = [s for s in line.segments if min(s.box.x1, current.box.x1) - max(s.box.x0, current.box.x0) > 0]
-        if not under:
+        under = _column_segment(current, [line])
+        if under is None:
             continue
-        current = under[0]
+        current = under
         nums = numbers_in(current.text)
         numbers += bool(nums) and nums[0][1] - nums[0][0] >= len(current.text.strip()) - 3
     f.append(f"kcolnum:{numbers}")
@@ -663,10 +669,8 @@ def key_features(span: Span, ctx: PageContext) -> list[str]:
 
 def key_rows(cands: Candidates, indices: Iterable[int]) -> list[np.ndarray[Any, np.dtype[np.int64]]]:
     """Feature rows of spans as keys (labels, form questions): their own features, `key_features` and the bias."""
-    bias = _hash("bias") & (DIM - 1)
-    out = []
+    rows = []
     for i in indices:
         extra = np.fromiter((_hash(f) for f in key_features(cands.spans[i], cands.contexts[i])), dtype=np.uint64)
-        out.append(np.unique(np.append(np.concatenate([cands.base[i], extra]) & np.uint64(DIM - 1),
-                                       np.uint64(bias))).astype(np.int64))
-    return out
+        rows.append((np.concatenate([cands.base[i], extra]) & np.uint64(DIM - 1)).astype(np.int64))
+    return with_bias(rows)

@@ -147,17 +147,21 @@ def test_training_groups_hold_the_spans_that_cut_a_value_short_or_run_it_on() ->
                                                                          [cands.spans.index(s) for s in sharing])))
 
 
+def candidates_of(words: list[tuple[str, tuple[float, float, float, float]]]) -> Candidates:
+    """The candidates of a blank 400 x 200 image with these words given (pixels)."""
+    buf = io.BytesIO()
+    Image.new("L", (400, 200), 255).save(buf, format="PNG")
+    page = dv.open(buf.getvalue(), words={0: words})[0]
+    return Candidates.build([(group_lines(segments_of(page.words().rows, 0)), page.width, page.height)])
+
+
 def test_an_amount_that_is_a_multiple_of_five_cents_says_so_beside_its_rounding() -> None:
     """A total rounded to the coin (80.90 under 80.91 and "ROUNDING -0.01") is told from the unrounded one by a
     learned feature, not by which is lower on the page."""
     from docvlm.tasks._rank import span_features
 
-    buf = io.BytesIO()
-    Image.new("L", (400, 200), 255).save(buf, format="PNG")
-    page = dv.open(buf.getvalue(), words={0: [("TOTAL", (10, 10, 60, 22)), ("80.91", (300, 10, 350, 22)),
-                                               ("ROUNDING", (10, 30, 90, 42)), ("-0.01", (300, 30, 350, 42)),
-                                               ("TOTAL", (10, 50, 60, 62)), ("80.90", (300, 50, 350, 62))]})[0]
-    cands = Candidates.build([(group_lines(segments_of(page.words().rows, 0)), page.width, page.height)])
+    cands = candidates_of([("TOTAL", (10, 10, 60, 22)), ("80.91", (300, 10, 350, 22)), ("ROUNDING", (10, 30, 90, 42)),
+                           ("-0.01", (300, 30, 350, 42)), ("TOTAL", (10, 50, 60, 62)), ("80.90", (300, 50, 350, 62))])
     feats = {s.text: set(span_features(s, c)) for s, c in zip(cands.spans, cands.contexts, strict=True)}
     assert {"c5:True", "rel:rounding-above|c5:True"} <= feats["80.90"]
     assert {"c5:False", "rel:rounding-below|c5:False"} <= feats["80.91"]
@@ -168,12 +172,9 @@ def test_the_key_detector_sees_what_is_right_of_a_span_and_the_column_under_it()
     told from a span with nothing after it by what is printed beside and under them (`key_features`)."""
     from docvlm.tasks._rank import key_features, key_rows
 
-    buf = io.BytesIO()
-    Image.new("L", (400, 200), 255).save(buf, format="PNG")
-    page = dv.open(buf.getvalue(), words={0: [("NO. OF STORES", (10, 10, 110, 22)), ("DATE:", (200, 10, 240, 22)),
-                                               ("4/12/89", (300, 10, 360, 22)), ("12", (40, 30, 60, 42)),
-                                               ("15", (40, 50, 60, 62)), ("20", (40, 70, 60, 82))]})[0]
-    cands = Candidates.build([(group_lines(segments_of(page.words().rows, 0)), page.width, page.height)])
+    cands = candidates_of([("NO. OF STORES", (10, 10, 110, 22)), ("DATE:", (200, 10, 240, 22)),
+                           ("4/12/89", (300, 10, 360, 22)), ("12", (40, 30, 60, 42)), ("15", (40, 50, 60, 62)),
+                           ("20", (40, 70, 60, 82))])
     feats = {s.text: set(key_features(s, c)) for s, c in zip(cands.spans, cands.contexts, strict=True)
              if s.kind == "seg"}
     assert "kcolnum:3" in feats["NO. OF STORES"] and "krcolon" in feats["NO. OF STORES"]
