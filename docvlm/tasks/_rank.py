@@ -228,6 +228,8 @@ def span_features(span: Span, ctx: PageContext) -> list[str]:
     if span.lines > 1:
         first, last = span.parts[0][0].text, span.parts[-1][0].text
         f += [f"l0sh:{_shape(first, 2)}", f"lnsh:{_shape(last, 2)}", f"lnw:{_words(last)[-1] if _words(last) else ''}"]
+        if first.startswith("("):
+            f.append("l0paren")  # the first line is a bracketed note (a registration number over an address)
     f.append(f"commas:{min(text.count(','), 4)}")
     letters = [c for c in text if c.isalpha()]
     digits = sum(c.isdigit() for c in text)
@@ -254,12 +256,16 @@ def span_features(span: Span, ctx: PageContext) -> list[str]:
         f += rels + [f"c5:{c5}"] + [f"{r}|c5:{c5}" for r in rels]
     elif whole_num:
         f.append("isnum")
+    if text.endswith(","):
+        f.append("endcomma")  # a list cut short (an address missing its last line)
     if text.endswith(":"):
         f.append("endcolon")
     elif ":" in text:
         f.append("hascolon")
     if text.startswith("(") and text.endswith(")"):
         f.append("paren")
+    if text.count("(") != text.count(")"):
+        f.append("unbal")  # a bracket opened and not closed, or closed and not opened: cut inside it
     if span.cut_before:
         f += _token_features("cb", span.cut_before)
         f.append(f"cbsh:{_shape(span.cut_before.split()[-1] if span.cut_before.split() else '')}")
@@ -287,6 +293,8 @@ def span_features(span: Span, ctx: PageContext) -> list[str]:
         f.append("lfcolon")
     f += _token_features("ab", above, 3, last=False)
     f.append(f"absh:{_shape(above, 2)}")
+    if above.rstrip().endswith(","):
+        f.append("abcomma")  # the text above runs on into this span (an address cut after its first line)
     f += _token_features("bl", below, 3, last=False)
     f.append(f"blsh:{_shape(below, 2)}")
     key = ctx.keys.get(span.segment.id) if span.kind in ("seg", "block", "lines") else None
@@ -364,11 +372,11 @@ def pair_features(key: Span, span: Span, rank: int | None = None) -> list[str]:
 #: label and context) can be left out.
 FAMILIES: dict[str, tuple[str, ...]] = {
     "shape": ("k", "nl", "nw", "len", "sh", "dr", "ur", "isdate", "hasdate", "isamt", "isnum", "endcolon", "hascolon",
-              "paren", "commas", "l0sh", "lnsh", "lnw"),
+              "paren", "unbal", "endcomma", "commas", "l0sh", "l0paren", "lnsh", "lnw"),
     "words": ("w",),
     "cut": ("cb", "cbsh", "cbcolon", "cash", "ca"),
     "position": ("y", "x", "li", "lb", "h", "center", "alone"),
-    "context": ("lf", "lfcolon", "ab", "absh", "bl", "blsh"),
+    "context": ("lf", "lfcolon", "ab", "absh", "abcomma", "bl", "blsh"),
     "key": ("key", "kd"),
     "amounts": ("arank", "acount", "abelow", "rel", "c5"),
 }

@@ -182,3 +182,23 @@ def test_the_key_detector_sees_what_is_right_of_a_span_and_the_column_under_it()
     assert "kr:none" in feats["4/12/89"] and "kr:none" in feats["20"]
     index = next(i for i, s in enumerate(cands.spans) if s.text == "NO. OF STORES" and s.kind == "seg")
     assert len(key_rows(cands, [index])[0]) > len(cands.base[index])  # the key features join the span's own
+
+
+def test_a_span_cut_inside_brackets_or_at_a_comma_says_so() -> None:
+    """A company name cut inside its bracketed registration note, an address that starts under a line ending with a
+    comma (its first line left out) or that ends with one (its last line left out), lines that start with a bracketed
+    note (a registration number over an address): shapes the ranker learns to weigh, marked on the span."""
+    from docvlm.tasks._rank import span_features
+
+    cands = candidates_of([("DION REALTIES SDN BHD (CO. NO. 1234-K)", (60, 10, 400, 26)),
+                           ("(774288-V)", (150, 25, 250, 38)), ("NO 8, JALAN 7/118B,", (90, 40, 300, 56)), ("DESA TUN RAZAK,", (90, 60, 300, 76)),
+                           ("56000 KUALA LUMPUR", (90, 80, 300, 96))])
+    feats = {(s.kind, s.text): set(span_features(s, c)) for s, c in zip(cands.spans, cands.contexts, strict=True)}
+    assert "unbal" in feats["pre", "DION REALTIES SDN BHD (CO."]
+    assert "unbal" not in feats["seg", "DION REALTIES SDN BHD (CO. NO. 1234-K)"]
+    assert "abcomma" in feats["seg", "DESA TUN RAZAK,"] and "endcomma" in feats["seg", "DESA TUN RAZAK,"]
+    whole = feats["lines", "NO 8, JALAN 7/118B, DESA TUN RAZAK, 56000 KUALA LUMPUR"]
+    assert "abcomma" not in whole and "endcomma" not in whole
+    assert "endcomma" in feats["lines", "NO 8, JALAN 7/118B, DESA TUN RAZAK,"]
+    assert "l0paren" in feats["lines", "(774288-V) NO 8, JALAN 7/118B, DESA TUN RAZAK, 56000 KUALA LUMPUR"]
+    assert "l0paren" not in whole
