@@ -11,7 +11,11 @@ as ``bench.realdata --sets forms``) for
 - ``without key features``: the key detector trained on the spans' own features alone, without `key_features`
   (what is right of a span and the column under it);
 - ``perfect keys``: the annotation's questions as the keys (each spelled by a key-shaped span), the link model
-  reading their values: the ceiling of a better key detector with this link model.
+  reading their values: the ceiling of a better key detector with this link model;
+
+and, with perfect keys, why each true link was not read (`miss_reason`): its question or its answer spelled by no
+span, the answer outside the spans a key's value is looked for in (`_near`), the answer under the link threshold
+(the key read with no value, or with another), or its words given to another key's value.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     counts = {(how, w): np.zeros(3) for how in ("detected keys", "without key features", "perfect keys")
               for w in ("given", "ocr")}
     plain = _rank.key_rows
+    reasons: dict[str, Counter[str]] = {"given": Counter(), "ocr": Counter()}
     for k in range(args.folds):
         start = time.perf_counter()
         train = [e for e in examples if fold[e.group] != k] + synth
@@ -68,13 +74,60 @@ def main(argv: list[str] | None = None) -> int:
                         keys.append((i, 1.0))
                         taken |= s.words
                 counts["perfect keys", w] += _count(kv, tr, ex, keys, models)
+                reasons[w] += Counter(miss_reason(kv, tr, ex, keys, models.links).values())
         finally:
             kv.key_rows = plain
         print(f"  fold {k + 1}/{args.folds} in {time.perf_counter() - start:.0f} s", flush=True)
     print(f"FUNSD links, {args.folds}-fold models (bench.realdata's split), texts without whitespace:")
     for (how, w), c in counts.items():
         print(f"  {how:22s} {'annotation words' if w == 'given' else 'docvlm OCR':17s} {_f1(c)}")
+    print("True links with perfect keys, by what became of them (annotation words / docvlm OCR):")
+    for reason in ("read", *MISSES):
+        print(f"  {reason:48s} {reasons['given'][reason]:6d} {reasons['ocr'][reason]:6d}")
     return 0
+
+
+#: Why a true link is not read with perfect keys (`miss_reason`), in the order they are checked.
+MISSES = ("question spelled by no key-shaped span", "answer spelled by no span", "answer not near its question",
+          "answer inside another key", "under the threshold, the key read empty",
+          "under the threshold, the key read another value", "over the threshold, its words given to another")
+
+
+def miss_reason(kv: Any, tr: Any, ex: Any, keys: list[tuple[int, float]], links: Any) -> dict[tuple[str, str], str]:
+    """What became of each true link of a page (its texts without whitespace) read with these keys by this link model:
+    ``read`` or one of `MISSES`."""
+    from docvlm.tasks._rank import link_rows
+
+    spans = ex.candidates.spans
+    values = kv.linked_values(ex.candidates, keys, links)
+    read, _ = tr.links_read(ex, keys, values)
+    by_key = {tr.squash(spans[ki].text): n for n, (ki, _) in enumerate(keys)}
+    words = [s.words for s in spans]
+    key_words = set().union(*(words[ki] for ki, _ in keys)) if keys else set()
+    boxes = [s.box for s in spans]
+    out = {}
+    for q, a in {(tr.squash(q), tr.squash(a)) for q, a in ex.links}:
+        spelled = [i for i, s in enumerate(spans) if tr.squash(s.text) == a]
+        if (q, a) in read:
+            out[q, a] = "read"
+        elif q not in by_key:
+            out[q, a] = MISSES[0]
+        elif not spelled:
+            out[q, a] = MISSES[1]
+        else:
+            n = by_key[q]
+            near = set(kv._near(spans[keys[n][0]], boxes))
+            inside = [i for i in spelled if i in near]
+            free = [i for i in inside if not words[i] & key_words]
+            if not inside:
+                out[q, a] = MISSES[2]
+            elif not free:
+                out[q, a] = MISSES[3]
+            elif links.probabilities(link_rows(ex.candidates, keys[n][0], free)).max() < kv.LINK_THRESHOLD:
+                out[q, a] = MISSES[5] if values[n] else MISSES[4]
+            else:
+                out[q, a] = MISSES[6]
+    return out
 
 
 def _own_rows(cands: Any, indices: Any) -> list[Any]:

@@ -186,3 +186,27 @@ def test_the_link_model_learns_every_answer_of_a_key_and_reads_them_back() -> No
     assert read["To:"] == ["Harold Becker"] and read["Date:"] == ["March 3, 1994"]
     spans = [v for found in values for v, _ in found]
     assert len(spans) == len(set(spans))
+
+
+def test_funsd_links_bench_says_why_each_true_link_was_not_read() -> None:
+    """`bench.funsd_links.miss_reason` sorts a page's true links by what became of them with the given keys: read,
+    a question no span spells, an answer no span spells, an answer far from its question."""
+    import importlib
+
+    from bench import train_ranker as tr
+    from bench.funsd_links import MISSES, miss_reason
+    from docvlm.tasks._rank import default_link_model
+    from docvlm.tasks.key_values import page_candidates
+
+    kv = importlib.import_module("docvlm.tasks.key_values")
+    cands = page_candidates(dv.open(memo_pdf())[0])
+    links = [("To:", "Harold Becker"), ("Subject:", "Budget"), ("From:", "Lionel Moreau"),
+             ("To:", "The sampling schedule for the second quarter is attached.")]
+    example = tr.Example("memo", "funsd", "memo", cands, keys=["To:", "From:", "Subject:"], links=links)
+    key_of = {s.text: i for i, s in enumerate(cands.spans) if s.kind == "seg"}
+    keys = [(key_of[k], 1.0) for k in ("To:", "From:", "Date:", "cc:")]
+    got = {a: reason for (_, a), reason in miss_reason(kv, tr, example, keys, default_link_model()).items()}
+    assert got[tr.squash("Harold Becker")] == "read"
+    assert got[tr.squash("Budget")] == MISSES[0]  # "Subject:" is not printed
+    assert got[tr.squash("Lionel Moreau")] == MISSES[1]  # "Linda Moreau" is printed
+    assert got[tr.squash("The sampling schedule for the second quarter is attached.")] == MISSES[2]
