@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
                 for how, (key_model, key_rows) in readers.items():
                     kv.key_rows = key_rows  # what `link` reads keys with
                     keys, _ = kv.link(ex.candidates, key_model, models.ranker)
-                    counts[how, w] += _count(kv, tr, ex, keys, models)
+                    counts[how, w] += _count(tr, ex, keys, kv.linked_values(ex.candidates, keys, models.links))
                 want = {sq(q) for q in ex.keys}
                 keys = []
                 taken: set[tuple[int, int]] = set()
@@ -73,8 +73,9 @@ def main(argv: list[str] | None = None) -> int:
                     if s.kind in kv.KEY_KINDS and sq(s.text) in want and not s.words & taken:
                         keys.append((i, 1.0))
                         taken |= s.words
-                counts["perfect keys", w] += _count(kv, tr, ex, keys, models)
-                reasons[w] += Counter(miss_reason(kv, tr, ex, keys, models.links).values())
+                values = kv.linked_values(ex.candidates, keys, models.links)
+                counts["perfect keys", w] += _count(tr, ex, keys, values)
+                reasons[w] += Counter(miss_reason(kv, tr, ex, keys, values, models.links).values())
         finally:
             kv.key_rows = plain
         print(f"  fold {k + 1}/{args.folds} in {time.perf_counter() - start:.0f} s", flush=True)
@@ -93,21 +94,22 @@ MISSES = ("question spelled by no key-shaped span", "answer spelled by no span",
           "under the threshold, the key read another value", "over the threshold, its words given to another")
 
 
-def miss_reason(kv: Any, tr: Any, ex: Any, keys: list[tuple[int, float]], links: Any) -> dict[tuple[str, str], str]:
-    """What became of each true link of a page (its texts without whitespace) read with these keys by this link model:
-    ``read`` or one of `MISSES`."""
+def miss_reason(kv: Any, tr: Any, ex: Any, keys: list[tuple[int, float]], values: list[list[tuple[int, float]]],
+                links: Any) -> dict[tuple[str, str], str]:
+    """What became of each true link of a page (its texts without whitespace) with these keys and the values this link
+    model read for them (`dv.key_values`' `linked_values`): ``read`` or one of `MISSES`."""
     from docvlm.tasks._rank import link_rows
 
     spans = ex.candidates.spans
-    values = kv.linked_values(ex.candidates, keys, links)
+    texts = [tr.squash(s.text) for s in spans]
     read, _ = tr.links_read(ex, keys, values)
-    by_key = {tr.squash(spans[ki].text): n for n, (ki, _) in enumerate(keys)}
+    by_key = {texts[ki]: n for n, (ki, _) in enumerate(keys)}
     words = [s.words for s in spans]
     key_words = set().union(*(words[ki] for ki, _ in keys)) if keys else set()
     boxes = [s.box for s in spans]
     out = {}
     for q, a in {(tr.squash(q), tr.squash(a)) for q, a in ex.links}:
-        spelled = [i for i, s in enumerate(spans) if tr.squash(s.text) == a]
+        spelled = [i for i, t in enumerate(texts) if t == a]
         if (q, a) in read:
             out[q, a] = "read"
         elif q not in by_key:
@@ -137,9 +139,9 @@ def _own_rows(cands: Any, indices: Any) -> list[Any]:
     return _rank.with_bias([cands.base[i] & np.uint64(_rank.DIM - 1) for i in indices])
 
 
-def _count(kv: Any, tr: Any, ex: Any, keys: list[tuple[int, float]], models: Any) -> np.ndarray[Any, Any]:
-    """(links found, links read, true links) of one page with these keys and the link model."""
-    predicted, truth = tr.links_read(ex, keys, kv.linked_values(ex.candidates, keys, models.links))
+def _count(tr: Any, ex: Any, keys: list[tuple[int, float]], values: list[list[tuple[int, float]]]) -> np.ndarray[Any, Any]:
+    """(links found, links read, true links) of one page with these keys and the values read for them."""
+    predicted, truth = tr.links_read(ex, keys, values)
     return np.array([len(predicted & truth), len(predicted), len(truth)], dtype=float)
 
 

@@ -205,7 +205,8 @@ def test_funsd_links_bench_says_why_each_true_link_was_not_read() -> None:
     example = tr.Example("memo", "funsd", "memo", cands, keys=["To:", "From:", "Subject:"], links=links)
     key_of = {s.text: i for i, s in enumerate(cands.spans) if s.kind == "seg"}
     keys = [(key_of[k], 1.0) for k in ("To:", "From:", "Date:", "cc:")]
-    got = {a: reason for (_, a), reason in miss_reason(kv, tr, example, keys, default_link_model()).items()}
+    values = kv.linked_values(cands, keys, default_link_model())
+    got = {a: reason for (_, a), reason in miss_reason(kv, tr, example, keys, values, default_link_model()).items()}
     assert got[tr.squash("Harold Becker")] == "read"
     assert got[tr.squash("Budget")] == MISSES[0]  # "Subject:" is not printed
     assert got[tr.squash("Lionel Moreau")] == MISSES[1]  # "Linda Moreau" is printed
