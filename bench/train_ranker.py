@@ -375,12 +375,17 @@ class Models:
     links: Ranker | None = None
 
 
-def train(examples: list[Example], negatives: int, seed: int, hard: int = HARD_NEGATIVES) -> Models:
+#: The value ranker's L2 penalty (`docvlm.tasks._rank.fit`), chosen out of sample with ``python -m bench.ranker_l2``.
+RANKER_L2 = 1e-4
+
+
+def train(examples: list[Example], negatives: int, seed: int, hard: int = HARD_NEGATIVES,
+          l2: float = RANKER_L2) -> Models:
     from docvlm.tasks._rank import fit_binary
 
     rows, labels = key_data(examples)
     link_rows, link_labels = link_data(examples, LINK_NEGATIVES, seed)
-    return Models(fit(groups_of(examples, negatives, seed, hard)), fit_binary(rows, labels) if rows else None,
+    return Models(fit(groups_of(examples, negatives, seed, hard), l2=l2), fit_binary(rows, labels) if rows else None,
                   fit_binary(link_rows, link_labels) if link_rows else None)
 
 

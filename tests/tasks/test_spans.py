@@ -147,6 +147,21 @@ def test_training_groups_hold_the_spans_that_cut_a_value_short_or_run_it_on() ->
                                                                          [cands.spans.index(s) for s in sharing])))
 
 
+def test_the_rankers_penalty_is_the_one_chosen_out_of_sample_and_holds_its_weights() -> None:
+    """`bench.train_ranker.train` fits the value ranker with `RANKER_L2` (chosen with `bench.ranker_l2`) unless told
+    otherwise, and a stronger penalty keeps its weights nearer zero."""
+    import inspect
+
+    from bench.train_ranker import RANKER_L2, Example, train
+
+    page = receipt()[0]
+    cands = Candidates.build([(group_lines(segments_of(page.words().rows, 0)), page.width, page.height)])
+    example = Example("r", "sroie", "r", cands, fields=[(FieldSpec("total"), "RM 37.10"), (FieldSpec("date"), "12 MAR 2018")])
+    assert inspect.signature(train).parameters["l2"].default == RANKER_L2
+    weak, strong = (float(np.abs(train([example], 5, 0, l2=l2).ranker.weights).sum()) for l2 in (1e-6, 1e-1))
+    assert 0 < strong < 0.5 * weak
+
+
 def candidates_of(words: list[tuple[str, tuple[float, float, float, float]]]) -> Candidates:
     """The candidates of a blank 400 x 200 image with these words given (pixels)."""
     buf = io.BytesIO()
