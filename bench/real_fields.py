@@ -45,6 +45,11 @@ def collapse(text: Any) -> str:
     return re.sub(r"\s+", " ", str(text)).strip().upper()
 
 
+def is_exact(value: Any, want: Any) -> bool:
+    """A read value is the true one: printed, and the same text after collapsing whitespace and case."""
+    return value is not None and collapse(value) == collapse(want)
+
+
 def squash(text: Any) -> str:
     return re.sub(r"\s+", "", str(text)).upper()
 
@@ -125,7 +130,7 @@ def receipts(data: Path, limit: int | None, model_spec: str, cv: int) -> dict[st
                 row = rows.setdefault(name, defaultdict(list))
                 for field, want in truth.items():
                     value = got.get(field)
-                    row[f"{field} exact"].append(float(value is not None and collapse(value) == collapse(want)))
+                    row[f"{field} exact"].append(float(is_exact(value, want)))
                     row[f"{field} anls"].append(anls_score(str(value or ""), [want]))
     print(f"receipts: {len(keys)} SROIE receipts from {root}" + (f", {cv}-fold models (out of sample)" if cv > 1
                                                                    else ", shipped models"))
