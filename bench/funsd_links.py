@@ -7,7 +7,8 @@ documents in every fold; ``bench.train_ranker.train``), and each FUNSD form is r
 the annotation gives them and from docvlm's OCR. Printed: links precision, recall and F1 (texts without whitespace,
 as ``bench.realdata --sets forms``) for
 
-- ``detected keys``: `dv.key_values`' reading (the key detector over `KEY_THRESHOLD`, then the link model);
+- ``detected keys``: `dv.key_values(..., pairs=False)`'s reading (the key detector over `KEY_THRESHOLD`, then the
+  link model; the pair model that reads on top of both is measured by ``bench.train_pairs``);
 - ``without key features``: the key detector trained on the spans' own features alone, without `key_features`
   (what is right of a span and the column under it);
 - ``perfect keys``: the annotation's questions as the keys (each spelled by a key-shaped span), the link model

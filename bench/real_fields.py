@@ -60,6 +60,7 @@ class _Folds:
     def __init__(self, data: Path, cv: int) -> None:
         self.cv = cv
         self.models: dict[str, Any] = {}
+        self.pair_models: dict[str, Any] = {}
         if cv <= 1:
             return
         from bench import train_ranker as tr
@@ -75,11 +76,28 @@ class _Folds:
                 if fold[e.group] == k:
                     self.models[e.id.rsplit("/", 1)[0]] = models
             print(f"  fold {k + 1}/{cv} trained in {time.perf_counter() - start:.0f} s", flush=True)
+        # the pair model of each fold (bench.train_pairs): trained on the other folds' forms, whose pairs were read
+        # with their own fold's key and link models (out of fold, as on a page never seen)
+        from bench import train_pairs as tp
 
-    def get(self, key: str) -> tuple[Any, Any, Any]:
-        """(ranker, key model, link model) for a document id like ``sroie/003``; ``None`` each: the shipped ones."""
+        start = time.perf_counter()
+        forms = [e for e in examples if e.links]
+        pages = {e.id: tp.page_pairs(e, self.models[e.id.rsplit("/", 1)[0]]) for e in forms}
+        for k in range(cv):
+            train = [pages[e.id] for e in forms if fold[e.group] != k]
+            pair_model = tp.fit_pairs([p[2] for p in train], [p[3] for p in train], seed=k)
+            for e in examples:
+                if fold[e.group] == k:
+                    self.pair_models[e.id.rsplit("/", 1)[0]] = pair_model
+        print(f"  pair models of {cv} folds trained in {time.perf_counter() - start:.0f} s", flush=True)
+
+    def get(self, key: str) -> tuple[Any, Any, Any, Any]:
+        """(ranker, key model, link model, pair model) for a document id like ``sroie/003``; ``None`` each: the
+        shipped ones."""
         models = self.models.get(key)
-        return (models.ranker, models.keys, models.links) if models is not None else (None, None, None)
+        if models is None:
+            return None, None, None, None
+        return models.ranker, models.keys, models.links, self.pair_models.get(key)
 
 
 _FOLDS: dict[tuple[str, int], _Folds] = {}
@@ -113,7 +131,7 @@ def receipts(data: Path, limit: int | None, model_spec: str, cv: int) -> dict[st
     for key in keys:
         truth = json.loads(key.read_text())
         image = next((root / "img").glob(f"{key.stem}.*"))
-        ranker, _, _ = folds.get(f"sroie/{key.stem}")
+        ranker, _, _, _ = folds.get(f"sroie/{key.stem}")
         for words in ("given", "ocr"):
             start = time.process_time()
             page = dv.open(image, words={0: sroie_items(root, key.stem)} if words == "given" else None)[0]
@@ -169,13 +187,14 @@ def forms(data: Path, limit: int | None, model_spec: str, cv: int) -> dict[str, 
         ann = json.loads(file.read_text())
         image = root / "images" / f"{file.stem}.png"
         truth = {(squash(q), squash(a)) for q, a in funsd_links(ann)}
-        ranker, key_model, link_model = folds.get(f"funsd/{file.stem}")
+        ranker, key_model, link_model, pair_model = folds.get(f"funsd/{file.stem}")
         for words in ("given", "ocr"):
             name = f"layout ({'annotation words' if words == 'given' else 'docvlm OCR'})"
             items = [(w["text"], w["box"]) for e in ann["form"] for w in e.get("words", []) if w["text"].strip()]
             start = time.process_time()
             doc = dv.open(image, words={0: items} if words == "given" else None)
-            pairs = key_values(None, doc[0], ranker=ranker, key_model=key_model, link_model=link_model)
+            pairs = key_values(None, doc[0], ranker=ranker, key_model=key_model, link_model=link_model,
+                               pair_model=pair_model)
             seconds[name] += time.process_time() - start
             predicted = {(squash(kv.key.quote), squash(kv.value.quote)) for kv in pairs if kv.value is not None}
             c = counts.setdefault(name, [0, 0, 0])
@@ -206,7 +225,7 @@ def questions(data: Path, limit: int | None, model_spec: str, cv: int) -> dict[s
     for file in files:
         ann = json.loads(file.read_text())
         image = root / "images" / f"{file.stem}.png"
-        ranker, _, link_model = folds.get(f"funsd/{file.stem}")
+        ranker, _, link_model, _ = folds.get(f"funsd/{file.stem}")
         doc = dv.open(image)
         for question, answer in funsd_pairs(ann):
             if answer is None:

@@ -8,12 +8,18 @@ value printed with it) that docling, Textract and Azure offer.
    that are not keys, and "not filled in" beside them, with features of where each span sits from the key (right of
    it or under it, how far, how many starting points are nearer: `docvlm.tasks._rank.pair_features`, learned on
    FUNSD's links). A value goes to the key that ranks it best; keys that are another key's value are dropped.
-3. The values are then read by the link model (`docvlm.tasks._rank.default_link_model`, trained on every FUNSD
-   link): the same features, but each span scored alone as one of the key's values, so that a key can have several
-   (a column header over its cells, "cc:" over a list of names, an answer printed over several lines); every span
-   likely enough goes to the key it is most likely a value of, never two values over the same words. A text-only
-   model that scores weighs in on each key's likeliest values as in [`docvlm.extract`][docvlm.extract] (the same
-   field prompt, its `choice_weight`; 0: not asked).
+3. The values are then read by the pair model (`docvlm.tasks._pairs`, gradient-boosted trees trained on every
+   FUNSD link): each (key, span) pair of the page is scored with dense measures of where the span sits from the key
+   (right of it or under it, how far, how many starting points and other keys are nearer), what both look like, the
+   key detector's probability of each and the link model's log-odds of the pair (`docvlm.tasks._rank.default_link_model`:
+   the same features as the ranker's, each span scored alone as one of the key's values). The keys are the likely
+   ones and every other span the detector gives at least a little (`docvlm.tasks._pairs.POOL_THRESHOLD`), so a key
+   the detector alone would miss is read when its value is clear. Pairs are taken best first: a key can have several
+   values (a column header over its cells, "cc:" over a list of names, an answer printed over several lines), a
+   value's words go to one key, a key's words are never a value. A text-only model that scores weighs in on each
+   key's likeliest values as in [`docvlm.extract`][docvlm.extract] (the same field prompt, its `choice_weight`; 0:
+   not asked). ``pairs=False`` reads the detected keys' values by the link model alone (the reading before the
+   pair model).
 4. Other models (a vision model, a model that only generates) choose every key's one value (or none) among the
    best-ranked spans in one constrained answer.
 
@@ -29,6 +35,7 @@ from pydantic import ConfigDict, Field, create_model
 
 from docvlm.models.base import Model
 from docvlm.tasks._page import PageInput, as_page
+from docvlm.tasks._pairs import default_pair_model, pair_table, read_pairs
 from docvlm.tasks._rank import (
     Candidates,
     FieldSpec,
@@ -40,10 +47,12 @@ from docvlm.tasks._rank import (
     link_rows,
 )
 from docvlm.tasks._spans import Span
+from docvlm.tasks._trees import Trees
 from docvlm.tasks.extract import optional_choice
 from docvlm.types.answer import Citation, KeyValue
 
-__all__ = ["KEY_KINDS", "KEY_THRESHOLD", "LINK_THRESHOLD", "key_values", "link", "linked_values", "page_candidates"]
+__all__ = ["KEY_KINDS", "KEY_THRESHOLD", "LINK_THRESHOLD", "PAIR_THRESHOLD", "joint_read", "joint_values", "key_values", "link",
+           "linked_values", "page_candidates"]
 
 #: The kinds of span that can be a key: a segment, its head before a value, a line, a block of lines.
 KEY_KINDS = ("seg", "pre", "line", "block", "lines")
@@ -62,11 +71,14 @@ LINK_THRESHOLD = 0.4
 #: 0.25 (the key detector's probabilities were inflated by its bias until it was trained with it once; 0.25 then
 #: stood near a calibrated 0.2).
 KEY_THRESHOLD = 0.2
+#: How likely (0..1) the pair model must find a (key, value) pair for `key_values` to report it.
+PAIR_THRESHOLD = 0.15
 
 
 def key_values(model: Model | None, page: PageInput, *, threshold: float = KEY_THRESHOLD, max_choices: int = 5,
                key_model: Ranker | None = None, ranker: Ranker | None = None, none_margin: float = 0.0,
-               link_model: Ranker | None = None, link_threshold: float = LINK_THRESHOLD) -> list[KeyValue]:
+               link_model: Ranker | None = None, link_threshold: float = LINK_THRESHOLD, pairs: bool = True,
+               pair_model: Trees | None = None, pair_threshold: float = PAIR_THRESHOLD) -> list[KeyValue]:
     """The page's printed keys and the values printed with each: one pair per value, so a key with several values
     (a column header over its cells) comes once for each, and a key without one once, its value ``None``.
 
@@ -81,19 +93,30 @@ def key_values(model: Model | None, page: PageInput, *, threshold: float = KEY_T
         link_model: the link model that reads each key's values when no model chooses them (default: the one
             shipped with docvlm).
         link_threshold: how likely (0..1) a span must be one of a key's values to be reported (0.4: FUNSD links on
-            realdev forms, 5-fold models, `bench.train_ranker`).
+            realdev forms, 5-fold models, `bench.train_ranker`); with ``pairs=False``.
+        pairs: read keys and values jointly with the pair model (`docvlm.tasks._pairs`: every likely key's pairs
+            scored together, best first), also for a key the detector alone would not report; ``False``: the
+            detected keys' values by the link model alone, as before the pair model.
+        pair_model: the pair model (default: the one shipped with docvlm).
+        pair_threshold: how likely (0..1) a pair must be to be reported (`PAIR_THRESHOLD`).
 
     Returns:
-        Key-value pairs in reading order of their keys, then of their values; ``confidence`` is the key's
-        probability, times the value's where the link model read it.
+        Key-value pairs in reading order of their keys, then of their values; ``confidence`` is the pair's
+        probability where the pair model read it, the key's for a key without a value, and the key's times the
+        value's with ``pairs=False``.
     """
     cands = page_candidates(as_page(page))
     scorer = model is not None and model.supports_scoring and not model.supports_images
     chooser = model if model is not None and not scorer else None
     keys, picks = link(cands, key_model or default_key_model(), ranker or default_ranker(), threshold=threshold,
                        model=chooser, max_choices=max_choices, none_margin=none_margin)
+    joint = chooser is None and pairs  # a pair's probability is the pair's, its key's included
     if chooser is not None:  # the model chose one value per key
         values: list[list[tuple[int, float]]] = [[(p, 1.0)] if p is not None else [] for p in picks]
+    elif pairs:
+        keys, values = joint_values(cands, keys, key_model or default_key_model(), link_model or default_link_model(),
+                                    pair_model or default_pair_model(), threshold=pair_threshold, model=model,
+                                    max_choices=max_choices)
     else:
         values = linked_values(cands, keys, link_model or default_link_model(), threshold=link_threshold,
                                model=model, max_choices=max_choices)
@@ -106,10 +129,52 @@ def key_values(model: Model | None, page: PageInput, *, threshold: float = KEY_T
         for vi, p in found:
             value = cands.spans[vi]
             out.append(KeyValue(key=cite, value=Citation(page=value.page, box=value.box, quote=value.text),
-                                confidence=round(prob * p, 4)))
+                                confidence=round(p if joint else prob * p, 4)))
     out.sort(key=lambda kv: (kv.key.page, kv.key.box.y0, kv.key.box.x0, kv.value.page if kv.value else 0,
                              kv.value.box.y0 if kv.value else 0.0, kv.value.box.x0 if kv.value else 0.0))
     return out
+
+
+def joint_values(cands: Candidates, keys: Sequence[tuple[int, float]], key_model: Ranker, link_model: Ranker,
+                 pair_model: Trees, *, threshold: float = PAIR_THRESHOLD, model: Model | None = None,
+                 max_choices: int = 5) -> tuple[list[tuple[int, float]], list[list[tuple[int, float]]]]:
+    """The keys and each key's values (span index, probability) as the pair model reads them (`docvlm.tasks._pairs`):
+    the pairs of the detected ``keys`` and of every other likely key, best first. Keys that read a value come with the
+    pair's probability; a detected key that reads none stays, without values, unless its words became a value or part
+    of another key. A text-only model that scores weighs in on each detected key's likeliest values as in
+    `linked_values`."""
+    import numpy as np
+
+    table_pairs, table = pair_table(cands, keys, key_model, link_model, _near)
+    probs = pair_model.probabilities(table) if len(table) else np.zeros(0)
+    if model is not None and len(table):
+        for ki, _ in keys:
+            at = [n for n, (k, _) in enumerate(table_pairs) if k == ki]
+            if at and probs[at].max() >= threshold:
+                probs[at] = _weighed(model, cands, cands.spans[ki].text.rstrip(": "), [table_pairs[n][1] for n in at],
+                                     probs[at], max_choices)
+    return joint_read(cands, keys, table_pairs, probs, threshold)
+
+
+def joint_read(cands: Candidates, keys: Sequence[tuple[int, float]], table_pairs: Sequence[tuple[int, int]], probs: Any,
+               threshold: float) -> tuple[list[tuple[int, float]], list[list[tuple[int, float]]]]:
+    """`joint_values`' keys and values from the pair model's probabilities of a page's pairs (`pair_table`)."""
+    read = read_pairs(cands, table_pairs, probs, threshold)
+    words = [s.words for s in cands.spans]
+    used = set().union(*(words[v] for found in read.values() for v, _ in found), *(words[k] for k in read))
+    out_keys: list[tuple[int, float]] = []
+    out_values: list[list[tuple[int, float]]] = []
+    for ki, prob in keys:
+        if ki in read:
+            out_keys.append((ki, prob))
+            out_values.append(read.pop(ki))
+        elif not words[ki] & used:
+            out_keys.append((ki, prob))
+            out_values.append([])
+    for ki, found in read.items():  # keys the detector alone would not have reported
+        out_keys.append((ki, max(p for _, p in found)))
+        out_values.append(found)
+    return out_keys, out_values
 
 
 def linked_values(cands: Candidates, keys: Sequence[tuple[int, float]], link_model: Ranker, *,
