@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import bisect
 import functools
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 import numpy as np
@@ -76,14 +76,13 @@ def _start_cost(key: Span, x: float, y: float) -> float:
 
 
 def pair_table(cands: Candidates, detected: Sequence[tuple[int, float]], key_model: Ranker, link_model: Ranker,
-               near: Any, *, pool_threshold: float = POOL_THRESHOLD) -> tuple[list[tuple[int, int]], np.ndarray[Any, Any]]:
+               near: Any, key_kinds: Collection[str], *,
+               pool_threshold: float = POOL_THRESHOLD) -> tuple[list[tuple[int, int]], np.ndarray[Any, Any]]:
     """The candidate (key, value) pairs of a page and their `PAIR_FEATURES` rows.
 
     ``detected`` are the keys `docvlm.tasks.key_values.link` reports; the other candidate keys are key-shaped spans the
-    detector gives at least ``pool_threshold`` whose words no detected key holds. ``near(key_span, boxes)`` gives the
-    spans a key's value may be (`docvlm.tasks.key_values._near`)."""
-    from docvlm.tasks.key_values import KEY_KINDS
-
+    detector gives at least ``pool_threshold`` whose words no detected key holds and whose kind is one of ``key_kinds``.
+    ``near(key_span, boxes)`` gives the spans a key's value may be (`docvlm.tasks.key_values._near`)."""
     spans = cands.spans
     words = [s.words for s in spans]
     boxes = [s.box for s in spans]
@@ -93,7 +92,7 @@ def pair_table(cands: Candidates, detected: Sequence[tuple[int, float]], key_mod
         kprob[pool] = key_model.probabilities(key_rows(cands, pool))
     detected_ids = {ki for ki, _ in detected}
     key_words = set().union(*(words[ki] for ki in detected_ids)) if detected_ids else set()
-    keys = sorted(detected_ids | {i for i in pool if spans[i].kind in KEY_KINDS and kprob[i] >= pool_threshold
+    keys = sorted(detected_ids | {i for i in pool if spans[i].kind in key_kinds and kprob[i] >= pool_threshold
                                   and not words[i] & key_words})
     page_rank = {ki: r for r, ki in enumerate(sorted(keys, key=lambda i: -kprob[i]))}
     starts_of: dict[int, set[tuple[int, int]]] = {}

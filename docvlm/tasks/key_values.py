@@ -145,7 +145,7 @@ def joint_values(cands: Candidates, keys: Sequence[tuple[int, float]], key_model
     `linked_values`."""
     import numpy as np
 
-    table_pairs, table = pair_table(cands, keys, key_model, link_model, _near)
+    table_pairs, table = pair_table(cands, keys, key_model, link_model, _near, KEY_KINDS)
     probs = pair_model.probabilities(table) if len(table) else np.zeros(0)
     if model is not None and len(table):
         for ki, _ in keys:

@@ -18,7 +18,7 @@ kv = importlib.import_module("docvlm.tasks.key_values")
 def _table() -> tuple[Any, list[tuple[int, float]], list[tuple[int, int]], np.ndarray]:
     cands = kv.page_candidates(dv.open(form_pdf())[0])
     keys, _ = kv.link(cands, default_key_model(), default_ranker())
-    found, table = pair_table(cands, keys, default_key_model(), default_link_model(), kv._near)
+    found, table = pair_table(cands, keys, default_key_model(), default_link_model(), kv._near, kv.KEY_KINDS)
     return cands, keys, found, table
 
 
