@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 
-def _f1(c: np.ndarray[Any, Any]) -> str:
+def f1_line(c: np.ndarray[Any, Any]) -> str:
     p, r = c[0] / max(1, c[1]), c[0] / max(1, c[2])
     return f"precision {p:.3f}  recall {r:.3f}  F1 {2 * p * r / max(1e-9, p + r):.3f}"
 
@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
                 for how, (key_model, key_rows) in readers.items():
                     kv.key_rows = key_rows  # what `link` reads keys with
                     keys, _ = kv.link(ex.candidates, key_model, models.ranker)
-                    counts[how, w] += _count(tr, ex, keys, kv.linked_values(ex.candidates, keys, models.links))
+                    counts[how, w] += link_count(tr, ex, keys, kv.linked_values(ex.candidates, keys, models.links))
                 want = {sq(q) for q in ex.keys}
                 keys = []
                 taken: set[tuple[int, int]] = set()
@@ -75,14 +75,14 @@ def main(argv: list[str] | None = None) -> int:
                         keys.append((i, 1.0))
                         taken |= s.words
                 values = kv.linked_values(ex.candidates, keys, models.links)
-                counts["perfect keys", w] += _count(tr, ex, keys, values)
+                counts["perfect keys", w] += link_count(tr, ex, keys, values)
                 reasons[w] += Counter(miss_reason(kv, tr, ex, keys, values, models.links).values())
         finally:
             kv.key_rows = plain
         print(f"  fold {k + 1}/{args.folds} in {time.perf_counter() - start:.0f} s", flush=True)
     print(f"FUNSD links, {args.folds}-fold models (bench.realdata's split), texts without whitespace:")
     for (how, w), c in counts.items():
-        print(f"  {how:22s} {'annotation words' if w == 'given' else 'docvlm OCR':17s} {_f1(c)}")
+        print(f"  {how:22s} {'annotation words' if w == 'given' else 'docvlm OCR':17s} {f1_line(c)}")
     print("True links with perfect keys, by what became of them (annotation words / docvlm OCR):")
     for reason in ("read", *MISSES):
         print(f"  {reason:48s} {reasons['given'][reason]:6d} {reasons['ocr'][reason]:6d}")
@@ -140,7 +140,7 @@ def _own_rows(cands: Any, indices: Any) -> list[Any]:
     return _rank.with_bias([cands.base[i] & np.uint64(_rank.DIM - 1) for i in indices])
 
 
-def _count(tr: Any, ex: Any, keys: list[tuple[int, float]], values: list[list[tuple[int, float]]]) -> np.ndarray[Any, Any]:
+def link_count(tr: Any, ex: Any, keys: list[tuple[int, float]], values: list[list[tuple[int, float]]]) -> np.ndarray[Any, Any]:
     """(links found, links read, true links) of one page with these keys and the values read for them."""
     predicted, truth = tr.links_read(ex, keys, values)
     return np.array([len(predicted & truth), len(predicted), len(truth)], dtype=float)

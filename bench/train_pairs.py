@@ -83,20 +83,9 @@ def fit_pairs(tables: list[Any], labels: list[Any], seed: int = 0) -> Any:
     return model
 
 
-def counts(ex: Any, keys: Any, values: Any) -> np.ndarray[Any, Any]:
-    from bench.train_ranker import links_read
-
-    predicted, truth = links_read(ex, keys, values)
-    return np.array([len(predicted & truth), len(predicted), len(truth)], dtype=float)
-
-
-def _f1(c: np.ndarray[Any, Any]) -> str:
-    p, r = c[0] / max(1, c[1]), c[0] / max(1, c[2])
-    return f"precision {p:.3f}  recall {r:.3f}  F1 {2 * p * r / max(1e-9, p + r):.3f}"
-
-
 def main(argv: list[str] | None = None) -> int:
     from bench import train_ranker as tr
+    from bench.funsd_links import f1_line, link_count
     from docvlm.tasks._rank import default_ranker
 
     kv = importlib.import_module("docvlm.tasks.key_values")
@@ -126,16 +115,16 @@ def main(argv: list[str] | None = None) -> int:
             for ex in (e for e in forms if fold[e.group] == k):
                 w = ex.id.rsplit("/", 1)[1]
                 keys, pairs, table, _ = pages[ex.id]
-                result["link model", w] += counts(ex, keys, kv.linked_values(ex.candidates, keys, models[ex.id].links))
+                result["link model", w] += link_count(tr, ex, keys, kv.linked_values(ex.candidates, keys, models[ex.id].links))
                 probs = pair_model.probabilities(table) if len(table) else np.zeros(0)
                 for t in THRESHOLDS:
-                    result[t, w] += counts(ex, *kv.joint_read(ex.candidates, keys, pairs, probs, t))
+                    result[t, w] += link_count(tr, ex, *kv.joint_read(ex.candidates, keys, pairs, probs, t))
             print(f"  fold {k + 1}/{args.folds} in {time.perf_counter() - start:.0f} s", flush=True)
         print(f"FUNSD links, {args.folds}-fold models (bench.realdata's split), texts without whitespace:")
         for (how, w), c in result.items():
             name = "link model alone" if how == "link model" else f"pair model >= {how}"
             words = "annotation words" if w == "given" else "docvlm OCR"
-            print(f"  {name:20s} {words:17s} {_f1(c)}")
+            print(f"  {name:20s} {words:17s} {f1_line(c)}")
             p, r = c[0] / max(1, c[1]), c[0] / max(1, c[2])
             figures[f"{name} / {words}"] = round(2 * p * r / max(1e-9, p + r), 4)
     if args.out is not None:

@@ -312,6 +312,7 @@ def groups_of(examples: list[Example], negatives: int, seed: int,
 def key_data(examples: list[Example], key_rows: Any = None) -> tuple[list[Any], list[bool]]:
     """Rows and labels for the key detector: every key-shaped span of the pages whose keys are known, as ``key_rows``
     (default: `docvlm.tasks._rank.key_rows`) makes them."""
+    from docvlm.tasks._rank import MAX_KEY_CHARS
     from docvlm.tasks._rank import key_rows as default_rows
     from docvlm.tasks.key_values import KEY_KINDS
 
@@ -322,7 +323,7 @@ def key_data(examples: list[Example], key_rows: Any = None) -> tuple[list[Any], 
         if not ex.keys:
             continue
         keys = {squash(k) for k in ex.keys}
-        pool = [i for i, s in enumerate(ex.candidates.spans) if s.kind in KEY_KINDS and len(s.text) <= 120]
+        pool = [i for i, s in enumerate(ex.candidates.spans) if s.kind in KEY_KINDS and len(s.text) <= MAX_KEY_CHARS]
         rows += key_rows(ex.candidates, pool)
         labels += [squash(ex.candidates.spans[i].text) in keys for i in pool]
     return rows, labels

@@ -16,14 +16,22 @@ are on a page they never saw), and shipped in ``docvlm/data/pairs.npz``.
 
 from __future__ import annotations
 
-import bisect
 import functools
 from collections.abc import Collection, Sequence
 from typing import Any
 
 import numpy as np
 
-from docvlm.tasks._rank import Candidates, Ranker, _start_distance, key_rows, link_rows
+from docvlm.tasks._rank import (
+    MAX_KEY_CHARS,
+    Candidates,
+    Ranker,
+    _start_distance,
+    key_rows,
+    link_rows,
+    start_distances,
+    start_rank,
+)
 from docvlm.tasks._spans import Span
 from docvlm.tasks._trees import Trees
 
@@ -34,7 +42,6 @@ _PAIRS = "pairs.npz"
 #: over `docvlm.tasks.key_values.KEY_THRESHOLD`).
 POOL_THRESHOLD = 0.05
 _KINDS = ("seg", "pre", "suf", "mid", "line", "run", "block", "lines", "date", "num")
-_MAX_KEY_CHARS = 120
 
 #: The pair model's input columns, in order.
 PAIR_FEATURES = (
@@ -86,7 +93,7 @@ def pair_table(cands: Candidates, detected: Sequence[tuple[int, float]], key_mod
     spans = cands.spans
     words = [s.words for s in spans]
     boxes = [s.box for s in spans]
-    pool = [i for i, s in enumerate(spans) if len(s.text) <= _MAX_KEY_CHARS]
+    pool = [i for i, s in enumerate(spans) if len(s.text) <= MAX_KEY_CHARS]
     kprob = np.full(len(spans), -1.0)
     if pool:
         kprob[pool] = key_model.probabilities(key_rows(cands, pool))
@@ -108,20 +115,13 @@ def pair_table(cands: Candidates, detected: Sequence[tuple[int, float]], key_mod
             continue
         logit = link_model.scores(link_rows(cands, ki, values))
         starts = starts_of.setdefault(key.page, {(round(s.box.x0), round(s.box.y0)) for s in spans if s.page == key.page})
-        dists: dict[str, list[float]] = {"right": [], "below": []}
-        for x, y in starts:
-            where = _start_distance(key, x, y)
-            if where is not None:
-                dists[where[0]].append(where[1])
-        for found in dists.values():
-            found.sort()
+        dists = start_distances(key, starts)
         others = [kk for kk in detected_ids if kk != ki]
         for n, i in enumerate(values):
             span = spans[i]
             v = span.box
             rel = _relation(k, v, h) if span.page == key.page else 0
-            where = _start_distance(key, round(v.x0), round(v.y0))
-            rank = bisect.bisect_left(dists[where[0]], where[1] - 1e-6) if where is not None else 99
+            rank = start_rank(key, span, dists)
             cost = _start_cost(key, v.x0, v.y0)
             nearer = sum(_start_cost(spans[kk], v.x0, v.y0) < cost for kk in others)
             between = 0
@@ -138,7 +138,7 @@ def pair_table(cands: Candidates, detected: Sequence[tuple[int, float]], key_mod
                 ((v.x0 + v.x1) - (k.x0 + k.x1)) / 2 / h,
                 max(0.0, min(k.x1, v.x1) - max(k.x0, v.x0)) / max(1e-6, min(k.width, v.width)),
                 max(0.0, min(k.y1, v.y1) - max(k.y0, v.y0)) / max(1e-6, min(k.height, v.height)),
-                min(rank, 99), span.lines, key.lines, _KINDS.index(span.kind) if span.kind in _KINDS else -1,
+                99 if rank is None else min(rank, 99), span.lines, key.lines, _KINDS.index(span.kind) if span.kind in _KINDS else -1,
                 _KINDS.index(key.kind) if key.kind in _KINDS else -1, len(text), len(text.split()),
                 sum(ch.isdigit() for ch in text) / max(1, len(text)),
                 sum(ch.isupper() for ch in letters) / max(1, len(letters)),

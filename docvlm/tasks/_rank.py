@@ -43,6 +43,7 @@ from docvlm.tasks.text import Line, numbers_in
 
 __all__ = [
     "DIM",
+    "MAX_KEY_CHARS",
     "Candidates",
     "FieldSpec",
     "PageContext",
@@ -60,6 +61,8 @@ __all__ = [
 
 #: Size of the hashed feature space.
 DIM = 1 << 20
+#: The longest text (characters) a key can be: longer spans are never scored as keys.
+MAX_KEY_CHARS = 120
 _WEIGHTS = "ranker.npz"
 _KEYS = "keys.npz"
 _LINKS = "links.npz"
@@ -334,6 +337,26 @@ def _start_distance(key: Span, x: float, y: float) -> tuple[str, float] | None:
     return "below", (y - k.y1) / h + abs(x - k.x0) / (3 * h)
 
 
+def start_distances(key: Span, starts: Iterable[tuple[int, int]]) -> dict[str, list[float]]:
+    """The `_start_distance` of every starting point (rounded ``(x0, y0)`` of the page's spans) right of the key and
+    below it, each side sorted: what `start_rank` ranks a span's start among."""
+    dists: dict[str, list[float]] = {"right": [], "below": []}
+    for x, y in starts:
+        where = _start_distance(key, x, y)
+        if where is not None:
+            dists[where[0]].append(where[1])
+    for values in dists.values():
+        values.sort()
+    return dists
+
+
+def start_rank(key: Span, span: Span, dists: Mapping[str, Sequence[float]]) -> int | None:
+    """How many starting points on the same side of the key (`start_distances`) are nearer than the span's start;
+    ``None`` above the key or left of it."""
+    where = _start_distance(key, round(span.box.x0), round(span.box.y0))
+    return bisect.bisect_left(dists[where[0]], where[1] - 1e-6) if where is not None else None
+
+
 def pair_features(key: Span, span: Span, rank: int | None = None) -> list[str]:
     """Where ``span`` sits from ``key`` (right of it on its line, under it, aligned with it, how far, how many
     other starting points on that side are nearer: ``rank``), crossed with the span's kind, its lines and the key's
@@ -491,20 +514,11 @@ class Candidates:
         """`pair_features` of each span at ``indices`` with the key span, its nearness ranked among the starting points
         of the key's page on the same side of the key (right of it on its lines, or below it)."""
         k = self.spans[key]
-        starts = {(round(s.box.x0), round(s.box.y0)) for s in self.spans if s.page == k.page}
-        dists: dict[str, list[float]] = {"right": [], "below": []}
-        for x, y in starts:
-            where = _start_distance(k, x, y)
-            if where is not None:
-                dists[where[0]].append(where[1])
-        for values in dists.values():
-            values.sort()
+        dists = start_distances(k, {(round(s.box.x0), round(s.box.y0)) for s in self.spans if s.page == k.page})
         out = []
         for i in indices:
             span = self.spans[i]
-            where = _start_distance(k, round(span.box.x0), round(span.box.y0)) if span.page == k.page else None
-            rank = bisect.bisect_left(dists[where[0]], where[1] - 1e-6) if where is not None else None
-            out.append(pair_features(k, span, rank))
+            out.append(pair_features(k, span, start_rank(k, span, dists) if span.page == k.page else None))
         return out
 
     def none_row(self, spec: FieldSpec) -> np.ndarray[Any, np.dtype[np.int64]]:

@@ -83,14 +83,13 @@ class Trees:
 
 
 def fit_trees(x: Any, y: Any, *, trees: int = 200, depth: int = 5, lr: float = 0.1, l2: float = 1.0,
-              min_leaf: int = 20, bins: int = 64, names: Sequence[str] = (), seed: int = 0) -> Trees:
+              min_leaf: int = 20, bins: int = 64, names: Sequence[str] = ()) -> Trees:
     """Gradient boosting of depth-limited regression trees for binary log-loss.
 
     Each feature is cut at up to ``bins - 1`` of its quantiles; each tree grows level by level to ``depth``, every node
     split where the second-order gain (``G_l^2 / (H_l + l2) + G_r^2 / (H_r + l2) - G^2 / (H + l2)``) is largest with at
-    least ``min_leaf`` rows on each side; a leaf adds ``-lr * G / (H + l2)``. Deterministic (``seed`` is kept for the
-    interface of the other fits: no rows or features are sampled)."""
-    del seed
+    least ``min_leaf`` rows on each side; a leaf adds ``-lr * G / (H + l2)``. Deterministic: no rows or features are
+    sampled."""
     x = np.asarray(x, dtype=np.float32)
     target = np.asarray(y, dtype=np.float64)
     n, width = x.shape
@@ -100,7 +99,7 @@ def fit_trees(x: Any, y: Any, *, trees: int = 200, depth: int = 5, lr: float = 0
         cuts = np.unique(np.quantile(x[:, f], np.linspace(0.0, 1.0, bins + 1)[1:-1]).astype(np.float32))
         edges.append(cuts)
         binned[:, f] = np.searchsorted(cuts, x[:, f], side="left")  # bin b: x <= cuts[b] (b < len(cuts))
-    flat = (binned + np.arange(width) * bins).ravel()
+    cells = binned + np.arange(width) * bins  # each feature's bins in a range of their own: one bincount for all
     valid = np.zeros((width, bins), dtype=bool)
     for f, cuts in enumerate(edges):
         valid[f, :len(cuts)] = True
@@ -127,7 +126,7 @@ def fit_trees(x: Any, y: Any, *, trees: int = 200, depth: int = 5, lr: float = 0
             grown = []
             for node, idx in frontier:
                 gs, hs = g[idx].sum(), h[idx].sum()
-                split = _best_split(flat, idx, width, bins, g, h, valid, gs, hs, l2, min_leaf) \
+                split = _best_split(cells, idx, width, bins, g, h, valid, gs, hs, l2, min_leaf) \
                     if level < depth and len(idx) >= 2 * min_leaf else None
                 if split is None:
                     value[node] = float(-lr * gs / (hs + l2))
@@ -155,14 +154,14 @@ def fit_trees(x: Any, y: Any, *, trees: int = 200, depth: int = 5, lr: float = 0
                  np.array(roots), depth, base, names)
 
 
-def _best_split(flat: _Array, idx: _Array, width: int, bins: int, g: _Array, h: _Array, valid: _Array, gs: float,
+def _best_split(cells: _Array, idx: _Array, width: int, bins: int, g: _Array, h: _Array, valid: _Array, gs: float,
                 hs: float, l2: float, min_leaf: int) -> tuple[int, int] | None:
     """The (feature, bin) split of the rows ``idx`` with the largest gain, or ``None`` when no split gains."""
-    cells = flat.reshape(-1, width)[idx].ravel()
+    rows = cells[idx].ravel()
     size = width * bins
-    hist_g = np.bincount(cells, weights=np.repeat(g[idx], width), minlength=size).reshape(width, bins).cumsum(axis=1)
-    hist_h = np.bincount(cells, weights=np.repeat(h[idx], width), minlength=size).reshape(width, bins).cumsum(axis=1)
-    count = np.bincount(cells, minlength=size).reshape(width, bins).cumsum(axis=1)
+    hist_g = np.bincount(rows, weights=np.repeat(g[idx], width), minlength=size).reshape(width, bins).cumsum(axis=1)
+    hist_h = np.bincount(rows, weights=np.repeat(h[idx], width), minlength=size).reshape(width, bins).cumsum(axis=1)
+    count = np.bincount(rows, minlength=size).reshape(width, bins).cumsum(axis=1)
     ok = valid & (count >= min_leaf) & (len(idx) - count >= min_leaf)
     if not ok.any():
         return None

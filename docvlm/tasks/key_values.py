@@ -37,6 +37,7 @@ from docvlm.models.base import Model
 from docvlm.tasks._page import PageInput, as_page
 from docvlm.tasks._pairs import default_pair_model, pair_table, read_pairs
 from docvlm.tasks._rank import (
+    MAX_KEY_CHARS,
     Candidates,
     FieldSpec,
     Ranker,
@@ -56,7 +57,6 @@ __all__ = ["KEY_KINDS", "KEY_THRESHOLD", "LINK_THRESHOLD", "PAIR_THRESHOLD", "jo
 
 #: The kinds of span that can be a key: a segment, its head before a value, a line, a block of lines.
 KEY_KINDS = ("seg", "pre", "line", "block", "lines")
-_MAX_KEY_CHARS = 120
 
 
 def page_candidates(page: Any) -> Candidates:
@@ -222,7 +222,7 @@ def link(cands: Candidates, key_model: Ranker, ranker: Ranker, *, threshold: flo
     A span that looks like a key may be another key's value (a date under "DATE:"): values are first chosen among
     all spans, keys that became another key's value are dropped, and the rest choose again. A key has no value
     when "not printed" outscores its best span by more than ``none_margin``."""
-    pool = [i for i, s in enumerate(cands.spans) if s.kind in KEY_KINDS and len(s.text) <= _MAX_KEY_CHARS]
+    pool = [i for i, s in enumerate(cands.spans) if s.kind in KEY_KINDS and len(s.text) <= MAX_KEY_CHARS]
     if not pool:
         return [], []
     probs = key_model.probabilities(key_rows(cands, pool))
