@@ -699,7 +699,12 @@ def _run_pool(todo: list[_Item], per: str, model: str, schema_spec: str, workers
 def _terminate(pool: cf.ProcessPoolExecutor, others: set[Any] | None = None) -> None:
     """Stop a pool now: cancel what has not started and end the workers (a timeout or an interrupt): those the pool
     lists, and any other child started since the pool was made (``others``: the children there were before), so a
-    worker the pool was still starting is not left running."""
+    worker the pool was still starting is not left running.
+
+    Returns once every worker is dead and reaped (SIGTERM, then SIGKILL after 5 s; 15 s at most in all). The pool's
+    own manager thread reaps the workers too, and when it wins that race a ``join`` here returns with the exit code
+    still unset for a moment; so the wait is on the exit codes, not on ``join`` alone.
+    """
     processes = list((getattr(pool, "_processes", None) or {}).values())
     pool.shutdown(wait=False, cancel_futures=True)
     if others is not None:
@@ -707,8 +712,21 @@ def _terminate(pool: cf.ProcessPoolExecutor, others: set[Any] | None = None) -> 
     for proc in processes:
         if proc.is_alive():
             proc.terminate()
+    if not _wait_ended(processes, 5.0):
+        for proc in processes:
+            if proc.exitcode is None:
+                proc.kill()
+        _wait_ended(processes, 10.0)
+
+
+def _wait_ended(processes: list[Any], seconds: float) -> bool:
+    """Wait until every process has an exit code (dead and reaped, by this thread or the pool's); False at the
+    time limit."""
+    deadline = time.monotonic() + seconds
     for proc in processes:
-        proc.join(timeout=5)
-        if proc.is_alive():
-            proc.kill()
-            proc.join(timeout=5)
+        proc.join(timeout=max(0.0, deadline - time.monotonic()))
+    while any(proc.exitcode is None for proc in processes):
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.02)
+    return True
