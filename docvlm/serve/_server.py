@@ -277,6 +277,7 @@ class DocVLMServer:
         self._lock = threading.Lock()
         self._stopped = threading.Event()
         self._closed = False
+        self._exit_requested = False  # shutdown() came before serve_forever() had a server to stop
 
     # the work of one request (a worker thread) -----------------------------------------------------
     def answer(self, body: Any) -> dict[str, Any]:
@@ -341,6 +342,8 @@ class DocVLMServer:
                 h11_max_incomplete_event_size=64 * 1024,
             )
             self._uvicorn = uvicorn.Server(config)
+            # a shutdown() that came while this thread was still starting is honoured, not lost
+            self._uvicorn.should_exit, self._exit_requested = self._exit_requested, False
             self._stopped.clear()
         if self.verbose:
             _log_to_stderr()
@@ -351,10 +354,12 @@ class DocVLMServer:
 
     def shutdown(self) -> None:
         """Stop [`serve_forever`][docvlm.serve.DocVLMServer.serve_forever] and wait until it returned (requests in flight get up to 5 s)."""
-        server = self._uvicorn
-        if server is None:
-            return
-        server.should_exit = True
+        with self._lock:
+            server = self._uvicorn
+            if server is None:  # serve_forever has not made its server yet: it stops as soon as it has
+                self._exit_requested = True
+                return
+            server.should_exit = True
         self._stopped.wait(30)
 
     def server_close(self) -> None:

@@ -312,6 +312,20 @@ def test_closed_server_refuses_new_work() -> None:
         server.answer({"messages": USER})
 
 
+def test_a_shutdown_before_serving_started_is_not_lost() -> None:
+    """A thread that reaches serve_forever after shutdown() was called stops at once instead of serving on."""
+    server, _ = make_server(ScriptModel())
+    server.shutdown()  # nothing serves yet
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    thread.join(30)
+    try:
+        assert not thread.is_alive()
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 def test_limits_are_checked() -> None:
     from docvlm.errors import UsageError
 
