@@ -7,8 +7,9 @@
 - ``forms``: FUNSD (``<data>/funsd/train``, or ``funsd/test`` when present): question -> answer links of
   ``dv.key_values``, precision / recall / F1 with texts compared without whitespace, end to end (docvlm's OCR) and
   with the annotation's words.
-- ``invoices``: invoice2data's fields (issuer, number, date, amount, currency) on generated invoices of seeds the
-  ranker never saw, born digital and scanned: realdev holds no invoices.
+- ``invoices``: invoice2data's fields (issuer, number, date, amount, currency). Real invoices where the data folder
+  has them (``<data>/invoices``: each ``X.pdf`` beside ``X.json``, invoice2data's expected output, `invoice_truth`);
+  else generated invoices of seeds the ranker never saw, born digital and scanned (realdev holds no invoices).
 - ``questions``: the FUNSD questions that have one answer, asked as "What is the <question>?" with ``dv.ask``,
   ANLS; and ``docvlm ask`` on the demo invoice ("What is the total?").
 
@@ -19,6 +20,7 @@ figures are out of sample; on the held-out set, the shipped models are used as t
 
 from __future__ import annotations
 
+import datetime as dt
 import importlib
 import json
 import re
@@ -345,7 +347,136 @@ class InvoiceFields(BaseModel):
     currency: Literal["USD", "EUR", "GBP", "CHF", "JPY", "INR"] | None = None
 
 
-def invoices(limit: int | None, model_spec: str) -> dict[str, Any]:
+class RealInvoiceFields(BaseModel):
+    """invoice2data's fields on real invoices, as a user would write them (the date typed: invoice2data's truth
+    gives it as ``YYYY-MM-DD`` however it is printed)."""
+
+    issuer: str | None = None
+    invoice_number: str | None = None
+    date: dt.date | None = None
+    amount: float | None = None
+    currency: Literal["USD", "EUR", "GBP", "CHF", "JPY", "INR", "CAD", "AUD", "PLN", "SEK", "NOK", "DKK",
+                      "CZK", "CNY", "BRL", "MYR", "SGD"] | None = None
+
+
+INVOICE_FIELDS = ("issuer", "invoice_number", "date", "amount", "currency")
+
+
+def invoice_files(data: Path) -> list[tuple[Path, Path]]:
+    """The real invoices of a data folder: every PDF or image under ``<data>/invoices`` with a JSON file of the
+    same stem beside it (invoice2data's layout)."""
+    root = data / "invoices"
+    if not root.is_dir():
+        return []
+    out = []
+    for path in sorted(root.rglob("*")):
+        if path.suffix.lower() in (".pdf", ".png", ".jpg", ".jpeg", ".tif", ".tiff") and path.with_suffix(".json").is_file():
+            out.append((path, path.with_suffix(".json")))
+    return out
+
+
+def invoice_truth(path: Path) -> dict[str, Any]:
+    """invoice2data's expected output (a JSON object, or a list holding one): the fields of `INVOICE_FIELDS` it
+    gives, the amount as a number and the date as a `datetime.date` (ISO, or the day-first forms invoice2data's
+    templates write)."""
+    raw = json.loads(path.read_text(encoding="utf-8"))
+    if isinstance(raw, list):
+        raw = raw[0] if raw else {}
+    out: dict[str, Any] = {}
+    for name in INVOICE_FIELDS:
+        value = raw.get(name)
+        if value is None or str(value).strip() == "":
+            continue
+        if name == "amount":
+            from docvlm.tasks.text import parse_number
+
+            number = value if isinstance(value, (int, float)) else parse_number(str(value))
+            if number is None:
+                continue
+            value = float(number)
+        elif name == "date":
+            text = str(value).strip()[:19]
+            for form in ("%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S", "%d.%m.%Y", "%d/%m/%Y", "%d-%m-%Y"):
+                try:
+                    value = dt.datetime.strptime(text if "%H" in form else text[:10], form).date()
+                    break
+                except ValueError:
+                    continue
+            else:
+                continue
+        out[name] = value
+    return out
+
+
+def invoice_hit(name: str, got: Any, want: Any) -> bool:
+    """One field read right: the amount to the cent, the date as a date, the currency as its code, texts without
+    whitespace and case."""
+    if got is None:
+        return False
+    if name == "amount":
+        return abs(float(got) - float(want)) < 0.005
+    if name == "date":
+        return bool(got == want)
+    return squash(got) == squash(want)
+
+
+def real_invoices(files: list[tuple[Path, Path]], model_spec: str) -> dict[str, Any]:
+    """invoice2data's fields on real invoices: ``dv.extract`` of `RealInvoiceFields`, each field against the
+    invoice's truth where the truth gives it; the layout ranking alone beside the model."""
+    import docvlm as dv
+    from docvlm.tasks.extract import extract
+
+    model = _model(model_spec)
+    hits: dict[str, dict[str, list[bool]]] = {}
+    seconds: dict[str, float] = defaultdict(float)
+    pages = 0
+    failed: dict[str, int] = defaultdict(int)
+    for path, truth_path in files:
+        truth = invoice_truth(truth_path)
+        try:
+            doc = dv.open(path)
+            start = time.process_time()
+            for page in doc:
+                page.words(ocr="auto")  # read once, counted in every reader's time
+                pages += 1
+            reading = time.process_time() - start
+        except dv.DocVLMError as exc:
+            print(f"  {path.name}: {exc}", flush=True)
+            doc, reading = None, 0.0
+        for who, m in (("layout", None), (model_spec, model)):
+            start = time.process_time() - reading
+            got: dict[str, Any] = {}
+            if doc is not None:
+                try:
+                    got = extract(m, doc, RealInvoiceFields).value.model_dump()
+                except dv.DocVLMError:
+                    failed[who] += 1
+            seconds[who] += time.process_time() - start
+            for name, want in truth.items():
+                hits.setdefault(who, defaultdict(list))[name].append(invoice_hit(name, got.get(name), want))
+    print(f"invoices: {len(files)} REAL invoices ({pages} pages), invoice2data's fields against each invoice's JSON")
+    print(f"  {'reader':20s} " + " ".join(f"{f:>14s}" for f in INVOICE_FIELDS) + "   all   CPU s/page")
+    out: dict[str, Any] = {"real": True, "documents": len(files)}
+    for who, row in hits.items():
+        per = {f: sum(row[f]) / len(row[f]) for f in INVOICE_FIELDS if row.get(f)}
+        overall = sum(sum(v) for v in row.values()) / max(1, sum(len(v) for v in row.values()))
+        cells = " ".join(f"{per[f]:14.3f}" if f in per else f"{'-':>14s}" for f in INVOICE_FIELDS)
+        print(f"  {who:20s} {cells}  {overall:.3f}  {seconds[who] / max(1, pages):8.2f}"
+              + (f"   ({failed[who]} failed)" if failed[who] else ""))
+        out[who] = {"fields": per, "exact": overall, "fields_scored": sum(len(v) for v in row.values())}
+    return out
+
+
+def invoices(data: Path, limit: int | None, model_spec: str) -> dict[str, Any]:
+    """invoice2data's fields: on the data folder's real invoices (`invoice_files`) when it has them, else on
+    generated ones (`generated_invoices`)."""
+    files = invoice_files(data)
+    if files:
+        return real_invoices(files[:limit], model_spec)
+    return generated_invoices(limit, model_spec)
+
+
+def generated_invoices(limit: int | None, model_spec: str) -> dict[str, Any]:
     """invoice2data-style fields on generated invoices of seeds the ranker never saw (realdev has no invoices; the
     held-out set has real ones): issuer, invoice number, date, amount (the total) and currency."""
     import docvlm as dv
@@ -406,5 +537,5 @@ def run(name: str, data: Path, *, limit: int | None, model_spec: str, cv: int = 
     if name == "ocr":
         return ocr(data, limit)
     if name == "invoices":
-        return invoices(limit, model_spec)
+        return invoices(data, limit, model_spec)
     return questions(data, limit, model_spec, cv)
