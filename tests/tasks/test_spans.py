@@ -68,6 +68,14 @@ def test_an_address_is_offered_whole_with_the_union_of_its_lines(spans: dict) ->
     ("12 MAR 201809:15", [("12 MAR 2018", dt.date(2018, 3, 12))]),
     ("05-03-20181", []),  # a year glued to a digit that starts no time stays unread
     ("TOTAL 80.90", []), ("TEL 07-3523888", []), ("NO 122.124 JALAN", []), ("31/02/2020", []),
+    # the languages invoices are often printed in, with their abbreviations and articles
+    ("Date : 1er février 2014", [("1er février 2014", dt.date(2014, 2, 1))]),
+    ("Rechnungsdatum 3. März 2014", [("3. März 2014", dt.date(2014, 3, 3))]),
+    ("7 de mayo de 2014", [("7 de mayo de 2014", dt.date(2014, 5, 7))]),
+    ("12 dic. 2013", [("12 dic. 2013", dt.date(2013, 12, 12))]),
+    ("5 DEZ 2019", [("5 DEZ 2019", dt.date(2019, 12, 5))]),
+    ("août 5, 2014", [("août 5, 2014", dt.date(2014, 8, 5))]),
+    ("1 SET 12.00", []), ("2 OUT 15", []),  # English words, not Portuguese months: a receipt's item lines
 ])
 def test_dates_in_every_common_form(text: str, found: list[tuple[str, dt.date]]) -> None:
     assert [(text[a:b], d) for a, b, d in dates_in(text)] == found
