@@ -82,6 +82,14 @@ def _start_cost(key: Span, x: float, y: float) -> float:
     return where[1] if where[0] == "right" else where[1] + 0.5
 
 
+def _start_costs(boxes: np.ndarray[Any, Any], x: float, y: float) -> np.ndarray[Any, Any]:
+    """`_start_cost` from each of several keys (rows ``x0, y0, x1, y1, line height``) at once."""
+    x0, y0, x1, y1, h = boxes.T
+    right = np.where(x >= x1 - 0.5 * h, (x - x1) / h, 99.0)
+    below = (y - y1) / h + np.abs(x - x0) / (3 * h) + 0.5
+    return np.where(y < y0 - 0.5 * h, 99.0, np.where(y < y1 - 0.5 * h, right, below))
+
+
 def pair_table(cands: Candidates, detected: Sequence[tuple[int, float]], key_model: Ranker, link_model: Ranker,
                near: Any, key_kinds: Collection[str], *,
                pool_threshold: float = POOL_THRESHOLD) -> tuple[list[tuple[int, int]], np.ndarray[Any, Any]]:
@@ -102,6 +110,11 @@ def pair_table(cands: Candidates, detected: Sequence[tuple[int, float]], key_mod
     keys = sorted(detected_ids | {i for i in pool if spans[i].kind in key_kinds and kprob[i] >= pool_threshold
                                   and not words[i] & key_words})
     page_rank = {ki: r for r, ki in enumerate(sorted(keys, key=lambda i: -kprob[i]))}
+    # the detected keys' boxes and line heights (x0, y0, x1, y1, h), for the measures against the other keys
+    detected_order = np.array(sorted(detected_ids), dtype=np.int64)
+    others_box = np.array([[spans[kk].box.x0, spans[kk].box.y0, spans[kk].box.x1, spans[kk].box.y1,
+                            max(spans[kk].box.height / spans[kk].lines, 1e-6)] for kk in detected_order],
+                          dtype=np.float64).reshape(-1, 5)
     starts_of: dict[int, set[tuple[int, int]]] = {}
     pairs: list[tuple[int, int]] = []
     rows: list[list[float]] = []
@@ -116,21 +129,21 @@ def pair_table(cands: Candidates, detected: Sequence[tuple[int, float]], key_mod
         logit = link_model.scores(link_rows(cands, ki, values))
         starts = starts_of.setdefault(key.page, {(round(s.box.x0), round(s.box.y0)) for s in spans if s.page == key.page})
         dists = start_distances(key, starts)
-        others = [kk for kk in detected_ids if kk != ki]
+        others = others_box[detected_order != ki]
         for n, i in enumerate(values):
             span = spans[i]
             v = span.box
             rel = _relation(k, v, h) if span.page == key.page else 0
             rank = start_rank(key, span, dists)
             cost = _start_cost(key, v.x0, v.y0)
-            nearer = sum(_start_cost(spans[kk], v.x0, v.y0) < cost for kk in others)
+            nearer = int((_start_costs(others, v.x0, v.y0) < cost).sum())
             between = 0
-            for kk in others:
-                b = spans[kk].box
-                if rel == 2 and min(b.y1, v.y1) - max(b.y0, v.y0) > 0 and b.x0 >= k.x1 - 1 and b.x1 <= v.x0 + 1:
-                    between += 1
-                if rel == 3 and b.y0 >= k.y1 - 1 and b.y1 <= v.y0 + 1 and min(b.x1, v.x1) - max(b.x0, v.x0) > 0:
-                    between += 1
+            if rel == 2:
+                between = int(((np.minimum(others[:, 3], v.y1) - np.maximum(others[:, 1], v.y0) > 0)
+                               & (others[:, 0] >= k.x1 - 1) & (others[:, 2] <= v.x0 + 1)).sum())
+            elif rel == 3:
+                between = int(((others[:, 1] >= k.y1 - 1) & (others[:, 3] <= v.y0 + 1)
+                               & (np.minimum(others[:, 2], v.x1) - np.maximum(others[:, 0], v.x0) > 0)).sum())
             text = span.text
             letters = [ch for ch in text if ch.isalpha()]
             rows.append([

@@ -421,6 +421,18 @@ class Candidates:
     families: list[np.ndarray[Any, np.dtype[np.uint8]]] = field(default_factory=list)  # each base feature's family
     #: feature families left out of `rows` (ablations: what each family adds), see `FAMILIES`
     drop: frozenset[str] = frozenset()
+    #: `_similarities` of the last few field specs: `dv.key_values` asks for one key's rows, "not printed" row and
+    #: pair rows in turn, each needing every span's similarity to the key's text
+    #: (a plain dict, emptied when full: threads that share these candidates only get and set)
+    _sims: dict[Any, tuple[list[dict[str, float]], dict[str, float]]] = field(
+        default_factory=dict, init=False, repr=False, compare=False)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k != "_sims"}  # pickled without the cache
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._sims = {}
 
     @classmethod
     def build(cls, pages: Sequence[tuple[Sequence[Line], float, float]]) -> Candidates:
@@ -469,8 +481,22 @@ class Candidates:
             _BUILT.popitem(last=False)
         return built
 
-    def _similarities(self, spec: FieldSpec) -> list[dict[str, float]]:
-        return [{where: spec.similarity(grams) for where, (grams, _) in texts.items()} for texts in self.texts]
+    def _similarities(self, spec: FieldSpec) -> tuple[list[dict[str, float]], dict[str, float]]:
+        """How similar each span's texts (itself and its context: `_context_texts`) are to the field's name, and
+        the best of each context over the spans (cached for up to 64 specs)."""
+        key = (spec.trigrams, spec.alias_trigrams)
+        hit = self._sims.get(key)
+        if hit is not None:
+            return hit
+        sims = [{where: spec.similarity(grams) for where, (grams, _) in texts.items()} for texts in self.texts]
+        best: dict[str, float] = {}
+        for row in sims:
+            for where, sim in row.items():
+                best[where] = max(best.get(where, 0.0), sim)
+        if len(self._sims) >= 64:
+            self._sims.clear()
+        self._sims[key] = (sims, best)
+        return sims, best
 
     def rows(self, spec: FieldSpec, indices: Iterable[int] | None = None, *,
              key: int | None = None) -> list[np.ndarray[Any, np.dtype[np.int64]]]:
@@ -482,11 +508,7 @@ class Candidates:
         type_h = _hash(f"t={spec.kind}")
         word_h = [_hash(f"f={w}") for w in spec.words]
         words = set(spec.words)
-        sims = self._similarities(spec)
-        best: dict[str, float] = {}
-        for row in sims:
-            for where, sim in row.items():
-                best[where] = max(best.get(where, 0.0), sim)
+        sims, best = self._similarities(spec)
         out = []
         dropped = [_FAMILY_INDEX[f] for f in self.drop if f in _FAMILY_INDEX]
         for n, i in enumerate(indices):
@@ -524,7 +546,7 @@ class Candidates:
     def none_row(self, spec: FieldSpec) -> np.ndarray[Any, np.dtype[np.int64]]:
         """The features of "the field is not printed": how well any label on the page names it, by field type
         and name word."""
-        sims = self._similarities(spec)
+        sims, _ = self._similarities(spec)
         top = max((row.get(where, 0.0) for row in sims for where in ("key", "lf", "cb")), default=0.0)
         base = [f"none:sim:{_bucket(top, (0.2, 0.4, 0.6, 0.8))}", "none"]
         feats = base + [f"t={spec.kind}|{b}" for b in base] + [f"f={w}|{b}" for w in spec.words for b in base]
