@@ -363,13 +363,11 @@ INVOICE_FIELDS = ("issuer", "invoice_number", "date", "amount", "currency")
 
 
 def invoice_files(data: Path) -> list[tuple[Path, Path]]:
-    """The real invoices of a data folder: every PDF or image under ``<data>/invoices`` with a JSON file of the
-    same stem beside it (invoice2data's layout)."""
-    root = data / "invoices"
-    if not root.is_dir():
-        return []
+    """The real invoices of a data folder: every PDF or image under ``<data>/invoices`` (or ``invoice2data``) with a
+    JSON file of the same stem beside it (invoice2data's layout)."""
+    roots = [data / name for name in ("invoices", "invoice2data") if (data / name).is_dir()]
     out = []
-    for path in sorted(root.rglob("*")):
+    for path in sorted(p for root in roots for p in root.rglob("*")):
         if path.suffix.lower() in (".pdf", ".png", ".jpg", ".jpeg", ".tif", ".tiff") and path.with_suffix(".json").is_file():
             out.append((path, path.with_suffix(".json")))
     return out
