@@ -63,3 +63,38 @@ def test_the_shipped_pair_model_was_chosen_out_of_fold_over_the_link_model_alone
         chosen = figures[f"pair model >= {kv.PAIR_THRESHOLD} / {words}"]
         assert chosen > figures[f"link model alone / {words}"]
         assert chosen >= max(v for k, v in figures.items() if k.endswith(words) and k.startswith("pair")) - 0.005
+
+
+def test_the_other_keys_start_costs_at_once_equal_one_by_one() -> None:
+    """`_start_costs` (numpy, every detected key at once) gives what `_start_cost` gives key by key: above, right of,
+    on and below keys of one and several lines."""
+    from docvlm.tasks._pairs import _start_cost, _start_costs
+
+    cands = kv.page_candidates(dv.open(form_pdf())[0])
+    keys = [s for s in cands.spans if s.lines <= 2][:40]
+    boxes = np.array([[s.box.x0, s.box.y0, s.box.x1, s.box.y1, max(s.box.height / s.lines, 1e-6)] for s in keys])
+    points = [(s.box.x0, s.box.y0) for s in cands.spans]
+    for x, y in points:
+        assert _start_costs(boxes, x, y).tolist() == [_start_cost(k, x, y) for k in keys]
+    # every case is met: above or left (99), right of a key, below one
+    costs = np.array([_start_costs(boxes, x, y) for x, y in points])
+    assert (costs == 99).any() and ((costs < 99) & (costs >= 0.5)).any()
+
+
+def test_the_similarity_cache_gives_the_rows_it_would_compute_and_is_not_pickled() -> None:
+    import pickle
+
+    from docvlm.tasks._rank import FieldSpec
+
+    pdf = dv.open(form_pdf())
+    cands = kv.page_candidates(pdf[0])
+    fresh = pickle.loads(pickle.dumps(cands))  # the cache is left out: a fresh one computes everything
+    assert fresh._sims == {}
+    spec, other = FieldSpec("Name"), FieldSpec("Date of birth")
+    first = cands.rows(spec)
+    cands.rows(other)  # another spec in between
+    again = cands.rows(spec)
+    assert len(cands._sims) == 2
+    assert all((a == b).all() for a, b in zip(first, again, strict=True))
+    assert all((a == b).all() for a, b in zip(first, fresh.rows(spec), strict=True))
+    assert (cands.none_row(spec) == fresh.none_row(spec)).all()
