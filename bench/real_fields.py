@@ -347,63 +347,27 @@ class InvoiceFields(BaseModel):
     currency: Literal["USD", "EUR", "GBP", "CHF", "JPY", "INR"] | None = None
 
 
-class RealInvoiceFields(BaseModel):
-    """invoice2data's fields on real invoices, as a user would write them (the date typed: invoice2data's truth
-    gives it as ``YYYY-MM-DD`` however it is printed)."""
-
-    issuer: str | None = None
-    invoice_number: str | None = None
-    date: dt.date | None = None
-    amount: float | None = None
-    currency: Literal["USD", "EUR", "GBP", "CHF", "JPY", "INR", "CAD", "AUD", "PLN", "SEK", "NOK", "DKK",
-                      "CZK", "CNY", "BRL", "MYR", "SGD"] | None = None
-
-
 INVOICE_FIELDS = ("issuer", "invoice_number", "date", "amount", "currency")
 
 
-def invoice_files(data: Path) -> list[tuple[Path, Path]]:
-    """The real invoices of a data folder: every PDF or image under ``<data>/invoices`` (or ``invoice2data``) with a
-    JSON file of the same stem beside it (invoice2data's layout)."""
-    roots = [data / name for name in ("invoices", "invoice2data") if (data / name).is_dir()]
-    out = []
-    for path in sorted(p for root in roots for p in root.rglob("*")):
-        if path.suffix.lower() in (".pdf", ".png", ".jpg", ".jpeg", ".tif", ".tiff") and path.with_suffix(".json").is_file():
-            out.append((path, path.with_suffix(".json")))
+def invoice_samples(data: Path) -> list[Any]:
+    """The real invoices of a data folder: ``<data>/invoices`` (or ``invoice2data``) read by
+    ``dv.load_dataset(..., "invoice2data")`` (each PDF or image beside invoice2data's JSON of the same stem)."""
+    from docvlm.eval.datasets import load_dataset
+
+    out: list[Any] = []
+    for name in ("invoices", "invoice2data"):
+        if (data / name).is_dir():
+            dataset = load_dataset(data / name, "invoice2data")
+            for skipped in dataset.skipped:
+                print(f"  skipped {skipped.file} ({skipped.record}): {skipped.reason}", flush=True)
+            out += dataset.samples
     return out
 
 
-def invoice_truth(path: Path) -> dict[str, Any]:
-    """invoice2data's expected output (a JSON object, or a list holding one): the fields of `INVOICE_FIELDS` it
-    gives, the amount as a number and the date as a `datetime.date` (ISO, or the day-first forms invoice2data's
-    templates write)."""
-    raw = json.loads(path.read_text(encoding="utf-8"))
-    if isinstance(raw, list):
-        raw = raw[0] if raw else {}
-    out: dict[str, Any] = {}
-    for name in INVOICE_FIELDS:
-        value = raw.get(name)
-        if value is None or str(value).strip() == "":
-            continue
-        if name == "amount":
-            from docvlm.tasks.text import parse_number
-
-            number = value if isinstance(value, (int, float)) else parse_number(str(value))
-            if number is None:
-                continue
-            value = float(number)
-        elif name == "date":
-            text = str(value).strip()[:19]
-            for form in ("%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S", "%d.%m.%Y", "%d/%m/%Y", "%d-%m-%Y"):
-                try:
-                    value = dt.datetime.strptime(text if "%H" in form else text[:10], form).date()
-                    break
-                except ValueError:
-                    continue
-            else:
-                continue
-        out[name] = value
-    return out
+def invoice_truth(sample: Any) -> dict[str, Any]:
+    """A sample's true fields, typed as `Invoice2DataFields` reads them (the date a `datetime.date`)."""
+    return {f.name: dt.date.fromisoformat(str(f.value)) if f.name == "date" else f.value for f in sample.fields}
 
 
 def invoice_hit(name: str, got: Any, want: Any) -> bool:
@@ -418,10 +382,11 @@ def invoice_hit(name: str, got: Any, want: Any) -> bool:
     return squash(got) == squash(want)
 
 
-def real_invoices(files: list[tuple[Path, Path]], model_spec: str) -> dict[str, Any]:
-    """invoice2data's fields on real invoices: ``dv.extract`` of `RealInvoiceFields`, each field against the
+def real_invoices(samples: list[Any], model_spec: str) -> dict[str, Any]:
+    """invoice2data's fields on real invoices: ``dv.extract`` of `Invoice2DataFields`, each field against the
     invoice's truth where the truth gives it; the layout ranking alone beside the model."""
     import docvlm as dv
+    from docvlm.eval.datasets import Invoice2DataFields
     from docvlm.tasks.extract import extract
 
     model = _model(model_spec)
@@ -429,32 +394,32 @@ def real_invoices(files: list[tuple[Path, Path]], model_spec: str) -> dict[str, 
     seconds: dict[str, float] = defaultdict(float)
     pages = 0
     failed: dict[str, int] = defaultdict(int)
-    for path, truth_path in files:
-        truth = invoice_truth(truth_path)
+    for sample in samples:
+        truth = invoice_truth(sample)
         try:
-            doc = dv.open(path)
+            doc = sample.open()
             start = time.process_time()
             for page in doc:
                 page.words(ocr="auto")  # read once, counted in every reader's time
                 pages += 1
             reading = time.process_time() - start
         except dv.DocVLMError as exc:
-            print(f"  {path.name}: {exc}", flush=True)
+            print(f"  {sample.document}: {exc}", flush=True)
             doc, reading = None, 0.0
         for who, m in (("layout", None), (model_spec, model)):
             start = time.process_time() - reading
             got: dict[str, Any] = {}
             if doc is not None:
                 try:
-                    got = extract(m, doc, RealInvoiceFields).value.model_dump()
+                    got = extract(m, doc, Invoice2DataFields).value.model_dump()
                 except dv.DocVLMError:
                     failed[who] += 1
             seconds[who] += time.process_time() - start
             for name, want in truth.items():
                 hits.setdefault(who, defaultdict(list))[name].append(invoice_hit(name, got.get(name), want))
-    print(f"invoices: {len(files)} REAL invoices ({pages} pages), invoice2data's fields against each invoice's JSON")
+    print(f"invoices: {len(samples)} REAL invoices ({pages} pages), invoice2data's fields against each invoice's JSON")
     print(f"  {'reader':20s} " + " ".join(f"{f:>14s}" for f in INVOICE_FIELDS) + "   all   CPU s/page")
-    out: dict[str, Any] = {"real": True, "documents": len(files)}
+    out: dict[str, Any] = {"real": True, "documents": len(samples)}
     for who, row in hits.items():
         per = {f: sum(row[f]) / len(row[f]) for f in INVOICE_FIELDS if row.get(f)}
         overall = sum(sum(v) for v in row.values()) / max(1, sum(len(v) for v in row.values()))
@@ -466,11 +431,11 @@ def real_invoices(files: list[tuple[Path, Path]], model_spec: str) -> dict[str, 
 
 
 def invoices(data: Path, limit: int | None, model_spec: str) -> dict[str, Any]:
-    """invoice2data's fields: on the data folder's real invoices (`invoice_files`) when it has them, else on
+    """invoice2data's fields: on the data folder's real invoices (`invoice_samples`) when it has them, else on
     generated ones (`generated_invoices`)."""
-    files = invoice_files(data)
-    if files:
-        return real_invoices(files[:limit], model_spec)
+    samples = invoice_samples(data)
+    if samples:
+        return real_invoices(samples[:limit], model_spec)
     return generated_invoices(limit, model_spec)
 
 

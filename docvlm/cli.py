@@ -549,7 +549,7 @@ def agent(
 def eval_(
     task: Annotated[str, typer.Option("--task", help="extract, key_values, tables, ground, qa or mcq")],
     data: Annotated[str, typer.Option("--data", help="dataset file or folder (synthetic: kind[:n[:seed]])")],
-    format: Annotated[str, typer.Option("--format", help="funsd, sroie, docvqa, coco, icdar2013, pubtabnet, camelot, mcq, synthetic")],
+    format: Annotated[str, typer.Option("--format", help="funsd, sroie, invoice2data, docvqa, coco, icdar2013, pubtabnet, camelot, mcq, synthetic")],
     model: Annotated[str | None, typer.Option(
         "--model", help="model spec (default: 'default'; tables: classical); 'none': the layout ranking alone "
                         "(extract, key_values, qa)")] = None,

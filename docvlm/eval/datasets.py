@@ -9,6 +9,9 @@ format           what ``path`` is                                               
 ``sroie``        a SROIE folder: ``key/`` (or ``entities/``) JSON key files, ``box/``  [`FieldsSample`][docvlm.eval.datasets.FieldsSample]
                  text-line files (``x1,y1,...,x4,y4,text``), ``img/`` images; or the  (company, date, address,
                  same files side by side                                              total)
+``invoice2data`` a folder of invoices (PDF or image), each beside a JSON file of the same    [`FieldsSample`][docvlm.eval.datasets.FieldsSample] (issuer,
+                 stem holding invoice2data's expected output (an object, or a list    invoice number, date, amount,
+                 of one); searched through subfolders                                 currency; typed schema)
 ``docvqa``       a DocVQA ``*_qas.json`` / ``val_v1.0.json`` (``{"data": [...]}``)    [`QASample`][docvlm.eval.datasets.QASample]
 ``coco``         a COCO detection / segmentation JSON (images next to it or in       [`DetectionSample`][docvlm.eval.datasets.DetectionSample]
                  ``images/``)
@@ -37,6 +40,7 @@ still run on the rest; pass ``strict=True`` to raise [`DatasetError`][docvlm.eva
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import re
 import xml.etree.ElementTree as ET
@@ -61,6 +65,7 @@ __all__ = [
     "DatasetError",
     "DetectionSample",
     "FieldsSample",
+    "Invoice2DataFields",
     "QASample",
     "Sample",
     "SkippedRecord",
@@ -123,8 +128,9 @@ class FieldsSample(_SampleBase):
 
     Attributes:
         fields: the true fields.
-        schema_name: a fixed extraction schema (``"invoice"`` / ``"form"``: `docvlm.synth`'s), else one is
-            built from the fields (every field an optional string).
+        schema_name: a fixed extraction schema (``"invoice"`` / ``"form"``: `docvlm.synth`'s;
+            ``"invoice2data"``: `Invoice2DataFields`), else one is built from the fields (every field an optional
+            string).
     """
 
     kind: Literal["fields"] = "fields"
@@ -136,7 +142,8 @@ class FieldsSample(_SampleBase):
         if self.schema_name is not None:
             from docvlm.synth import FormFields, InvoiceFields
 
-            schemas: dict[str, type[BaseModel]] = {"invoice": InvoiceFields, "form": FormFields}
+            schemas: dict[str, type[BaseModel]] = {"invoice": InvoiceFields, "form": FormFields,
+                                                   "invoice2data": Invoice2DataFields}
             return schemas[self.schema_name]
         spec: dict[str, Any] = {f.name: (str | None, Field(default=None, description=f.label)) for f in self.fields}
         model: type[BaseModel] = create_model("Fields", **spec)
@@ -418,6 +425,91 @@ def load_sroie(path: Path, *, strict: bool = False) -> tuple[list[Sample], list[
         fields = [TrueField(name=_slug(k, taken), label=k, value=" ".join(v.split()),
                             box=_sroie_box(v, lines)) for k, v in data.items() if v.strip()]
         samples.append(FieldsSample(id=key.stem, document=str(image), fields=fields))
+    return samples, out.skipped
+
+
+# invoice2data ----------------------------------------------------------------------------------------------
+#: The currency codes `Invoice2DataFields.currency` may take (a printed symbol counts for its code).
+INVOICE2DATA_CURRENCIES = ("USD", "EUR", "GBP", "CHF", "JPY", "INR", "CAD", "AUD", "PLN", "SEK", "NOK", "DKK", "CZK",
+                           "CNY", "BRL", "MYR", "SGD")
+
+
+class Invoice2DataFields(BaseModel):
+    """invoice2data's fields, typed: the date a date (invoice2data writes it ``YYYY-MM-DD`` however it is printed),
+    the amount (the total) a number, the currency an ISO code."""
+
+    issuer: str | None = None
+    invoice_number: str | None = None
+    date: dt.date | None = None
+    amount: float | None = None
+    currency: Literal["USD", "EUR", "GBP", "CHF", "JPY", "INR", "CAD", "AUD", "PLN", "SEK", "NOK", "DKK", "CZK",
+                      "CNY", "BRL", "MYR", "SGD"] | None = None
+
+
+_INVOICE2DATA_DATES = ("%Y-%m-%d", "%d.%m.%Y", "%d/%m/%Y", "%d-%m-%Y")
+
+
+def _invoice2data_value(name: str, value: Any) -> str | float | None:
+    """A field of invoice2data's expected output as `TrueField` holds it: the amount a number, the date ISO text,
+    the rest stripped text; ``None`` when it is empty or cannot be read."""
+    if value is None or isinstance(value, bool) or str(value).strip() == "":
+        return None
+    if name == "amount":
+        if isinstance(value, int | float):
+            return float(value)
+        from docvlm.tasks.text import parse_number
+
+        return parse_number(str(value).strip())
+    if name == "date":
+        text = str(value).strip()
+        for form in _INVOICE2DATA_DATES:
+            try:
+                return dt.datetime.strptime(text[:10], form).date().isoformat()
+            except ValueError:
+                continue
+        return None
+    return " ".join(str(value).split())
+
+
+def load_invoice2data(path: Path, *, strict: bool = False) -> tuple[list[Sample], list[SkippedRecord]]:
+    """Invoices beside invoice2data's expected output (see the module docs): one sample per invoice, its fields
+    those of `Invoice2DataFields` the JSON gives (other keys, such as ``desc`` or ``lines``, are left out)."""
+    out = _Collector(strict)
+    if not path.is_dir():
+        raise DatasetError("an invoice2data dataset is a folder of invoices, each beside its JSON of the same stem",
+                           file=path)
+    documents = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix in _IMAGE_SUFFIXES)
+    samples: list[Sample] = []
+    taken: set[str] = set()
+    for document in documents:
+        truth_file = document.with_suffix(".json")
+        if not truth_file.is_file():
+            continue  # an invoice without expected output is not part of the set
+        try:
+            data = _read_json(truth_file)
+        except DatasetError as exc:
+            out.skip(truth_file, document.stem, exc.message)
+            continue
+        if isinstance(data, list):
+            data = data[0] if len(data) == 1 else None
+        if not isinstance(data, dict):
+            out.skip(truth_file, document.stem, "invoice2data's expected output is an object, or a list of one")
+            continue
+        fields = []
+        for name in Invoice2DataFields.model_fields:
+            value = _invoice2data_value(name, data.get(name))
+            if value is None:
+                if data.get(name) not in (None, ""):
+                    out.skip(truth_file, name, f"the {name} {data.get(name)!r} cannot be read; the field is left out")
+                continue
+            fields.append(TrueField(name=name, label=name, value=value))
+        if not fields:
+            out.skip(truth_file, document.stem, f"none of {', '.join(Invoice2DataFields.model_fields)} is given")
+            continue
+        samples.append(FieldsSample(id=_slug(str(document.relative_to(path).with_suffix("")), taken),
+                                    document=str(document), fields=fields, schema_name="invoice2data"))
+    if not samples and not out.skipped:
+        raise DatasetError("no invoice (PDF or image) with a JSON file of the same stem beside it", file=path)
     return samples, out.skipped
 
 
@@ -915,6 +1007,7 @@ Loader = Callable[..., tuple[list[Sample], list[SkippedRecord]]]
 FORMATS: dict[str, Loader] = {
     "funsd": load_funsd,
     "sroie": load_sroie,
+    "invoice2data": load_invoice2data,
     "docvqa": load_docvqa,
     "coco": load_coco,
     "icdar2013": load_icdar2013,

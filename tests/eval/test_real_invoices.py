@@ -1,5 +1,6 @@
-"""bench.realdata's invoices set on a folder laid out as invoice2data ships its expected output: each PDF beside a
-JSON file of the same stem (the held-out set has real invoices; realdev has none)."""
+"""Real invoices as invoice2data ships its expected output (each invoice beside a JSON file of the same stem):
+``dv.load_dataset(..., "invoice2data")``, ``docvlm eval`` on them, and bench.realdata's invoices set (the held-out
+set has real invoices; realdev has none)."""
 
 from __future__ import annotations
 
@@ -7,28 +8,59 @@ import datetime as dt
 import json
 from pathlib import Path
 
+import pytest
+
 from bench import real_fields as rf
+from docvlm.errors import DatasetError
+from docvlm.eval.datasets import Invoice2DataFields, load_dataset
+
+DEMO_TRUTH = {"issuer": "Acme Tools GmbH", "invoice_number": "INV-2026-0042", "date": "2026-11-02",
+              "amount": 145.78, "currency": "EUR", "desc": "Invoice from Acme", "lines": []}
 
 
 def _folder(tmp_path: Path, truth: object, name: str = "acme") -> Path:
     import docvlm as dv
 
-    root = tmp_path / "invoices" / "sub"
-    root.mkdir(parents=True)
-    (root / f"{name}.pdf").write_bytes(dv.samples.invoice_pdf())
-    (root / f"{name}.json").write_text(json.dumps(truth))
+    root = tmp_path / "invoices"
+    (root / "sub").mkdir(parents=True)
+    (root / "sub" / f"{name}.pdf").write_bytes(dv.samples.invoice_pdf())
+    (root / "sub" / f"{name}.json").write_text(json.dumps(truth))
     (root / "no-truth.pdf").write_bytes(dv.samples.invoice_pdf())  # no JSON beside it: not an invoice of the set
-    return tmp_path
+    return root
 
 
-def test_invoice2data_truth_is_read_as_typed_fields(tmp_path: Path) -> None:
-    path = tmp_path / "t.json"
-    path.write_text(json.dumps([{"issuer": "Acme", "amount": "1.234,50", "date": "2026-11-02",
-                                 "invoice_number": "7", "currency": "EUR", "desc": "ignored", "lines": []}]))
-    assert rf.invoice_truth(path) == {"issuer": "Acme", "amount": 1234.5, "date": dt.date(2026, 11, 2),
-                                      "invoice_number": "7", "currency": "EUR"}
-    path.write_text(json.dumps({"amount": 12, "date": "02.11.2026", "issuer": " "}))  # an object, a day-first date
-    assert rf.invoice_truth(path) == {"amount": 12.0, "date": dt.date(2026, 11, 2)}
+def test_the_loader_types_the_truth_and_leaves_out_the_other_keys(tmp_path: Path) -> None:
+    root = _folder(tmp_path, [DEMO_TRUTH | {"amount": "1.234,50", "date": "02.11.2026"}])
+    dataset = load_dataset(root, "invoice2data")
+    [sample] = dataset.samples
+    assert sample.id == "sub_acme" and sample.document.endswith("sub/acme.pdf") and dataset.skipped == []
+    assert sample.truth() == {"issuer": "Acme Tools GmbH", "invoice_number": "INV-2026-0042", "date": "2026-11-02",
+                              "amount": 1234.5, "currency": "EUR"}
+    assert sample.schema_type() is Invoice2DataFields
+    assert rf.invoice_truth(sample)["date"] == dt.date(2026, 11, 2)
+
+
+def test_unreadable_fields_and_records_are_reported_not_lost(tmp_path: Path) -> None:
+    root = _folder(tmp_path, {"amount": "about ten", "date": "someday", "issuer": "Acme"})
+    (root / "broken.pdf").write_bytes(b"%PDF-1.4")
+    (root / "broken.json").write_text("[{")
+    dataset = load_dataset(root, "invoice2data")
+    assert [s.truth() for s in dataset.samples] == [{"issuer": "Acme"}]
+    reasons = {(Path(s.file).name, s.record): s.reason for s in dataset.skipped}
+    assert set(reasons) == {("broken.json", "broken"), ("acme.json", "amount"), ("acme.json", "date")}
+    assert "not valid JSON" in reasons["broken.json", "broken"]
+    with pytest.raises(DatasetError, match=r"broken\.json, record broken: not valid JSON"):
+        load_dataset(root, "invoice2data", strict=True)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DatasetError, match="no invoice"):
+        load_dataset(tmp_path / "empty", "invoice2data")
+
+
+def test_eval_reads_the_demo_invoice_right(tmp_path: Path) -> None:
+    import docvlm as dv
+
+    report = dv.evaluate(None, _folder(tmp_path, DEMO_TRUTH), "extract", format="invoice2data")
+    assert report.metrics["f1"] == 1.0 and report.metrics["precision"] == 1.0
 
 
 def test_hits_compare_by_type() -> None:
@@ -38,21 +70,16 @@ def test_hits_compare_by_type() -> None:
     assert rf.invoice_hit("issuer", "Acme  Tools gmbh", "ACME TOOLS GMBH") and not rf.invoice_hit("issuer", None, "A")
 
 
-def test_real_invoices_are_read_and_scored_field_by_field(tmp_path: Path) -> None:
-    truth = {"issuer": "Acme Tools GmbH", "invoice_number": "INV-2026-0042", "date": "2026-11-02",
-             "amount": 145.78, "currency": "EUR"}
-    data = _folder(tmp_path, [truth])
-    files = rf.invoice_files(data)
-    assert [p.name for p, _ in files] == ["acme.pdf"]
-    out = rf.invoices(data, None, "test")
+def test_the_bench_reads_real_invoices_field_by_field(tmp_path: Path) -> None:
+    _folder(tmp_path, [DEMO_TRUTH])
+    out = rf.invoices(tmp_path, None, "test")
     assert out["real"] is True and out["documents"] == 1
     layout = out["layout"]
-    assert layout["fields_scored"] == 5
     # every field of the demo invoice is read (the total, the number, the date typed, the currency as its code)
-    assert layout["fields"] == dict.fromkeys(rf.INVOICE_FIELDS, 1.0) and layout["exact"] == 1.0
+    assert layout["fields_scored"] == 5 and layout["fields"] == dict.fromkeys(rf.INVOICE_FIELDS, 1.0)
 
 
 def test_a_wrong_truth_scores_zero(tmp_path: Path) -> None:
-    data = _folder(tmp_path, {"amount": 999.99, "invoice_number": "NOPE"})
-    out = rf.invoices(data, None, "test")
+    _folder(tmp_path, {"amount": 999.99, "invoice_number": "NOPE"})
+    out = rf.invoices(tmp_path, None, "test")
     assert out["layout"]["fields"] == {"invoice_number": 0.0, "amount": 0.0} and out["layout"]["exact"] == 0.0
