@@ -8,8 +8,8 @@
   ``dv.key_values``, precision / recall / F1 with texts compared without whitespace, end to end (docvlm's OCR) and
   with the annotation's words.
 - ``invoices``: invoice2data's fields (issuer, number, date, amount, currency). Real invoices where the data folder
-  has them (``<data>/invoices``: each ``X.pdf`` beside ``X.json``, invoice2data's expected output, `invoice_truth`);
-  else generated invoices of seeds the ranker never saw, born digital and scanned (realdev holds no invoices).
+  has them (``<data>/invoices`` or ``<data>/invoice2data``: each ``X.pdf`` beside ``X.json``, invoice2data's
+  expected output); else generated invoices of seeds the ranker never saw, born digital and scanned (realdev holds no invoices).
 - ``questions``: the FUNSD questions that have one answer, asked as "What is the <question>?" with ``dv.ask``,
   ANLS; and ``docvlm ask`` on the demo invoice ("What is the total?").
 
@@ -31,6 +31,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
+from docvlm.eval.datasets import Invoice2DataFields
 from docvlm.eval.metrics import anls_score
 
 
@@ -347,21 +348,28 @@ class InvoiceFields(BaseModel):
     currency: Literal["USD", "EUR", "GBP", "CHF", "JPY", "INR"] | None = None
 
 
-INVOICE_FIELDS = ("issuer", "invoice_number", "date", "amount", "currency")
+INVOICE_FIELDS = tuple(Invoice2DataFields.model_fields)
 
 
 def invoice_samples(data: Path) -> list[Any]:
-    """The real invoices of a data folder: ``<data>/invoices`` (or ``invoice2data``) read by
-    ``dv.load_dataset(..., "invoice2data")`` (each PDF or image beside invoice2data's JSON of the same stem)."""
+    """The real invoices of a data folder: ``<data>/invoices`` and ``<data>/invoice2data`` read by
+    ``dv.load_dataset(..., "invoice2data")`` (each PDF or image beside invoice2data's JSON of the same stem); none
+    when neither folder holds one."""
+    from docvlm.errors import DatasetError
     from docvlm.eval.datasets import load_dataset
 
     out: list[Any] = []
     for name in ("invoices", "invoice2data"):
-        if (data / name).is_dir():
+        if not (data / name).is_dir():
+            continue
+        try:
             dataset = load_dataset(data / name, "invoice2data")
-            for skipped in dataset.skipped:
-                print(f"  skipped {skipped.file} ({skipped.record}): {skipped.reason}", flush=True)
-            out += dataset.samples
+        except DatasetError as exc:
+            print(f"  {exc}", flush=True)
+            continue
+        for skipped in dataset.skipped:
+            print(f"  not scored: {skipped.file} ({skipped.record}): {skipped.reason}", flush=True)
+        out += dataset.samples
     return out
 
 
@@ -383,10 +391,10 @@ def invoice_hit(name: str, got: Any, want: Any) -> bool:
 
 
 def real_invoices(samples: list[Any], model_spec: str) -> dict[str, Any]:
-    """invoice2data's fields on real invoices: ``dv.extract`` of `Invoice2DataFields`, each field against the
-    invoice's truth where the truth gives it; the layout ranking alone beside the model."""
+    """invoice2data's fields on real invoices: ``dv.extract`` of the fields of `Invoice2DataFields` each invoice's
+    truth gives (``sample.schema_type()``, as ``docvlm eval --format invoice2data`` reads them), every page; the
+    layout ranking alone beside the model."""
     import docvlm as dv
-    from docvlm.eval.datasets import Invoice2DataFields
     from docvlm.tasks.extract import extract
 
     model = _model(model_spec)
@@ -411,7 +419,7 @@ def real_invoices(samples: list[Any], model_spec: str) -> dict[str, Any]:
             got: dict[str, Any] = {}
             if doc is not None:
                 try:
-                    got = extract(m, doc, Invoice2DataFields).value.model_dump()
+                    got = extract(m, doc, sample.schema_type()).value.model_dump()
                 except dv.DocVLMError:
                     failed[who] += 1
             seconds[who] += time.process_time() - start

@@ -4,8 +4,8 @@ Usage: python -m bench.realdata --data ../shared/realdev [--sets receipts,forms,
                                 [--limit N] [--cv 5] [--model default] [--json out.json]
 
 ``--data`` is a folder laid out as ``realdev`` is (``sroie/``, ``funsd/train/``, ``icdar2013-eu/``,
-``pubtabnet-examples/``, ``tables-camelot/``, and where there are real invoices ``invoices/``: each PDF beside
-invoice2data's expected JSON of the same stem); the same command scores the held-out set when pointed at it.
+``pubtabnet-examples/``, ``tables-camelot/``, and where there are real invoices ``invoices/`` or
+``invoice2data/``: each PDF beside invoice2data's expected JSON of the same stem); the same command scores the held-out set when pointed at it.
 Nothing is copied into the repository. Each set prints docvlm's figures, the baselines and peers measured in
 the same run, and seconds per page.
 

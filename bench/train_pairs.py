@@ -61,8 +61,9 @@ def page_pairs(ex: Any, models: Any) -> tuple[list[tuple[int, float]], list[tupl
     from docvlm.tasks._pairs import pair_table
 
     kv = importlib.import_module("docvlm.tasks.key_values")
-    keys, _ = kv.link(ex.candidates, models.keys, models.ranker)
-    pairs, table = pair_table(ex.candidates, keys, models.keys, models.links, kv._near, kv.KEY_KINDS)
+    with ex.candidates.caching():
+        keys, _ = kv.link(ex.candidates, models.keys, models.ranker)
+        pairs, table = pair_table(ex.candidates, keys, models.keys, models.links, kv._near, kv.KEY_KINDS)
     truth = {(squash(q), squash(a)) for q, a in ex.links}
     spans = ex.candidates.spans
     labels = np.array([(squash(spans[k].text), squash(spans[v].text)) in truth for k, v in pairs], dtype=bool)

@@ -42,7 +42,9 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 import re
+import typing
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -60,6 +62,7 @@ from docvlm.types.table import Table, TableCell
 
 __all__ = [
     "FORMATS",
+    "INVOICE2DATA_CURRENCIES",
     "ChoiceSample",
     "Dataset",
     "DatasetError",
@@ -129,21 +132,30 @@ class FieldsSample(_SampleBase):
     Attributes:
         fields: the true fields.
         schema_name: a fixed extraction schema (``"invoice"`` / ``"form"``: `docvlm.synth`'s;
-            ``"invoice2data"``: `Invoice2DataFields`), else one is built from the fields (every field an optional
-            string).
+            ``"invoice2data"``: the fields of `Invoice2DataFields` the truth gives), else one is built from the
+            fields (every field an optional string).
+        whole_document: the fields may be on any page (an invoice's total on its last): every page is read.
     """
 
     kind: Literal["fields"] = "fields"
     fields: list[TrueField] = Field(default_factory=list)
     schema_name: str | None = None
+    whole_document: bool = Field(default=False, description="the fields may be printed on any page: every page "
+                                                              "is read, not only `page`")
 
     def schema_type(self) -> type[BaseModel]:
-        """The pydantic model to extract: the named schema, or one optional ``str`` field per true field."""
+        """The pydantic model to extract: the named schema (for ``"invoice2data"``, only the fields the truth gives:
+        a field it leaves out is not scored), or one optional ``str`` field per true field."""
+        if self.schema_name == "invoice2data":
+            given = {f.name for f in self.fields}
+            typed: dict[str, Any] = {name: (info.annotation, None) for name, info in
+                                     Invoice2DataFields.model_fields.items() if name in given}
+            subset: type[BaseModel] = create_model("Invoice2DataFields", __doc__=Invoice2DataFields.__doc__, **typed)
+            return subset
         if self.schema_name is not None:
             from docvlm.synth import FormFields, InvoiceFields
 
-            schemas: dict[str, type[BaseModel]] = {"invoice": InvoiceFields, "form": FormFields,
-                                                   "invoice2data": Invoice2DataFields}
+            schemas: dict[str, type[BaseModel]] = {"invoice": InvoiceFields, "form": FormFields}
             return schemas[self.schema_name]
         spec: dict[str, Any] = {f.name: (str | None, Field(default=None, description=f.label)) for f in self.fields}
         model: type[BaseModel] = create_model("Fields", **spec)
@@ -430,8 +442,9 @@ def load_sroie(path: Path, *, strict: bool = False) -> tuple[list[Sample], list[
 
 # invoice2data ----------------------------------------------------------------------------------------------
 #: The currency codes `Invoice2DataFields.currency` may take (a printed symbol counts for its code).
-INVOICE2DATA_CURRENCIES = ("USD", "EUR", "GBP", "CHF", "JPY", "INR", "CAD", "AUD", "PLN", "SEK", "NOK", "DKK", "CZK",
-                           "CNY", "BRL", "MYR", "SGD")
+Invoice2DataCurrency = Literal["USD", "EUR", "GBP", "CHF", "JPY", "INR", "CAD", "AUD", "PLN", "SEK", "NOK", "DKK",
+                               "CZK", "CNY", "BRL", "MYR", "SGD"]
+INVOICE2DATA_CURRENCIES: tuple[str, ...] = typing.get_args(Invoice2DataCurrency)
 
 
 class Invoice2DataFields(BaseModel):
@@ -442,33 +455,34 @@ class Invoice2DataFields(BaseModel):
     invoice_number: str | None = None
     date: dt.date | None = None
     amount: float | None = None
-    currency: Literal["USD", "EUR", "GBP", "CHF", "JPY", "INR", "CAD", "AUD", "PLN", "SEK", "NOK", "DKK", "CZK",
-                      "CNY", "BRL", "MYR", "SGD"] | None = None
+    currency: Invoice2DataCurrency | None = None
 
 
 _INVOICE2DATA_DATES = ("%Y-%m-%d", "%d.%m.%Y", "%d/%m/%Y", "%d-%m-%Y")
 
 
 def _invoice2data_value(name: str, value: Any) -> str | float | None:
-    """A field of invoice2data's expected output as `TrueField` holds it: the amount a number, the date ISO text,
-    the rest stripped text; ``None`` when it is empty or cannot be read."""
-    if value is None or isinstance(value, bool) or str(value).strip() == "":
+    """A field of invoice2data's expected output as `TrueField` holds it: the amount a number, the date ISO text
+    (invoice2data writes ``YYYY-MM-DD``; day-first forms are read day first), the currency an upper-case code of
+    `INVOICE2DATA_CURRENCIES`, the rest text with runs of whitespace collapsed; ``None`` when it cannot be read."""
+    if not isinstance(value, str | int | float) or isinstance(value, bool):
         return None
     if name == "amount":
-        if isinstance(value, int | float):
-            return float(value)
         from docvlm.tasks.text import parse_number
 
-        return parse_number(str(value).strip())
+        number = float(value) if isinstance(value, int | float) else parse_number(value.strip())
+        return number if number is not None and math.isfinite(number) else None
+    text = " ".join(str(value).split())
     if name == "date":
-        text = str(value).strip()
         for form in _INVOICE2DATA_DATES:
             try:
                 return dt.datetime.strptime(text[:10], form).date().isoformat()
             except ValueError:
                 continue
         return None
-    return " ".join(str(value).split())
+    if name == "currency":
+        return text.upper() if text.upper() in INVOICE2DATA_CURRENCIES else None
+    return text
 
 
 def load_invoice2data(path: Path, *, strict: bool = False) -> tuple[list[Sample], list[SkippedRecord]]:
@@ -478,7 +492,8 @@ def load_invoice2data(path: Path, *, strict: bool = False) -> tuple[list[Sample]
     if not path.is_dir():
         raise DatasetError("an invoice2data dataset is a folder of invoices, each beside its JSON of the same stem",
                            file=path)
-    documents = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix in _IMAGE_SUFFIXES)
+    suffixes = {x.lower() for x in _IMAGE_SUFFIXES}
+    documents = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in suffixes)
     samples: list[Sample] = []
     taken: set[str] = set()
     for document in documents:
@@ -497,17 +512,21 @@ def load_invoice2data(path: Path, *, strict: bool = False) -> tuple[list[Sample]
             continue
         fields = []
         for name in Invoice2DataFields.model_fields:
-            value = _invoice2data_value(name, data.get(name))
+            raw = data.get(name)
+            if raw is None or (isinstance(raw, str) and not raw.strip()):
+                continue  # not given: not scored
+            value = _invoice2data_value(name, raw)
             if value is None:
-                if data.get(name) not in (None, ""):
-                    out.skip(truth_file, name, f"the {name} {data.get(name)!r} cannot be read; the field is left out")
+                what = "an ISO code docvlm reads" if name == "currency" else "readable"
+                out.skip(truth_file, name, f"the {name} {raw!r} is not {what}: that field is not scored")
                 continue
             fields.append(TrueField(name=name, label=name, value=value))
         if not fields:
             out.skip(truth_file, document.stem, f"none of {', '.join(Invoice2DataFields.model_fields)} is given")
             continue
         samples.append(FieldsSample(id=_slug(str(document.relative_to(path).with_suffix("")), taken),
-                                    document=str(document), fields=fields, schema_name="invoice2data"))
+                                    document=str(document), fields=fields, schema_name="invoice2data",
+                                    whole_document=True))
     if not samples and not out.skipped:
         raise DatasetError("no invoice (PDF or image) with a JSON file of the same stem beside it", file=path)
     return samples, out.skipped

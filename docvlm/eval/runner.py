@@ -172,12 +172,12 @@ def _page(sample: Sample) -> Page:
 def _run_extract(model: Model | None, sample: FieldsSample) -> SampleResult:
     from docvlm.tasks.extract import FieldNotFoundError, extract
 
-    page = _page(sample)
+    target = sample.open() if sample.whole_document else _page(sample)
     values: dict[str, Any] = {}
     boxes: dict[str, BoundingBox | None] = {}
     error = None
     try:
-        result = extract(model, page, sample.schema_type())
+        result = extract(model, target, sample.schema_type())
         values = result.value.model_dump(mode="json")
         pages = {f.name: f.page for f in sample.fields}
         # evidence on another page than the truth's cannot overlap it

@@ -331,6 +331,9 @@ class DocVLMServer:
         from ._app import build_app, protocol_class
 
         with self._lock:
+            if self._exit_requested:  # shutdown() came before this thread got here (then server_close(), maybe)
+                self._exit_requested = False
+                return
             if self._closed:
                 raise UsageError("the server is closed")
             config = uvicorn.Config(
@@ -342,8 +345,6 @@ class DocVLMServer:
                 h11_max_incomplete_event_size=64 * 1024,
             )
             self._uvicorn = uvicorn.Server(config)
-            # a shutdown() that came while this thread was still starting is honoured, not lost
-            self._uvicorn.should_exit, self._exit_requested = self._exit_requested, False
             self._stopped.clear()
         if self.verbose:
             _log_to_stderr()
@@ -353,7 +354,9 @@ class DocVLMServer:
             self._stopped.set()
 
     def shutdown(self) -> None:
-        """Stop [`serve_forever`][docvlm.serve.DocVLMServer.serve_forever] and wait until it returned (requests in flight get up to 5 s)."""
+        """Stop [`serve_forever`][docvlm.serve.DocVLMServer.serve_forever] and wait until it returned (requests in flight get up to 5 s).
+        Called before ``serve_forever`` has started serving, it returns at once and ``serve_forever`` returns as
+        soon as it is called."""
         with self._lock:
             server = self._uvicorn
             if server is None:  # serve_forever has not made its server yet: it stops as soon as it has

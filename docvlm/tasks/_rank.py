@@ -22,6 +22,7 @@ here lists words of any document: the words are features, their weights come fro
 from __future__ import annotations
 
 import bisect
+import contextlib
 import functools
 import io
 import json
@@ -29,7 +30,7 @@ import math
 import re
 import zlib
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -421,18 +422,31 @@ class Candidates:
     families: list[np.ndarray[Any, np.dtype[np.uint8]]] = field(default_factory=list)  # each base feature's family
     #: feature families left out of `rows` (ablations: what each family adds), see `FAMILIES`
     drop: frozenset[str] = frozenset()
-    #: `_similarities` of the last few field specs: `dv.key_values` asks for one key's rows, "not printed" row and
-    #: pair rows in turn, each needing every span's similarity to the key's text
-    #: (a plain dict, emptied when full: threads that share these candidates only get and set)
+    #: `_similarities` per field spec while `caching` is on (``dv.key_values`` asks for one key's value rows, its
+    #: "not printed" row and its link rows in turn, each needing every span's similarity to the key's text); a
+    #: plain dict, emptied when full or when the last `caching` block ends, so threads sharing these candidates
+    #: only get and set, and candidates kept for long (training sets) keep nothing
     _sims: dict[Any, tuple[list[dict[str, float]], dict[str, float]]] = field(
         default_factory=dict, init=False, repr=False, compare=False)
+    _caching: int = field(default=0, init=False, repr=False, compare=False)
 
     def __getstate__(self) -> dict[str, Any]:
-        return {k: v for k, v in self.__dict__.items() if k != "_sims"}  # pickled without the cache
+        return {k: v for k, v in self.__dict__.items() if k not in ("_sims", "_caching")}  # pickled without them
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
-        self._sims = {}
+        self._sims, self._caching = {}, 0
+
+    @contextlib.contextmanager
+    def caching(self) -> Iterator[Candidates]:
+        """Keep each field spec's similarities for the block's duration (one page's key-value reading)."""
+        self._caching += 1
+        try:
+            yield self
+        finally:
+            self._caching = max(0, self._caching - 1)
+            if not self._caching:
+                self._sims.clear()
 
     @classmethod
     def build(cls, pages: Sequence[tuple[Sequence[Line], float, float]]) -> Candidates:
@@ -483,9 +497,9 @@ class Candidates:
 
     def _similarities(self, spec: FieldSpec) -> tuple[list[dict[str, float]], dict[str, float]]:
         """How similar each span's texts (itself and its context: `_context_texts`) are to the field's name, and
-        the best of each context over the spans (cached for up to 64 specs)."""
+        the best of each context over the spans (kept while `caching` is on)."""
         key = (spec.trigrams, spec.alias_trigrams)
-        hit = self._sims.get(key)
+        hit = self._sims.get(key) if self._caching else None
         if hit is not None:
             return hit
         sims = [{where: spec.similarity(grams) for where, (grams, _) in texts.items()} for texts in self.texts]
@@ -493,9 +507,10 @@ class Candidates:
         for row in sims:
             for where, sim in row.items():
                 best[where] = max(best.get(where, 0.0), sim)
-        if len(self._sims) >= 64:
-            self._sims.clear()
-        self._sims[key] = (sims, best)
+        if self._caching:
+            if len(self._sims) >= 256:
+                self._sims.clear()
+            self._sims[key] = (sims, best)
         return sims, best
 
     def rows(self, spec: FieldSpec, indices: Iterable[int] | None = None, *,

@@ -103,32 +103,33 @@ _MONTH_NAMES = ["january", "february", "march", "april", "may", "june", "july", 
                 "november", "december"]
 # the months in the other languages invoices are most often printed in (French, German, Spanish, Italian, Dutch,
 # Portuguese): calendar words, with the abbreviations each language prints ("févr.", "Okt", "dic"); not those
-# that are English words ("set", "out", "ago": "1 SET 12.00" is a receipt's line, not a date)
+# that are English words ("set", "out", "ago", "mag", "lug": "1 SET 12.00" is a receipt's line, not a date)
 _FOREIGN_MONTHS = [
-    "janvier janv januar jänner enero gennaio januari janeiro",
-    "février févr fevrier fevr februar febrero febbraio februari fevereiro fev",
-    "mars märz maerz marzo maart março marco mär mrz",
-    "avril avr abril aprile",
-    "mai mayo maggio mei maio mag",
+    "janvier janv januar jänner enero ene gennaio gen januari janeiro",
+    "février févr fév fevrier fevr februar febrero febbraio februari fevereiro fev",
+    "mars märz maerz marzo maart mrt março marco mär mrz",
+    "avril avr abril abr aprile",
+    "mai mayo maggio mei maio",
     "juin juni junio giugno junho giu",
-    "juillet juil juli julio luglio julho lug",
+    "juillet juil juli julio luglio julho",
     "août aout agosto",
     "septembre sept septiembre settembre setembro",
-    "octobre oktober octubre ottobre oct okt outubro",
+    "octobre oktober octubre ottobre ott oct okt outubro",
     "novembre noviembre nov",
-    "décembre decembre dezember diciembre dicembre december dezembro dez dic",
+    "décembre déc decembre dezember diciembre dicembre december dezembro dez dic",
 ]
 _MONTHS = {m: i for i, m in enumerate(_MONTH_NAMES, 1)} | {m[:3]: i for i, m in enumerate(_MONTH_NAMES, 1)} | {
     "sept": 9} | {w: i for i, words in enumerate(_FOREIGN_MONTHS, 1) for w in words.split()}
 _MON = r"(?P<mon>[^\W\d_]{3,9})\.?"
 # a date ends where its digits do, or (a four-digit year) where a time glued to it by OCR begins: "05-03-201819:02"
 _END = r"(?:(?!\d)|(?<=\d{4})(?=\d{1,2}:\d{2}))"
-_DE = r"(?:\s*de)?"  # "7 de mayo de 2014"
+_DE = r"(?:\s*(?i:de|del))?"  # "7 de mayo de 2014", "7 DE MAYO DEL 2014"
 _DATE_RES = [
     re.compile(r"(?<![\d.])(?P<y>\d{4})[-./](?P<m>\d{1,2})[-./](?P<d>\d{1,2})(?![\d])"),
     re.compile(r"(?<![\d.])(?P<a>\d{1,2})\s?[-./]\s?(?P<b>\d{1,2})\s?[-./]\s?(?P<y>\d{4}|\d{2})" + _END),
-    re.compile(rf"(?<![\d])(?P<d>\d{{1,2}})(?:st|nd|rd|th|er)?[\s./-]*(?:de\s+)?{_MON}{_DE}[\s.,/-]*(?P<y>\d{{4}}|\d{{2}})"
-               + _END),
+    # a two-digit year is not followed by decimals: "2 MARS 12.90" is a quantity, a name and a price
+    re.compile(rf"(?<![\d])(?P<d>\d{{1,2}})(?i:st|nd|rd|th|er|º)?[\s./-]*(?i:de\s+)?{_MON}{_DE}[\s.,/-]*"
+               rf"(?P<y>\d{{4}}|\d{{2}}(?![.,]\d))" + _END),
     re.compile(rf"(?<![^\W\d_]){_MON}[\s.-]*(?P<d>\d{{1,2}})(?:st|nd|rd|th)?\s*,?\s*(?P<y>\d{{4}})" + _END),
 ]
 

@@ -106,6 +106,17 @@ def key_values(model: Model | None, page: PageInput, *, threshold: float = KEY_T
         value's with ``pairs=False``.
     """
     cands = page_candidates(as_page(page))
+    with cands.caching():  # each key's similarity to every span, computed once for all the models that read it
+        return _key_values(cands, model, threshold=threshold, max_choices=max_choices, key_model=key_model,
+                           ranker=ranker, none_margin=none_margin, link_model=link_model,
+                           link_threshold=link_threshold, pairs=pairs, pair_model=pair_model,
+                           pair_threshold=pair_threshold)
+
+
+def _key_values(cands: Candidates, model: Model | None, *, threshold: float, max_choices: int,
+                key_model: Ranker | None, ranker: Ranker | None, none_margin: float, link_model: Ranker | None,
+                link_threshold: float, pairs: bool, pair_model: Trees | None,
+                pair_threshold: float) -> list[KeyValue]:
     scorer = model is not None and model.supports_scoring and not model.supports_images
     chooser = model if model is not None and not scorer else None
     keys, picks = link(cands, key_model or default_key_model(), ranker or default_ranker(), threshold=threshold,

@@ -36,7 +36,9 @@ def test_the_loader_types_the_truth_and_leaves_out_the_other_keys(tmp_path: Path
     assert sample.id == "sub_acme" and sample.document.endswith("sub/acme.pdf") and dataset.skipped == []
     assert sample.truth() == {"issuer": "Acme Tools GmbH", "invoice_number": "INV-2026-0042", "date": "2026-11-02",
                               "amount": 1234.5, "currency": "EUR"}
-    assert sample.schema_type() is Invoice2DataFields
+    schema = sample.schema_type()  # every field given: all of Invoice2DataFields, with its types
+    assert {n: f.annotation for n, f in schema.model_fields.items()} == \
+        {n: f.annotation for n, f in Invoice2DataFields.model_fields.items()}
     assert rf.invoice_truth(sample)["date"] == dt.date(2026, 11, 2)
 
 
@@ -54,6 +56,25 @@ def test_unreadable_fields_and_records_are_reported_not_lost(tmp_path: Path) -> 
     (tmp_path / "empty").mkdir()
     with pytest.raises(DatasetError, match="no invoice"):
         load_dataset(tmp_path / "empty", "invoice2data")
+
+
+def test_truth_values_are_normalised_or_reported(tmp_path: Path) -> None:
+    root = _folder(tmp_path, {"currency": " eur ", "issuer": ["a", "b"], "amount": "nan", "invoice_number": 42})
+    (root / "sub" / "acme.pdf").rename(root / "sub" / "acme.PDF")  # capitals as some scanners write them
+    dataset = load_dataset(root, "invoice2data")
+    [sample] = dataset.samples
+    assert sample.truth() == {"currency": "EUR", "invoice_number": "42"} and sample.whole_document
+    assert {s.record for s in dataset.skipped} == {"issuer", "amount"}
+    # only the fields the truth gives are asked for, typed as Invoice2DataFields types them
+    assert list(sample.schema_type().model_fields) == ["invoice_number", "currency"]
+
+
+def test_eval_scores_only_the_fields_the_truth_gives(tmp_path: Path) -> None:
+    import docvlm as dv
+
+    report = dv.evaluate(None, _folder(tmp_path, {"amount": 145.78, "date": "someday"}), "extract",
+                         format="invoice2data")
+    assert report.metrics["precision"] == 1.0 and report.metrics["fields_predicted"] == 1.0
 
 
 def test_eval_reads_the_demo_invoice_right(tmp_path: Path) -> None:

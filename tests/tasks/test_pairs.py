@@ -81,20 +81,23 @@ def test_the_other_keys_start_costs_at_once_equal_one_by_one() -> None:
     assert (costs == 99).any() and ((costs < 99) & (costs >= 0.5)).any()
 
 
-def test_the_similarity_cache_gives_the_rows_it_would_compute_and_is_not_pickled() -> None:
+def test_the_similarity_cache_lives_for_one_reading_gives_the_same_rows_and_is_not_pickled() -> None:
     import pickle
 
     from docvlm.tasks._rank import FieldSpec
 
-    pdf = dv.open(form_pdf())
-    cands = kv.page_candidates(pdf[0])
-    fresh = pickle.loads(pickle.dumps(cands))  # the cache is left out: a fresh one computes everything
-    assert fresh._sims == {}
+    cands = kv.page_candidates(dv.open(form_pdf())[0])
     spec, other = FieldSpec("Name"), FieldSpec("Date of birth")
-    first = cands.rows(spec)
-    cands.rows(other)  # another spec in between
-    again = cands.rows(spec)
-    assert {(f.trigrams, f.alias_trigrams) for f in (spec, other)} <= set(cands._sims)
-    assert all((a == b).all() for a, b in zip(first, again, strict=True))
-    assert all((a == b).all() for a, b in zip(first, fresh.rows(spec), strict=True))
+    plain = cands.rows(spec)
+    assert cands._sims == {}  # outside a reading nothing is kept (candidates of a training set stay small)
+    with cands.caching():
+        first = cands.rows(spec)
+        cands.rows(other)
+        assert {(f.trigrams, f.alias_trigrams) for f in (spec, other)} <= set(cands._sims)
+        again = cands.rows(spec)
+        fresh = pickle.loads(pickle.dumps(cands))
+        assert fresh._sims == {} and fresh._caching == 0  # pickled without the cache
+    assert cands._sims == {}  # the reading is over: dropped
+    for rows in (first, again, fresh.rows(spec)):
+        assert all((a == b).all() for a, b in zip(plain, rows, strict=True))
     assert (cands.none_row(spec) == fresh.none_row(spec)).all()

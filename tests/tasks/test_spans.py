@@ -75,7 +75,10 @@ def test_an_address_is_offered_whole_with_the_union_of_its_lines(spans: dict) ->
     ("12 dic. 2013", [("12 dic. 2013", dt.date(2013, 12, 12))]),
     ("5 DEZ 2019", [("5 DEZ 2019", dt.date(2019, 12, 5))]),
     ("août 5, 2014", [("août 5, 2014", dt.date(2014, 8, 5))]),
+    ("1ER FÉVRIER 2014", [("1ER FÉVRIER 2014", dt.date(2014, 2, 1))]),
+    ("7 DE MAYO DEL 2014", [("7 DE MAYO DEL 2014", dt.date(2014, 5, 7))]),
     ("1 SET 12.00", []), ("2 OUT 15", []),  # English words, not Portuguese months: a receipt's item lines
+    ("2 MARS 12.90", []), ("1 MAY 12.00", []),  # a two-digit "year" with decimals is a price
 ])
 def test_dates_in_every_common_form(text: str, found: list[tuple[str, dt.date]]) -> None:
     assert [(text[a:b], d) for a, b, d in dates_in(text)] == found
