@@ -106,31 +106,21 @@ def key_values(model: Model | None, page: PageInput, *, threshold: float = KEY_T
         value's with ``pairs=False``.
     """
     cands = page_candidates(as_page(page))
-    with cands.caching():  # each key's similarity to every span, computed once for all the models that read it
-        return _key_values(cands, model, threshold=threshold, max_choices=max_choices, key_model=key_model,
-                           ranker=ranker, none_margin=none_margin, link_model=link_model,
-                           link_threshold=link_threshold, pairs=pairs, pair_model=pair_model,
-                           pair_threshold=pair_threshold)
-
-
-def _key_values(cands: Candidates, model: Model | None, *, threshold: float, max_choices: int,
-                key_model: Ranker | None, ranker: Ranker | None, none_margin: float, link_model: Ranker | None,
-                link_threshold: float, pairs: bool, pair_model: Trees | None,
-                pair_threshold: float) -> list[KeyValue]:
     scorer = model is not None and model.supports_scoring and not model.supports_images
     chooser = model if model is not None and not scorer else None
-    keys, picks = link(cands, key_model or default_key_model(), ranker or default_ranker(), threshold=threshold,
-                       model=chooser, max_choices=max_choices, none_margin=none_margin)
     joint = chooser is None and pairs  # a pair's probability is the pair's, its key's included
-    if chooser is not None:  # the model chose one value per key
-        values: list[list[tuple[int, float]]] = [[(p, 1.0)] if p is not None else [] for p in picks]
-    elif pairs:
-        keys, values = joint_values(cands, keys, key_model or default_key_model(), link_model or default_link_model(),
-                                    pair_model or default_pair_model(), threshold=pair_threshold, model=model,
-                                    max_choices=max_choices)
-    else:
-        values = linked_values(cands, keys, link_model or default_link_model(), threshold=link_threshold,
-                               model=model, max_choices=max_choices)
+    with cands.caching():  # each key's similarity to every span, computed once for all the models that read it
+        keys, picks = link(cands, key_model or default_key_model(), ranker or default_ranker(), threshold=threshold,
+                           model=chooser, max_choices=max_choices, none_margin=none_margin)
+        if chooser is not None:  # the model chose one value per key
+            values: list[list[tuple[int, float]]] = [[(p, 1.0)] if p is not None else [] for p in picks]
+        elif pairs:
+            keys, values = joint_values(cands, keys, key_model or default_key_model(),
+                                        link_model or default_link_model(), pair_model or default_pair_model(),
+                                        threshold=pair_threshold, model=model, max_choices=max_choices)
+        else:
+            values = linked_values(cands, keys, link_model or default_link_model(), threshold=link_threshold,
+                                   model=model, max_choices=max_choices)
     out = []
     for (ki, prob), found in zip(keys, values, strict=True):
         key = cands.spans[ki]
