@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
+import traceback
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -62,7 +64,13 @@ def stop(server: DocVLMServer, thread: threading.Thread) -> None:
     server.shutdown()
     server.server_close()
     thread.join(10)
-    assert not thread.is_alive()
+    assert not thread.is_alive(), f"the server thread did not end; it waits in:\n{_stack_of(thread)}"
+
+
+def _stack_of(thread: threading.Thread) -> str:
+    """Where a thread is now (a teardown that fails says what the server still waits for)."""
+    frame = sys._current_frames().get(thread.ident or -1)
+    return "".join(traceback.format_stack(frame)) if frame is not None else "(no frame)"
 
 
 @pytest.fixture(scope="session")
