@@ -25,6 +25,7 @@ from docvlm.synth.documents import (
     generate_form,
     generate_invoice,
     generate_table_page,
+    invoice_language,
 )
 from docvlm.synth.scan import ScannedDocument, scan
 
@@ -43,5 +44,6 @@ __all__ = [
     "generate_form",
     "generate_invoice",
     "generate_table_page",
+    "invoice_language",
     "scan",
 ]

@@ -59,7 +59,8 @@ class Canvas:
             if w is None:
                 import pymupdf
 
-                w = widths[ch] = float(pymupdf.get_text_length(ch, fontname=font, fontsize=1))
+                w = widths[ch] = float(pymupdf.get_text_length(ch, fontname=font, fontsize=1) if _latin1(ch)
+                                       else pymupdf.Font(font).text_length(ch, 1))
             total += w
         return total * size
 
@@ -111,13 +112,24 @@ class Canvas:
         for (x0, y0, x1, y1), width, color in self._lines:
             shape.draw_line((x0, y0), (x1, y1))
             shape.finish(width=width, color=color)
+        writer = None
         for point, text, font, size, color in self._texts:
-            shape.insert_text(point, text, fontname=font, fontsize=size, color=color)
+            if _latin1(text):
+                shape.insert_text(point, text, fontname=font, fontsize=size, color=color)
+            else:  # "€": the base-14 fonts have it, the Latin-1 text path does not (it prints "·")
+                writer = writer or pymupdf.TextWriter(page.rect)
+                writer.append(point, text, font=pymupdf.Font(font), fontsize=size)
         shape.commit()
+        if writer is not None:
+            writer.write_text(page)
         doc.set_metadata({"title": title, "creator": "docvlm.synth", "producer": "docvlm.synth"})
         data: bytes = doc.tobytes(garbage=1, deflate=True, no_new_id=True)
         doc.close()
         return data
+
+
+def _latin1(text: str) -> bool:
+    return all(ord(ch) < 256 for ch in text)
 
 
 def measure_marks(pdf: bytes, marks: list[Mark]) -> dict[str, tuple[str, BoundingBox]]:

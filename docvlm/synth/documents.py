@@ -172,6 +172,7 @@ class SyntheticDocument(BaseModel):
             ``caption`` for text and table pages).
         tables: the tables drawn, cell boxes in page space (grid cells: ruling lines or column / row bounds).
         blocks: running text in reading order (multi-column pages).
+        language: the language of the printed labels: ``en``, or for invoices also ``fr de es it nl``.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid", ser_json_bytes="base64", val_json_bytes="base64")
@@ -183,6 +184,7 @@ class SyntheticDocument(BaseModel):
     fields: dict[str, FieldTruth] = Field(default_factory=dict)
     tables: list[Table] = Field(default_factory=list)
     blocks: list[TextBlock] = Field(default_factory=list)
+    language: str = "en"
 
     def open(self) -> Document:
         """The PDF opened with [`docvlm.open`][docvlm.documents._open.open_document]."""
@@ -216,6 +218,8 @@ class _Locale:
     code_suffix: bool
     number: Literal["en", "de", "fr", "ch", "plain"]
     dates: tuple[str, ...]
+    after: bool = False  # the symbol follows the number, a space between ("1 234,56 €")
+    gap: str = ""  # between a leading symbol and the number ("€ 1.234,56")
 
 
 _LOCALES = (
@@ -227,6 +231,23 @@ _LOCALES = (
     _Locale("EUR", None, False, "en", ("eu_slash", "eu_long", "iso", "dmy_dash")),
     _Locale("USD", None, False, "plain", ("iso", "us_num")),
 )
+#: Currencies, number and date forms of invoices in other languages (English invoices draw from `_LOCALES`).
+_LANGUAGE_LOCALES = {
+    "fr": (_Locale("EUR", "€", False, "fr", ("eu_slash", "long"), after=True),
+           _Locale("EUR", None, True, "fr", ("eu_slash", "long")),
+           _Locale("EUR", "€", False, "de", ("eu_slash", "long"), after=True)),
+    "de": (_Locale("EUR", "€", False, "de", ("de_dot", "de_long"), after=True),
+           _Locale("EUR", None, True, "de", ("de_dot", "de_long", "iso")),
+           _Locale("CHF", None, False, "ch", ("de_dot", "de_long"))),
+    "es": (_Locale("EUR", "€", False, "de", ("eu_slash", "es_long"), after=True),
+           _Locale("EUR", None, True, "de", ("eu_slash", "es_long"))),
+    "it": (_Locale("EUR", "€", False, "de", ("eu_slash", "long"), gap=" "),
+           _Locale("EUR", "€", False, "de", ("eu_slash", "long"), after=True),
+           _Locale("EUR", None, True, "de", ("eu_slash", "long"))),
+    "nl": (_Locale("EUR", "€", False, "de", ("dmy_num", "long"), gap=" "),
+           _Locale("EUR", None, False, "de", ("dmy_num", "long"))),
+}
+_IBAN_COUNTRY = {"en": "DE", "fr": "FR", "de": "DE", "es": "ES", "it": "IT", "nl": "NL"}
 
 
 def _number(value: float, style: str) -> str:
@@ -245,6 +266,12 @@ def _number(value: float, style: str) -> str:
 def _money(value: float, loc: _Locale) -> tuple[str, tuple[int, int], tuple[int, int]]:
     """The printed amount and the spans of the amount's words and of the currency's word."""
     num = _number(value, loc.number)
+    if loc.symbol is not None and loc.after:
+        text = f"{num} {loc.symbol}"
+        return text, (0, len(num)), (len(num) + 1, len(text))
+    if loc.symbol is not None and loc.gap:
+        text = loc.symbol + loc.gap + num
+        return text, (len(text) - len(num), len(text)), (0, len(loc.symbol))
     if loc.symbol is not None:
         text = loc.symbol + num
         return text, (0, len(text)), (0, len(text.split()[0]))
@@ -255,9 +282,14 @@ def _money(value: float, loc: _Locale) -> tuple[str, tuple[int, int], tuple[int,
     return text, (len(loc.currency) + 1, len(text)), (0, len(loc.currency))
 
 
-def _date(d: dt.date, style: str) -> str:
-    month = vocab.MONTHS[d.month - 1]
+def _date(d: dt.date, style: str, language: str = "en") -> str:
+    month = vocab.MONTHS_IN[language][d.month - 1]
+    day = "1er" if language == "fr" and d.day == 1 else str(d.day)
     return {
+        "long": f"{day} {month} {d.year}",  # "1er février 2014", "7 maggio 2014"
+        "de_long": f"{d.day}. {month} {d.year}",
+        "es_long": f"{d.day} de {month} de {d.year}",
+        "dmy_num": f"{d.day:02d}-{d.month:02d}-{d.year}",
         "us_num": f"{d.month:02d}/{d.day:02d}/{d.year}",
         "us_long": f"{month} {d.day}, {d.year}",
         "us_short": f"{month[:3]} {d.day}, {d.year}",
@@ -274,7 +306,8 @@ def _page_size(rng: random.Random) -> tuple[float, float]:
 
 
 def _finish(cv: Canvas, kind: DocumentKind, seed: int, title: str, values: dict[str, tuple[float | str, str | None]],
-            tables: list[Table] | None = None, blocks: list[tuple[str, str, int | None]] | None = None) -> SyntheticDocument:
+            tables: list[Table] | None = None, blocks: list[tuple[str, str, int | None]] | None = None,
+            language: str = "en") -> SyntheticDocument:
     """Write the PDF, measure every mark in its text layer and assemble the truth."""
     pdf = cv.finish(title)
     found = measure_marks(pdf, cv.marks)
@@ -287,7 +320,7 @@ def _finish(cv: Canvas, kind: DocumentKind, seed: int, title: str, values: dict[
         for key, block_kind, column in blocks or []
     ]
     return SyntheticDocument(kind=kind, seed=seed, pdf=pdf, page_size=Size(width=cv.width, height=cv.height),
-                             fields=fields, tables=tables or [], blocks=text_blocks)
+                             fields=fields, tables=tables or [], blocks=text_blocks, language=language)
 
 
 # tables ----------------------------------------------------------------------------------------------
@@ -357,17 +390,36 @@ def _column_widths(cells: list[_Cell], n_cols: int, family: tuple[str, str], siz
 
 
 # invoices --------------------------------------------------------------------------------------------
-def generate_invoice(seed: int) -> SyntheticDocument:
+def invoice_language(seed: int) -> str:
+    """The language `generate_invoice` prints the invoice of ``seed`` in: English for half the seeds, French, German,
+    Spanish, Italian or Dutch for a tenth each (drawn apart from the layout, so English invoices are what they
+    were before the other languages came)."""
+    rng = random.Random(f"invoice-language:{seed}")
+    return "en" if rng.random() < 0.5 else rng.choice(vocab.INVOICE_LANGUAGES[1:])
+
+
+def generate_invoice(seed: int, *, language: str | None = None) -> SyntheticDocument:
     """A one-page invoice: vendor, address, number, dates, customer, a ruled line-item table and totals.
 
-    Layouts vary with the seed: header and label placement, label wording ("Invoice No." / "Invoice #" /
-    "Number:"), date and number formats, currencies (symbol or ISO code), fonts (Helvetica, Times, Courier),
-    sizes and page format (A4 / Letter). Truth keys are `InvoiceFields`'s field names (``due_date``
-    only when printed); the line items are ``tables[0]``.
+    Layouts vary with the seed: header and label placement, the language of the labels (English, French, German,
+    Spanish, Italian, Dutch: `invoice_language`) and their wording ("Invoice No." / "Invoice #" / "Number:",
+    "N° de facture :" / "Facture n°"), date and number formats, currencies (symbol or ISO code), fonts (Helvetica,
+    Times, Courier), sizes and page format (A4 / Letter). Truth keys are `InvoiceFields`'s field names
+    (``due_date`` only when printed); the line items are ``tables[0]``.
 
     Args:
         seed: any integer; the same seed gives the same bytes and truth.
+        language: one of ``en fr de es it nl`` instead of the seed's own.
+
+    Raises:
+        UsageError: an unknown ``language``.
     """
+    if language is None:
+        language = invoice_language(seed)
+    elif language not in vocab.INVOICE_WORDS:
+        raise UsageError(f"no invoice wording for language {language!r}",
+                         hint=f"use one of {', '.join(vocab.INVOICE_LANGUAGES)}")
+    words = vocab.INVOICE_WORDS[language]
     rng = random.Random(f"invoice:{seed}")
     width, height = _page_size(rng)
     cv = Canvas(width, height)
@@ -375,13 +427,13 @@ def generate_invoice(seed: int) -> SyntheticDocument:
     regular, bold = family
     size = rng.choice([9.0, 9.5, 10.0, 10.5, 11.0])
     margin = rng.uniform(40, 68)
-    loc = rng.choice(_LOCALES)
+    loc = rng.choice(_LOCALES if language == "en" else _LANGUAGE_LOCALES[language])
     date_style = rng.choice(loc.dates)
     values: dict[str, tuple[float | str, str | None]] = {}
 
     # header: vendor and title on one baseline
     vendor, vendor_address = vocab.company(rng), vocab.address(rng)
-    title = rng.choice(["INVOICE", "Invoice", "TAX INVOICE", "BILL", "Commercial Invoice", "Invoice / Receipt"])
+    title = rng.choice(words["title"])
     title_size = rng.uniform(16, 24)
     vendor_size = rng.uniform(13, 19)
     while Canvas.measure(vendor, bold, vendor_size) + Canvas.measure(title, bold, title_size) > width - 2 * margin - 30:
@@ -409,20 +461,16 @@ def generate_invoice(seed: int) -> SyntheticDocument:
     ])
     issued = vocab.date(rng)
     meta: list[tuple[str, str, str, str | None]] = [
-        ("invoice_number", rng.choice(["Invoice No.", "Invoice #", "Number:", "Invoice number:", "Invoice No:", "Inv. No.:",
-                                       "Invoice ID:", "Bill No.:", "Document No.:", "Reference:"]), number, None),
-        ("invoice_date", rng.choice(["Date:", "Invoice date:", "Issue date:", "Dated:", "Date of issue:", "Billing date:"]),
-         _date(issued, date_style),
-         issued.isoformat()),
+        ("invoice_number", rng.choice(words["invoice_number"]), number, None),
+        ("invoice_date", rng.choice(words["invoice_date"]), _date(issued, date_style, language), issued.isoformat()),
     ]
     if rng.random() < 0.6:
         due = issued + dt.timedelta(days=rng.choice([7, 14, 30, 45, 60]))
-        meta.append(("due_date", rng.choice(["Due date:", "Payment due:", "Due:", "Pay by:", "Due on:"]), _date(due, date_style),
-                     due.isoformat()))
+        meta.append(("due_date", rng.choice(words["due_date"]), _date(due, date_style, language), due.isoformat()))
     if rng.random() < 0.3:  # the date first
         meta[0], meta[1] = meta[1], meta[0]
     customer = vocab.company(rng) if rng.random() < 0.7 else vocab.person(rng)
-    customer_label = rng.choice(["Bill to:", "Customer:", "Billed to:", "Invoice to:", "Sold to:", "Client:", "Buyer:"])
+    customer_label = rng.choice(words["customer"])
     leading = size * rng.uniform(1.55, 1.9)
     block_top = top + vendor_size + small * 3 + rng.uniform(28, 60)
     half = width / 2
@@ -467,12 +515,11 @@ def generate_invoice(seed: int) -> SyntheticDocument:
     total = round(subtotal + tax, 2)
     numbered = rng.random() < 0.3
     heads = [
-        rng.choice(["Description", "Item", "Product / Service", "Article"]), rng.choice(["Qty", "Quantity", "Units"]),
-        rng.choice(["Unit price", "Price", "Rate", "Unit cost"]),
-        rng.choice(["Amount", "Total", "Line total", "Net"]) + (f" ({loc.currency})" if rng.random() < 0.4 else ""),
+        rng.choice(words["description"]), rng.choice(words["quantity"]), rng.choice(words["unit_price"]),
+        rng.choice(words["line_total"]) + (f" ({loc.currency})" if rng.random() < 0.4 else ""),
     ]
     if numbered:
-        heads.insert(0, rng.choice(["#", "Pos.", "No."]))
+        heads.insert(0, rng.choice(words["position"]))
     cells = [_Cell(0, c, h, header=True) for c, h in enumerate(heads)]
     for r, (product, qty, price, amount) in enumerate(items, start=1):
         texts = [product, str(qty), _number(price, loc.number), _number(amount, loc.number)]
@@ -498,12 +545,11 @@ def generate_invoice(seed: int) -> SyntheticDocument:
     # totals, right-aligned under the amount column
     right = width - margin - max(3.0, table_size * 0.45)
     y = bottom + rng.uniform(18, 30)
-    pct = f"{rate * 100:g}%"
+    pct = f"{rate * 100:g}" + (" %" if language == "fr" else "%")
     lines: list[tuple[str, str, float]] = [
-        ("subtotal", rng.choice(["Subtotal:", "Net amount:", "Sub-total:", "Net total:", "Total excl. tax:"]), subtotal),
-        ("tax", rng.choice([f"Tax ({pct}):", f"VAT {pct}:", f"Sales tax {pct}:", f"MwSt. {pct}:", f"GST {pct}:"]), tax),
-        ("total", rng.choice(["Total:", "Total due:", "Amount due:", "TOTAL", "Balance due:", "Grand total:",
-                              "Total amount:", "Amount payable:", "Total incl. tax:"]), total),
+        ("subtotal", rng.choice(words["subtotal"]), subtotal),
+        ("tax", rng.choice(words["tax"]).format(pct=pct), tax),
+        ("total", rng.choice(words["total"]), total),
     ]
     printed = [_money(v, loc) for _, _, v in lines]
     value_w = max(Canvas.measure(p[0], bold, size) for p in printed)
@@ -521,14 +567,12 @@ def generate_invoice(seed: int) -> SyntheticDocument:
         y += leading
     values["currency"] = (loc.currency, None)
 
-    footer = rng.choice([
-        f"Payment within {rng.choice([14, 30])} days. Thank you for your business.",
-        f"Please pay to IBAN DE{rng.randint(10, 99)} {rng.randint(1000, 9999)} {rng.randint(1000, 9999)} "
-        f"{rng.randint(1000, 9999)} {rng.randint(1000, 9999)} {rng.randint(10, 99)}, quoting the invoice number.",
-        "All prices include delivery unless stated otherwise.",
-    ])
+    days = rng.choice([14, 30])
+    iban = (f"{_IBAN_COUNTRY[language]}{rng.randint(10, 99)} {rng.randint(1000, 9999)} {rng.randint(1000, 9999)} "
+            f"{rng.randint(1000, 9999)} {rng.randint(1000, 9999)} {rng.randint(10, 99)}")
+    footer = rng.choice(words["footer"]).format(days=days, iban=iban)
     cv.text(margin, height - margin, footer, font=regular, size=small - 0.5)
-    return _finish(cv, DocumentKind.INVOICE, seed, f"Invoice {number}", values, tables=[table])
+    return _finish(cv, DocumentKind.INVOICE, seed, f"Invoice {number}", values, tables=[table], language=language)
 
 
 # forms -----------------------------------------------------------------------------------------------

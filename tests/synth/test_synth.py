@@ -25,8 +25,10 @@ from docvlm.synth import (
     generate_form,
     generate_invoice,
     generate_table_page,
+    invoice_language,
     scan,
 )
+from docvlm.synth._vocab import INVOICE_LANGUAGES, INVOICE_WORDS, MONTHS_IN
 from docvlm.types.geometry import BoundingBox
 
 SEEDS = range(12)
@@ -40,16 +42,24 @@ def words_in(words: dv.WordList, box: BoundingBox, pad: float = 0.5) -> str:
 
 def parse_amount(text: str) -> float:
     """An amount as a reader parses it: currency marks dropped, the last '.' or ',' before two digits is decimal."""
-    t = re.sub(r"[$£]|EUR|USD|GBP|CHF", "", text).strip()
+    t = re.sub(r"[$£€]|EUR|USD|GBP|CHF", "", text).strip()
     m = re.fullmatch(r"([\d.,' ]*?)[.,](\d{2})", t)
     assert m, text
     return float(re.sub(r"\D", "", m.group(1)) + "." + m.group(2))
 
 
-DATE_FORMATS = ("%m/%d/%Y", "%B %d, %Y", "%b %d, %Y", "%Y-%m-%d", "%d/%m/%Y", "%d %B %Y", "%d.%m.%Y", "%d-%b-%Y")
+DATE_FORMATS = ("%m/%d/%Y", "%B %d, %Y", "%b %d, %Y", "%Y-%m-%d", "%d/%m/%Y", "%d %B %Y", "%d.%m.%Y", "%d-%b-%Y",
+                "%d-%m-%Y", "%d. %B %Y")
 
 
 def parse_dates(text: str) -> set[str]:
+    """Every date ``text`` reads as in one of `DATE_FORMATS`, month names of the invoices' other languages read as
+    their English names ("1er février 2014", "7 de mayo de 2014" as "1 February 2014", "7 May 2014")."""
+    english = MONTHS_IN["en"]
+    for language, months in MONTHS_IN.items():
+        if language != "en":
+            text = " ".join(english[months.index(w)] if w in months else w for w in text.split())
+    text = re.sub(r"^1er ", "1 ", text).replace(" de ", " ")
     out = set()
     for fmt in DATE_FORMATS:
         with contextlib.suppress(ValueError):
@@ -117,7 +127,7 @@ def test_truth_boxes_hold_exactly_the_value_words(doc: SyntheticDocument) -> Non
             assert parse_amount(truth.text) == pytest.approx(truth.value, abs=1e-9), key
         elif key == "currency":
             assert truth.value in ("EUR", "USD", "GBP", "CHF")
-            assert truth.value in truth.text or {"USD": "$", "GBP": "£"}[str(truth.value)] in truth.text
+            assert truth.value in truth.text or {"USD": "$", "GBP": "£", "EUR": "€"}[str(truth.value)] in truth.text
         else:
             assert truth.value == truth.text
         if truth.normalized is not None:
@@ -154,6 +164,32 @@ def test_invoice_truth_is_consistent_and_matches_the_schema() -> None:
         labels |= {lb for lb in ("Invoice No.", "Invoice #", "Number:", "Invoice number:") if lb in text}
     assert {"Helvetica", "Times-Roman", "Courier"} <= fonts
     assert len(labels) >= 3
+
+
+def test_invoices_are_printed_in_six_languages() -> None:
+    """Half the seeds print English invoices, the others French, German, Spanish, Italian or Dutch ones: labels,
+    month names, number forms and "€" of that language; ``language=`` picks one."""
+    assert {invoice_language(s) for s in range(80)} == set(INVOICE_LANGUAGES)
+    assert 0.35 < sum(invoice_language(s) == "en" for s in range(400)) / 400 < 0.65
+    assert generate_invoice(3) == generate_invoice(3, language=invoice_language(3))
+    euro = 0
+    for language in INVOICE_LANGUAGES:
+        for seed in range(4):
+            doc = generate_invoice(seed, language=language)
+            assert doc.language == language
+            with doc.open() as pdf:
+                text = pdf[0].text()
+            words = INVOICE_WORDS[language]
+            for name in ("title", "invoice_number", "invoice_date", "customer", "subtotal", "total"):
+                assert any(label in text for label in words[name]), (language, seed, name)
+            euro += "€" in text
+            if language != "en" and "/" not in doc.fields["invoice_date"].text and \
+                    "-" not in doc.fields["invoice_date"].text and "." not in doc.fields["invoice_date"].text:
+                assert any(m in doc.fields["invoice_date"].text for m in MONTHS_IN[language])
+            assert doc.expected().total == pytest.approx(parse_amount(doc.fields["total"].text))
+    assert euro >= 5  # the euro sign is in the text layer (the base-14 fonts print it)
+    with pytest.raises(dv.UsageError, match="no invoice wording for language 'pt'"):
+        generate_invoice(1, language="pt")
 
 
 def test_form_truth_matches_the_schema() -> None:
@@ -228,7 +264,7 @@ def pixel_sum(values: np.ndarray, box: BoundingBox) -> float:
 
 @pytest.mark.parametrize("angle", [1.4, -1.1])
 def test_scan_truth_is_moved_by_the_same_transform_as_the_image(angle: float) -> None:
-    doc = generate_invoice(11)
+    doc = generate_invoice(11, language="en")  # the invoice this test was written on
     scanned = scan(doc, angle=angle, noise=0, blur=0, dpi=150)
     assert scanned.angle == angle and scanned.format == "png"
     page = scanned.open()[0]

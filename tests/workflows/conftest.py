@@ -30,7 +30,8 @@ class Bundle:
 def bundle() -> Bundle:
     import pymupdf
 
-    parts = (synth.generate_columns_page(1), synth.generate_table_page(2), synth.generate_invoice(3))
+    # the invoice in English: the tests read its labels ("Total", "$2,502.26")
+    parts = (synth.generate_columns_page(1), synth.generate_table_page(2), synth.generate_invoice(3, language="en"))
     out = pymupdf.open()
     for part in parts:
         src = pymupdf.open(stream=part.pdf, filetype="pdf")
