@@ -228,13 +228,18 @@ def synth_examples(kind: str, n: int, seed: int) -> list[Example]:
 
 
 def _code_version() -> str:
-    """A digest of the code that makes candidates and features: cached examples are rebuilt when it changes."""
+    """A digest of the code that makes candidates and features, and generated documents: cached examples are rebuilt
+    when it changes."""
+    import docvlm.synth._canvas
+    import docvlm.synth._vocab
+    import docvlm.synth.documents
     import docvlm.tasks._rank
     import docvlm.tasks._spans
     import docvlm.tasks.text
 
     h = hashlib.sha1()
-    for module in (docvlm.tasks._rank, docvlm.tasks._spans, docvlm.tasks.text):
+    for module in (docvlm.tasks._rank, docvlm.tasks._spans, docvlm.tasks.text, docvlm.synth.documents,
+                   docvlm.synth._vocab, docvlm.synth._canvas):  # the generated sets' documents too
         h.update(Path(str(module.__file__)).read_bytes())
     h.update(Path(__file__).read_bytes())  # what an example holds
     return h.hexdigest()[:12]

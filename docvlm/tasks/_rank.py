@@ -130,7 +130,9 @@ def _bucket(value: float, edges: Sequence[float]) -> int:
     return len(edges)
 
 
-_AMOUNT = re.compile(r"^[^\d\s-]{0,3}\s?-?\d{1,3}(?:[,.' ]?\d{3})*[.,]\d{2}$")
+#: An amount as a span prints it: a currency sign or code before it ("$", "RM ", "€ ") or after it ("1 234,56 €",
+#: "12.50 EUR"), thousands grouped by "," "." "'" or a space, two decimals.
+_AMOUNT = re.compile(r"^[^\d\s-]{0,3}\s?-?\d{1,3}(?:[,.' ]?\d{3})*[.,]\d{2}(?:\s?(?:[A-Z]{3}|[€$£¥]))?$")
 
 
 @dataclass

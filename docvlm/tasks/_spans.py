@@ -112,7 +112,7 @@ _FOREIGN_MONTHS = [
     "mai mayo maggio mei maio",
     "juin juni junio giugno junho giu",
     "juillet juil juli julio luglio julho",
-    "août aout agosto",
+    "août aout agosto augustus",
     "septembre sept septiembre settembre setembro",
     "octobre oktober octubre ottobre ott oct okt outubro",
     "novembre noviembre nov",
@@ -120,7 +120,7 @@ _FOREIGN_MONTHS = [
 ]
 _MONTHS = {m: i for i, m in enumerate(_MONTH_NAMES, 1)} | {m[:3]: i for i, m in enumerate(_MONTH_NAMES, 1)} | {
     "sept": 9} | {w: i for i, words in enumerate(_FOREIGN_MONTHS, 1) for w in words.split()}
-_MON = r"(?P<mon>[^\W\d_]{3,9})\.?"
+_MON = r"(?P<mon>[^\W\d_]{3,10})\.?"
 # a date ends where its digits do, or (a four-digit year) where a time glued to it by OCR begins: "05-03-201819:02"
 _END = r"(?:(?!\d)|(?<=\d{4})(?=\d{1,2}:\d{2}))"
 _DE = r"(?:\s*(?i:de|del))?"  # "7 de mayo de 2014", "7 DE MAYO DEL 2014"

@@ -79,9 +79,25 @@ def test_an_address_is_offered_whole_with_the_union_of_its_lines(spans: dict) ->
     ("7 DE MAYO DEL 2014", [("7 DE MAYO DEL 2014", dt.date(2014, 5, 7))]),
     ("1 SET 12.00", []), ("2 OUT 15", []),  # English words, not Portuguese months: a receipt's item lines
     ("2 MARS 12.90", []), ("1 MAY 12.00", []),  # a two-digit "year" with decimals is a price
+    ("29 augustus 2021", [("29 augustus 2021", dt.date(2021, 8, 29))]),  # Dutch
+    ("7 de septiembre de 2020", [("7 de septiembre de 2020", dt.date(2020, 9, 7))]),  # a ten-letter month
 ])
 def test_dates_in_every_common_form(text: str, found: list[tuple[str, dt.date]]) -> None:
     assert [(text[a:b], d) for a, b, d in dates_in(text)] == found
+
+
+def test_every_month_the_invoice_generator_prints_is_read_as_a_date() -> None:
+    """The month names of `docvlm.synth`'s six invoice languages (its own list, written apart from the parser's), in
+    each written form the generator prints, read as the date they print, whole."""
+    from docvlm.synth._vocab import MONTHS_IN
+    from docvlm.synth.documents import _date
+
+    for language in MONTHS_IN:
+        for month in range(1, 13):
+            day = dt.date(2021, month, 1 if month % 2 else 28)
+            for style in ("long", "de_long", "es_long", "dmy_num", "eu_slash", "de_dot", "iso"):
+                text = _date(day, style, language)
+                assert [(text[a:b], d) for a, b, d in dates_in(text)] == [(text, day)], (language, style)
 
 
 def test_fit_learns_which_feature_marks_the_value_and_the_ranker_round_trips(tmp_path) -> None:
@@ -191,6 +207,19 @@ def test_an_amount_that_is_a_multiple_of_five_cents_says_so_beside_its_rounding(
     feats = {s.text: set(span_features(s, c)) for s, c in zip(cands.spans, cands.contexts, strict=True)}
     assert {"c5:True", "rel:rounding-above|c5:True"} <= feats["80.90"]
     assert {"c5:False", "rel:rounding-below|c5:False"} <= feats["80.91"]
+
+
+def test_an_amount_with_its_currency_after_it_is_an_amount() -> None:
+    """"1 234,56 €" and "12.50 EUR" (French, German, Italian invoices) are amounts as "$1,234.56" and "RM 12.50" are;
+    a price with a tax code after it ("12.50 SR") and a year with a dot ("2019.1") are not."""
+    from docvlm.tasks._rank import span_features
+
+    texts = ["1 234,56 €", "12.50 EUR", "$1,234.56", "€ 1.234,56", "12.50 SR", "2019.1"]
+    cands = candidates_of([(t, (10, 10 + 25 * n, 10 + 9 * len(t), 22 + 25 * n)) for n, t in enumerate(texts)])
+    amount = {s.text: "isamt" in span_features(s, c) for s, c in zip(cands.spans, cands.contexts, strict=True)
+              if s.kind == "seg"}
+    assert amount == {"1 234,56 €": True, "12.50 EUR": True, "$1,234.56": True, "€ 1.234,56": True,
+                      "12.50 SR": False, "2019.1": False}
 
 
 def test_the_key_detector_sees_what_is_right_of_a_span_and_the_column_under_it() -> None:
