@@ -6,6 +6,7 @@ words in the text layer of the finished PDF, as `docvlm.Page.words` reports them
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -60,7 +61,7 @@ class Canvas:
                 import pymupdf
 
                 w = widths[ch] = float(pymupdf.get_text_length(ch, fontname=font, fontsize=1) if _latin1(ch)
-                                       else pymupdf.Font(font).text_length(ch, 1))
+                                       else _font(font).text_length(ch, 1))
             total += w
         return total * size
 
@@ -112,20 +113,30 @@ class Canvas:
         for (x0, y0, x1, y1), width, color in self._lines:
             shape.draw_line((x0, y0), (x1, y1))
             shape.finish(width=width, color=color)
-        writer = None
+        # "€": the base-14 fonts have it, the Latin-1 text path does not (it prints "·"); a page that prints it is
+        # written whole through a TextWriter, so that its words and their neighbours stay one text flow
+        latin1 = all(_latin1(text) for _, text, _, _, _ in self._texts)
+        writers: dict[Color, Any] = {}
         for point, text, font, size, color in self._texts:
-            if _latin1(text):
+            if latin1:
                 shape.insert_text(point, text, fontname=font, fontsize=size, color=color)
-            else:  # "€": the base-14 fonts have it, the Latin-1 text path does not (it prints "·")
-                writer = writer or pymupdf.TextWriter(page.rect)
-                writer.append(point, text, font=pymupdf.Font(font), fontsize=size)
+            else:
+                writer = writers.setdefault(color, pymupdf.TextWriter(page.rect, color=color))
+                writer.append(point, text, font=_font(font), fontsize=size)
         shape.commit()
-        if writer is not None:
+        for writer in writers.values():
             writer.write_text(page)
         doc.set_metadata({"title": title, "creator": "docvlm.synth", "producer": "docvlm.synth"})
         data: bytes = doc.tobytes(garbage=1, deflate=True, no_new_id=True)
         doc.close()
         return data
+
+
+@functools.cache
+def _font(name: str) -> Any:
+    import pymupdf
+
+    return pymupdf.Font(name)
 
 
 def _latin1(text: str) -> bool:

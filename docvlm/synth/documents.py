@@ -398,7 +398,7 @@ def invoice_language(seed: int) -> str:
     return "en" if rng.random() < 0.5 else rng.choice(vocab.INVOICE_LANGUAGES[1:])
 
 
-def generate_invoice(seed: int, *, language: str | None = None) -> SyntheticDocument:
+def generate_invoice(seed: int, *, language: str | None = None, inline: bool | None = None) -> SyntheticDocument:
     """A one-page invoice: vendor, address, number, dates, customer, a ruled line-item table and totals.
 
     Layouts vary with the seed: header and label placement, the language of the labels (English, French, German,
@@ -410,6 +410,9 @@ def generate_invoice(seed: int, *, language: str | None = None) -> SyntheticDocu
     Args:
         seed: any integer; the same seed gives the same bytes and truth.
         language: one of ``en fr de es it nl`` instead of the seed's own.
+        inline: print each label and its value as one run of text ("Invoice No.: 2014-0042", "Total TTC 19,99 €"),
+            or (False) the values in a column of their own; by default drawn from the seed (about a third of the
+            invoices' number / date blocks, and of their totals, are printed inline).
 
     Raises:
         UsageError: an unknown ``language``.
@@ -420,6 +423,12 @@ def generate_invoice(seed: int, *, language: str | None = None) -> SyntheticDocu
         raise UsageError(f"no invoice wording for language {language!r}",
                          hint=f"use one of {', '.join(vocab.INVOICE_LANGUAGES)}")
     words = vocab.INVOICE_WORDS[language]
+    # a label and its value printed as one run of text ("Invoice No.: 2014-0042", "Total TTC 19,99 €"), as many real
+    # invoices print them, or the value in a column of its own; drawn apart from the layout (the others unchanged)
+    draw = random.Random(f"invoice-inline:{seed}")
+    inline_meta, inline_totals = draw.random() < 0.35, draw.random() < 0.3
+    if inline is not None:
+        inline_meta = inline_totals = inline
     rng = random.Random(f"invoice:{seed}")
     width, height = _page_size(rng)
     cv = Canvas(width, height)
@@ -438,6 +447,8 @@ def generate_invoice(seed: int, *, language: str | None = None) -> SyntheticDocu
     vendor_size = rng.uniform(13, 19)
     while Canvas.measure(vendor, bold, vendor_size) + Canvas.measure(title, bold, title_size) > width - 2 * margin - 30:
         vendor_size -= 1
+    while Canvas.measure(vendor_address, regular, size - 0.5) + Canvas.measure(title, bold, title_size) > width - 2 * margin - 30:
+        title_size -= 1  # a long title ("Fattura accompagnatoria") clear of the address under the vendor
     top = margin + title_size
     small = size - 0.5
     vendor_left = rng.random() < 0.6
@@ -477,21 +488,35 @@ def generate_invoice(seed: int, *, language: str | None = None) -> SyntheticDocu
     meta_left = rng.random() < 0.5
     label_w = max(Canvas.measure(label, bold, size) for _, label, _, _ in meta) + rng.uniform(12, 30)
     mx = margin if meta_left else half + rng.uniform(0, 40)
+    space = Canvas.measure(" ", bold, size)
+    if inline_meta and max(Canvas.measure(label, bold, size) + space + Canvas.measure(value, regular, size)
+                           for _, label, value, _ in meta) > half - margin - 20:
+        inline_meta = False  # too wide to leave the other column clear
+    meta_w = max((Canvas.measure(label, bold, size) + space if inline_meta else label_w)
+                 + Canvas.measure(value, regular, size) for _, label, value, _ in meta)
+    if not meta_left:
+        mx = min(mx, width - margin - meta_w)  # a long date ("13 de noviembre de 2026") stays on the page
     y = block_top
     for key, label, value, normalized in meta:
         cv.text(mx, y, label, font=bold, size=size)
-        cv.text(mx + label_w, y, value, font=regular, size=size, mark=key)
+        gap = Canvas.measure(label, bold, size) + space if inline_meta else label_w
+        cv.text(mx + gap, y, value, font=regular, size=size, mark=key)
         values[key] = (value, normalized)
         y += leading
     meta_bottom = y
     cx = half + rng.uniform(0, 40) if meta_left else margin
+    if meta_left:
+        cx = max(cx, mx + meta_w + 12)  # long labels ("Date limite de paiement :") push the customer right
     y = block_top
-    if rng.random() < 0.5:  # label above the customer's name and address
+    above = rng.random() < 0.5  # label above the customer's name and address
+    lw = 0.0 if above else Canvas.measure(customer_label, bold, size) + rng.uniform(8, 20)
+    if cx + lw + Canvas.measure(customer, regular, size) > (width - margin if meta_left else mx - 12):
+        above = True  # the label beside the name would run into the other column or off the page
+    if above:
         cv.text(cx, y, customer_label, font=bold, size=size)
         y += leading
         cv.text(cx, y, customer, font=regular, size=size, mark="customer_name")
     else:
-        lw = Canvas.measure(customer_label, bold, size) + rng.uniform(8, 20)
         cv.text(cx, y, customer_label, font=bold, size=size)
         cv.text(cx + lw, y, customer, font=regular, size=size, mark="customer_name")
         cx += lw
@@ -561,7 +586,8 @@ def generate_invoice(seed: int, *, language: str | None = None) -> SyntheticDocu
         parts = {key: amount_span}
         if is_total:
             parts["currency"] = currency_span
-        cv.text(label_right, y, label, font=bold, size=size, align="right")
+        at = right - Canvas.measure(text, bold if is_total else regular, size) - space if inline_totals else label_right
+        cv.text(at, y, label, font=bold, size=size, align="right")
         cv.text(right, y, text, font=bold if is_total else regular, size=size, align="right", parts=parts)
         values[key] = (amount_value, None)
         y += leading

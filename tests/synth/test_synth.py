@@ -192,6 +192,26 @@ def test_invoices_are_printed_in_six_languages() -> None:
         generate_invoice(1, language="pt")
 
 
+def test_an_invoice_may_print_a_label_and_its_value_as_one_run_of_text() -> None:
+    """About a third of the invoices print "Invoice No.: 2014-0042" / "Total TTC 19,99 €" as one run (one segment of
+    the text layer), the others the value in a column of its own; the truth is the value's words either way."""
+    from docvlm.tasks.text import document_segments
+
+    drawn = [generate_invoice(s) for s in range(40)]
+    assert 5 <= sum(any(d.fields["invoice_number"].text in g.text and g.text != d.fields["invoice_number"].text
+                        for g in document_segments(list(d.open()))) for d in drawn) <= 25
+    for inline in (True, False):
+        doc = generate_invoice(5, language="fr", inline=inline)
+        segments = [g.text for g in document_segments(list(doc.open()))]
+        for key in ("invoice_number", "invoice_date", "total"):
+            value = doc.fields[key].text
+            one_run = [g for g in segments if value in g and g != value and g.index(value) > 0]
+            assert bool(one_run) == inline, (key, segments)
+            if inline:
+                label = one_run[0][:one_run[0].index(value)].strip()
+                assert label in INVOICE_WORDS["fr"][key]
+
+
 def test_form_truth_matches_the_schema() -> None:
     for seed in range(20):
         doc = generate_form(seed)
@@ -264,7 +284,7 @@ def pixel_sum(values: np.ndarray, box: BoundingBox) -> float:
 
 @pytest.mark.parametrize("angle", [1.4, -1.1])
 def test_scan_truth_is_moved_by_the_same_transform_as_the_image(angle: float) -> None:
-    doc = generate_invoice(11, language="en")  # the invoice this test was written on
+    doc = generate_invoice(11, language="en", inline=False)  # the invoice this test was written on
     scanned = scan(doc, angle=angle, noise=0, blur=0, dpi=150)
     assert scanned.angle == angle and scanned.format == "png"
     page = scanned.open()[0]

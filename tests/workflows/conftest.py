@@ -30,8 +30,9 @@ class Bundle:
 def bundle() -> Bundle:
     import pymupdf
 
-    # the invoice in English: the tests read its labels ("Total", "$2,502.26")
-    parts = (synth.generate_columns_page(1), synth.generate_table_page(2), synth.generate_invoice(3, language="en"))
+    # the invoice in English, values in their own column: the tests read its spans ("Balance due:", "$2,502.26")
+    parts = (synth.generate_columns_page(1), synth.generate_table_page(2),
+             synth.generate_invoice(3, language="en", inline=False))
     out = pymupdf.open()
     for part in parts:
         src = pymupdf.open(stream=part.pdf, filetype="pdf")
