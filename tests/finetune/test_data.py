@@ -22,7 +22,11 @@ def text_only() -> TestModel:
 def test_extract_examples_are_the_scoring_requests_with_the_true_value() -> None:
     data = synthetic_dataset("invoice", 2)
     dataset = build_dataset("extract", data, text_only())
-    assert dataset.examples and not dataset.skipped
+    assert dataset.examples
+    # a field whose true value the ranker does not offer among its choices is reported, not trained on: the shipped
+    # ranker offers a date for invoice 0's due date, which it does not print (its truth: not printed)
+    assert [(s.record, s.reason.split(": ", 1)[0]) for s in dataset.skipped] in (
+        [], [("0", "the true value is not among the candidates offered")])
     truth = {s.id: s.truth() for s in data.samples}
     fields = 0
     for ex in dataset:
