@@ -447,10 +447,10 @@ def generate_invoice(seed: int, *, language: str | None = None, inline: bool | N
     vendor_size = rng.uniform(13, 19)
     while Canvas.measure(vendor, bold, vendor_size) + Canvas.measure(title, bold, title_size) > width - 2 * margin - 30:
         vendor_size -= 1
-    while Canvas.measure(vendor_address, regular, size - 0.5) + Canvas.measure(title, bold, title_size) > width - 2 * margin - 30:
+    small = size - 0.5
+    while Canvas.measure(vendor_address, regular, small) + Canvas.measure(title, bold, title_size) > width - 2 * margin - 30:
         title_size -= 1  # a long title ("Fattura accompagnatoria") clear of the address under the vendor
     top = margin + title_size
-    small = size - 0.5
     vendor_left = rng.random() < 0.6
     valign: Align = "left" if vendor_left else "right"
     vx = margin if vendor_left else width - margin
@@ -492,15 +492,15 @@ def generate_invoice(seed: int, *, language: str | None = None, inline: bool | N
     if inline_meta and max(Canvas.measure(label, bold, size) + space + Canvas.measure(value, regular, size)
                            for _, label, value, _ in meta) > half - margin - 20:
         inline_meta = False  # too wide to leave the other column clear
-    meta_w = max((Canvas.measure(label, bold, size) + space if inline_meta else label_w)
-                 + Canvas.measure(value, regular, size) for _, label, value, _ in meta)
+    # where each value starts, right of its label: one space after it, or the column of values
+    offsets = [Canvas.measure(label, bold, size) + space if inline_meta else label_w for _, label, _, _ in meta]
+    meta_w = max(o + Canvas.measure(value, regular, size) for o, (_, _, value, _) in zip(offsets, meta, strict=True))
     if not meta_left:
         mx = min(mx, width - margin - meta_w)  # a long date ("13 de noviembre de 2026") stays on the page
     y = block_top
-    for key, label, value, normalized in meta:
+    for offset, (key, label, value, normalized) in zip(offsets, meta, strict=True):
         cv.text(mx, y, label, font=bold, size=size)
-        gap = Canvas.measure(label, bold, size) + space if inline_meta else label_w
-        cv.text(mx + gap, y, value, font=regular, size=size, mark=key)
+        cv.text(mx + offset, y, value, font=regular, size=size, mark=key)
         values[key] = (value, normalized)
         y += leading
     meta_bottom = y
