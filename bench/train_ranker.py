@@ -13,7 +13,8 @@ regression: is this span one of the key's values), trained on:
 - ``funsd``: realdev's FUNSD training forms, each linked question a field named by the question's text and its
   answer the value; words from the annotation or OCR;
 - ``invoice``, ``form``, ``receipt``: documents from [`docvlm.synth`][docvlm.synth], whose field names and printed labels
-  vary with the seed.
+  vary with the seed; ``invoice-en``, ``invoice-columns``, ``invoice-english``: invoices with one part of that
+  variation held fixed (`INVOICE_VARIANTS`, for ablations such as ``python -m bench.synth_mix``).
 
 ``--folds`` reports grouped cross-validation (documents of one vendor or form template never straddle train and
 test) per set and field: the share of fields whose top-ranked span is the value. ``--ablate`` repeats it with
@@ -195,16 +196,26 @@ def funsd_examples(data: Path, words: str, limit: int | None) -> list[Example]:
     return out
 
 
+#: Invoice sets that hold one part of the generator's variation fixed (for ablations: ``--sets sroie,invoice-en``):
+#: the set's name -> `docvlm.synth.generate_invoice`'s keywords.
+INVOICE_VARIANTS: dict[str, dict[str, Any]] = {
+    "invoice-en": {"language": "en", "inline": False},  # English, each value in a column of its own
+    "invoice-columns": {"inline": False},  # every language, values in columns
+    "invoice-english": {"language": "en"},  # English, labels and values in one run or in columns
+}
+
+
 def synth_examples(kind: str, n: int, seed: int) -> list[Example]:
     import random
 
-    from docvlm.synth import FIELD_ALIASES, FormFields, InvoiceFields, generate
+    from docvlm.synth import FIELD_ALIASES, FormFields, InvoiceFields, generate, generate_invoice
 
     other_fields = set(InvoiceFields.model_fields) | set(FormFields.model_fields)
     rng = random.Random(seed)
     out = []
     for i in range(n):
-        synthetic = generate(kind, seed + i)
+        synthetic = generate_invoice(seed + i, **INVOICE_VARIANTS[kind]) if kind in INVOICE_VARIANTS \
+            else generate(kind, seed + i)
         doc = synthetic.open()
         schema = synthetic.schema_type
         fields = []
